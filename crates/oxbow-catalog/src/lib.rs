@@ -1,1 +1,69 @@
-//! placeholder
+//! Oxbow's metadata catalog: streams, signaling channels and access keys, each a table of
+//! JSON documents keyed by name. The [`Catalog`] trait is what the server sees; [`SqliteCatalog`]
+//! is the embedded backend (one file in the data directory). A PostgreSQL backend for cluster
+//! mode implements the same two traits.
+//!
+//! The catalog does no validation of its own beyond uniqueness and count limits: the API
+//! rules live in the server, which hands read-modify-write closures to [`Table::update`] so
+//! that every change is atomic whatever the backend.
+
+pub mod model;
+mod sqlite;
+
+use async_trait::async_trait;
+use oxbow_core::ApiError;
+
+pub use model::{AccessKey, ChannelRecord, EdgeRecord, Lifecycle, Status, StreamRecord};
+pub use sqlite::SqliteCatalog;
+
+/// A record kind the catalog can store.
+pub trait Resource: serde::Serialize + serde::de::DeserializeOwned + Send + Sync + 'static {
+    /// The table the records live in.
+    const TABLE: &'static str;
+    /// The unique key.
+    fn key(&self) -> &str;
+}
+
+/// A change applied atomically to one record; returning an error leaves the record untouched.
+pub type Update<T> = Box<dyn FnOnce(&mut T) -> Result<(), ApiError> + Send>;
+
+#[derive(Debug, thiserror::Error)]
+pub enum CatalogError {
+    #[error("a record with this key already exists")]
+    Exists,
+    #[error("the table already holds its maximum number of records")]
+    LimitExceeded,
+    #[error("no record with this key")]
+    NotFound,
+    /// The update closure refused the change.
+    #[error(transparent)]
+    Rejected(#[from] ApiError),
+    #[error("catalog storage failed: {0}")]
+    Storage(String),
+}
+
+/// One table of records of kind `T`.
+#[async_trait]
+pub trait Table<T: Resource>: Send + Sync {
+    /// Inserts a new record, failing if the key exists or the table holds `limit` records.
+    async fn insert(&self, record: T, limit: u64) -> Result<(), CatalogError>;
+    async fn get(&self, key: &str) -> Result<Option<T>, CatalogError>;
+    /// Records in key order whose key starts with `prefix` and sorts after `after`.
+    async fn list(
+        &self,
+        prefix: Option<&str>,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<T>, CatalogError>;
+    /// Applies `change` to the record atomically and returns the new record.
+    async fn update(&self, key: &str, change: Update<T>) -> Result<T, CatalogError>;
+    /// Removes the record; removing a missing record is not an error.
+    async fn remove(&self, key: &str) -> Result<(), CatalogError>;
+}
+
+/// Everything the control plane stores.
+pub trait Catalog: Send + Sync {
+    fn streams(&self) -> &dyn Table<StreamRecord>;
+    fn channels(&self) -> &dyn Table<ChannelRecord>;
+    fn access_keys(&self) -> &dyn Table<AccessKey>;
+}

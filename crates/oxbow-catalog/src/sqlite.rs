@@ -1,0 +1,318 @@
+//! The embedded catalog: one SQLite file in WAL mode. Reads go through a small pool of reader
+//! connections and never wait for a writer's fsync; writes are serialised on one connection
+//! and run on the blocking pool, committed with `synchronous=FULL` so an acknowledged change
+//! survives a crash.
+
+use std::marker::PhantomData;
+use std::path::Path;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use async_trait::async_trait;
+use rusqlite::{params, Connection, OpenFlags, OptionalExtension};
+
+use crate::{
+    AccessKey, Catalog, CatalogError, ChannelRecord, Resource, StreamRecord, Table, Update,
+};
+
+/// Schema migrations, applied in order; `PRAGMA user_version` records how many have run.
+/// Never edit a released entry: append a new one.
+const MIGRATIONS: &[&str] = &["
+    CREATE TABLE streams (name TEXT PRIMARY KEY, doc TEXT NOT NULL) WITHOUT ROWID;
+    CREATE TABLE channels (name TEXT PRIMARY KEY, doc TEXT NOT NULL) WITHOUT ROWID;
+    CREATE TABLE access_keys (name TEXT PRIMARY KEY, doc TEXT NOT NULL) WITHOUT ROWID;
+"];
+
+const READERS: usize = 4;
+
+fn storage(e: impl std::fmt::Display) -> CatalogError {
+    CatalogError::Storage(e.to_string())
+}
+
+fn lock(m: &Mutex<Connection>) -> MutexGuard<'_, Connection> {
+    m.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+struct Db {
+    writer: Mutex<Connection>,
+    readers: Vec<Mutex<Connection>>,
+    next_reader: AtomicUsize,
+}
+
+impl Db {
+    fn read<R>(
+        &self,
+        f: impl FnOnce(&Connection) -> rusqlite::Result<R>,
+    ) -> Result<R, CatalogError> {
+        let start = self.next_reader.fetch_add(1, Ordering::Relaxed);
+        let n = self.readers.len();
+        let conn = (0..n)
+            .find_map(|i| self.readers[(start + i) % n].try_lock().ok())
+            .unwrap_or_else(|| lock(&self.readers[start % n]));
+        f(&conn).map_err(storage)
+    }
+
+    async fn write<R: Send + 'static>(
+        self: &Arc<Self>,
+        f: impl FnOnce(&mut Connection) -> Result<R, CatalogError> + Send + 'static,
+    ) -> Result<R, CatalogError> {
+        let db = Arc::clone(self);
+        tokio::task::spawn_blocking(move || f(&mut lock(&db.writer)))
+            .await
+            .map_err(storage)?
+    }
+}
+
+/// The SQLite-backed catalog.
+pub struct SqliteCatalog {
+    streams: SqliteTable<StreamRecord>,
+    channels: SqliteTable<ChannelRecord>,
+    access_keys: SqliteTable<AccessKey>,
+}
+
+impl SqliteCatalog {
+    /// Opens (creating if needed) the catalog file and brings its schema up to date.
+    pub fn open(path: &Path) -> Result<Self, CatalogError> {
+        let mut writer = Connection::open(path).map_err(storage)?;
+        writer
+            .execute_batch(
+                "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL; PRAGMA busy_timeout=5000;",
+            )
+            .map_err(storage)?;
+        migrate(&mut writer)?;
+        let readers = (0..READERS)
+            .map(|_| {
+                let c = Connection::open_with_flags(
+                    path,
+                    OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+                )?;
+                c.execute_batch("PRAGMA busy_timeout=5000;")?;
+                Ok(Mutex::new(c))
+            })
+            .collect::<rusqlite::Result<Vec<_>>>()
+            .map_err(storage)?;
+        let db = Arc::new(Db {
+            writer: Mutex::new(writer),
+            readers,
+            next_reader: AtomicUsize::new(0),
+        });
+        Ok(Self {
+            streams: SqliteTable::new(&db),
+            channels: SqliteTable::new(&db),
+            access_keys: SqliteTable::new(&db),
+        })
+    }
+}
+
+fn migrate(conn: &mut Connection) -> Result<(), CatalogError> {
+    let applied: usize = conn
+        .query_row("PRAGMA user_version", [], |r| r.get(0))
+        .map_err(storage)?;
+    for (i, sql) in MIGRATIONS.iter().enumerate().skip(applied) {
+        let tx = conn.transaction().map_err(storage)?;
+        tx.execute_batch(sql).map_err(storage)?;
+        tx.execute_batch(&format!("PRAGMA user_version = {}", i + 1))
+            .map_err(storage)?;
+        tx.commit().map_err(storage)?;
+        tracing::info!(version = i + 1, "catalog schema migrated");
+    }
+    Ok(())
+}
+
+impl Catalog for SqliteCatalog {
+    fn streams(&self) -> &dyn Table<StreamRecord> {
+        &self.streams
+    }
+    fn channels(&self) -> &dyn Table<ChannelRecord> {
+        &self.channels
+    }
+    fn access_keys(&self) -> &dyn Table<AccessKey> {
+        &self.access_keys
+    }
+}
+
+struct SqliteTable<T> {
+    db: Arc<Db>,
+    _kind: PhantomData<fn() -> T>,
+}
+
+impl<T: Resource> SqliteTable<T> {
+    fn new(db: &Arc<Db>) -> Self {
+        Self { db: Arc::clone(db), _kind: PhantomData }
+    }
+}
+
+fn decode<T: Resource>(doc: &str) -> Result<T, CatalogError> {
+    serde_json::from_str(doc).map_err(storage)
+}
+
+fn encode<T: Resource>(record: &T) -> Result<String, CatalogError> {
+    serde_json::to_string(record).map_err(storage)
+}
+
+fn get_in<T: Resource>(conn: &Connection, key: &str) -> Result<Option<T>, CatalogError> {
+    let doc: Option<String> = conn
+        .query_row(
+            &format!("SELECT doc FROM {} WHERE name = ?1", T::TABLE),
+            [key],
+            |r| r.get(0),
+        )
+        .optional()
+        .map_err(storage)?;
+    doc.map(|d| decode(&d)).transpose()
+}
+
+#[async_trait]
+impl<T: Resource> Table<T> for SqliteTable<T> {
+    async fn insert(&self, record: T, limit: u64) -> Result<(), CatalogError> {
+        self.db
+            .write(move |conn| {
+                let tx = conn.transaction().map_err(storage)?;
+                let count: u64 = tx
+                    .query_row(&format!("SELECT COUNT(*) FROM {}", T::TABLE), [], |r| {
+                        r.get(0)
+                    })
+                    .map_err(storage)?;
+                if get_in::<T>(&tx, record.key())?.is_some() {
+                    return Err(CatalogError::Exists);
+                }
+                if count >= limit {
+                    return Err(CatalogError::LimitExceeded);
+                }
+                tx.execute(
+                    &format!("INSERT INTO {} (name, doc) VALUES (?1, ?2)", T::TABLE),
+                    params![record.key(), encode(&record)?],
+                )
+                .map_err(storage)?;
+                tx.commit().map_err(storage)
+            })
+            .await
+    }
+
+    async fn get(&self, key: &str) -> Result<Option<T>, CatalogError> {
+        let doc: Option<String> = self.db.read(|conn| {
+            conn.prepare_cached(&format!("SELECT doc FROM {} WHERE name = ?1", T::TABLE))?
+                .query_row([key], |r| r.get(0))
+                .optional()
+        })?;
+        doc.map(|d| decode(&d)).transpose()
+    }
+
+    async fn list(
+        &self,
+        prefix: Option<&str>,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<T>, CatalogError> {
+        let prefix = prefix.unwrap_or("");
+        let docs: Vec<String> = self.db.read(|conn| {
+            let mut stmt = conn.prepare_cached(&format!(
+                "SELECT doc FROM {} WHERE name > ?1 AND substr(name, 1, ?2) = ?3 \
+                 ORDER BY name LIMIT ?4",
+                T::TABLE
+            ))?;
+            let rows = stmt.query_map(
+                params![
+                    after.unwrap_or(""),
+                    prefix.chars().count() as i64,
+                    prefix,
+                    limit as i64
+                ],
+                |r| r.get(0),
+            )?;
+            rows.collect()
+        })?;
+        docs.iter().map(|d| decode(d)).collect()
+    }
+
+    async fn update(&self, key: &str, change: Update<T>) -> Result<T, CatalogError> {
+        let key = key.to_string();
+        self.db
+            .write(move |conn| {
+                let tx = conn.transaction().map_err(storage)?;
+                let mut record: T = get_in(&tx, &key)?.ok_or(CatalogError::NotFound)?;
+                change(&mut record)?;
+                tx.execute(
+                    &format!("UPDATE {} SET doc = ?2 WHERE name = ?1", T::TABLE),
+                    params![key, encode(&record)?],
+                )
+                .map_err(storage)?;
+                tx.commit().map_err(storage)?;
+                Ok(record)
+            })
+            .await
+    }
+
+    async fn remove(&self, key: &str) -> Result<(), CatalogError> {
+        let key = key.to_string();
+        self.db
+            .write(move |conn| {
+                conn.execute(&format!("DELETE FROM {} WHERE name = ?1", T::TABLE), [key])
+                    .map_err(storage)?;
+                Ok(())
+            })
+            .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use oxbow_core::{ApiError, ErrorKind};
+
+    fn key(id: &str) -> AccessKey {
+        AccessKey {
+            access_key_id: id.to_string(),
+            secret_access_key: "s".into(),
+            principal: "root".into(),
+            session_token: None,
+            expires_ms: None,
+            created_ms: 0,
+            active: true,
+        }
+    }
+
+    fn temp_path() -> std::path::PathBuf {
+        let dir = std::env::temp_dir().join(format!("oxbow-catalog-{}", oxbow_core::ids::version()));
+        std::fs::create_dir_all(&dir).unwrap();
+        dir.join("catalog.sqlite")
+    }
+
+    #[tokio::test]
+    async fn insert_get_list_update_remove_and_reopen() {
+        let path = temp_path();
+        let cat = SqliteCatalog::open(&path).unwrap();
+        let t = cat.access_keys();
+        for id in ["b1", "a1", "a2", "c"] {
+            t.insert(key(id), 10).await.unwrap();
+        }
+        assert!(matches!(t.insert(key("a1"), 10).await, Err(CatalogError::Exists)));
+        assert!(matches!(t.insert(key("z"), 4).await, Err(CatalogError::LimitExceeded)));
+        let names = |v: Vec<AccessKey>| v.into_iter().map(|k| k.access_key_id).collect::<Vec<_>>();
+        assert_eq!(names(t.list(Some("a"), None, 10).await.unwrap()), ["a1", "a2"]);
+        assert_eq!(names(t.list(None, Some("a2"), 10).await.unwrap()), ["b1", "c"]);
+        assert_eq!(names(t.list(None, None, 2).await.unwrap()), ["a1", "a2"]);
+        let k = t
+            .update("c", Box::new(|k| {
+                k.active = false;
+                Ok(())
+            }))
+            .await
+            .unwrap();
+        assert!(!k.active);
+        let refused = t
+            .update("c", Box::new(|k| {
+                k.active = true;
+                Err(ApiError::new(ErrorKind::ResourceInUse, "no"))
+            }))
+            .await;
+        assert!(matches!(refused, Err(CatalogError::Rejected(_))));
+        t.remove("b1").await.unwrap();
+        drop(cat);
+        let cat = SqliteCatalog::open(&path).unwrap();
+        let t = cat.access_keys();
+        assert!(t.get("b1").await.unwrap().is_none());
+        assert!(!t.get("c").await.unwrap().unwrap().active);
+        assert_eq!(t.list(None, None, 100).await.unwrap().len(), 3);
+    }
+}
