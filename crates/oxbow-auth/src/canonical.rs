@@ -82,7 +82,10 @@ mod tests {
     #[test]
     fn query_is_sorted_and_strictly_encoded() {
         assert_eq!(
-            query(Some("b=2&a=x%2Fy&X-Amz-Signature=zz&c"), Some("X-Amz-Signature")),
+            query(
+                Some("b=2&a=x%2Fy&X-Amz-Signature=zz&c"),
+                Some("X-Amz-Signature")
+            ),
             "a=x%2Fy&b=2&c="
         );
         assert_eq!(query(Some("arn=a:b/c"), None), "arn=a%3Ab%2Fc");

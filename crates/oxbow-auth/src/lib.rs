@@ -8,4 +8,6 @@
 mod canonical;
 mod sigv4;
 
-pub use sigv4::{parse, verify, ParsedAuth, Request, EMPTY_SHA256, UNSIGNED_PAYLOAD};
+pub use sigv4::{
+    parse, sign, verify, ParsedAuth, Request, SigningParams, EMPTY_SHA256, UNSIGNED_PAYLOAD,
+};

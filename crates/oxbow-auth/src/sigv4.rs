@@ -125,7 +125,9 @@ fn parse_query(query: &str) -> Result<ParsedAuth, ApiError> {
     };
     let need = |name: &str| {
         get(name).ok_or_else(|| {
-            incomplete(format!("Presigned request requires the '{name}' query parameter."))
+            incomplete(format!(
+                "Presigned request requires the '{name}' query parameter."
+            ))
         })
     };
     if need("X-Amz-Algorithm")? != ALGORITHM {
@@ -203,7 +205,9 @@ fn build(
 
 fn parse_amz_date(s: &str) -> Option<OffsetDateTime> {
     let fmt = format_description!("[year][month][day]T[hour][minute][second]Z");
-    PrimitiveDateTime::parse(s, fmt).ok().map(|t| t.assume_utc())
+    PrimitiveDateTime::parse(s, fmt)
+        .ok()
+        .map(|t| t.assume_utc())
 }
 
 fn format_amz_date(t: OffsetDateTime) -> String {
@@ -224,10 +228,7 @@ pub fn verify(
     check_scope(auth, region, service)?;
     check_time(auth, now)?;
     let key = signing_key(secret, &auth.scope_date, &auth.region, &auth.service);
-    let query = canonical::query(
-        req.query,
-        auth.presigned.then_some("X-Amz-Signature"),
-    );
+    let query = canonical::query(req.query, auth.presigned.then_some("X-Amz-Signature"));
     let headers = canonical::headers(req.headers, &auth.signed_headers);
     let signed = auth.signed_headers.join(";");
     let claimed = hex::decode(&auth.signature).map_err(|_| mismatch())?;
@@ -239,8 +240,10 @@ pub fn verify(
     hashes.extend(req.payload_hashes.iter().copied());
     for uri in canonical::uris(req.path) {
         for hash in &hashes {
-            let canonical_request =
-                format!("{}\n{uri}\n{query}\n{headers}\n{signed}\n{hash}", req.method);
+            let canonical_request = format!(
+                "{}\n{uri}\n{query}\n{headers}\n{signed}\n{hash}",
+                req.method
+            );
             let to_sign = string_to_sign(auth, &canonical_request);
             let mut mac = hmac(&key);
             mac.update(to_sign.as_bytes());
@@ -270,7 +273,10 @@ fn check_scope(auth: &ParsedAuth, region: &str, service: &str) -> Result<(), Api
     if auth.region != region {
         return Err(err(
             ErrorKind::InvalidSignature,
-            format!("Credential should be scoped to a valid region, not '{}'. ", auth.region),
+            format!(
+                "Credential should be scoped to a valid region, not '{}'. ",
+                auth.region
+            ),
         ));
     }
     if !auth.amz_date.starts_with(&auth.scope_date) {
@@ -383,15 +389,44 @@ mod tests {
         let auth = parse(&req).unwrap();
         assert_eq!(auth.access_key_id, "AKIDEXAMPLE");
         let secret = "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY";
-        verify(&auth, &req, secret, "us-east-1", "service", at("20150830T123600Z")).unwrap();
-        let e = verify(&auth, &req, "wrong", "us-east-1", "service", at("20150830T123600Z"))
-            .unwrap_err();
+        verify(
+            &auth,
+            &req,
+            secret,
+            "us-east-1",
+            "service",
+            at("20150830T123600Z"),
+        )
+        .unwrap();
+        let e = verify(
+            &auth,
+            &req,
+            "wrong",
+            "us-east-1",
+            "service",
+            at("20150830T123600Z"),
+        )
+        .unwrap_err();
         assert_eq!(e.kind, ErrorKind::InvalidSignature);
-        let e = verify(&auth, &req, secret, "us-east-1", "service", at("20150830T125200Z"))
-            .unwrap_err();
+        let e = verify(
+            &auth,
+            &req,
+            secret,
+            "us-east-1",
+            "service",
+            at("20150830T125200Z"),
+        )
+        .unwrap_err();
         assert!(e.message.starts_with("Signature expired"), "{}", e.message);
-        let e = verify(&auth, &req, secret, "us-west-2", "service", at("20150830T123600Z"))
-            .unwrap_err();
+        let e = verify(
+            &auth,
+            &req,
+            secret,
+            "us-west-2",
+            "service",
+            at("20150830T123600Z"),
+        )
+        .unwrap_err();
         assert!(e.message.contains("region"));
     }
 
@@ -410,8 +445,121 @@ mod tests {
             ErrorKind::MissingAuthenticationToken
         );
         let mut headers = HeaderMap::new();
-        headers.insert("authorization", HeaderValue::from_static("AWS4-HMAC-SHA256 Credential=a/b"));
-        let req = Request { headers: &headers, ..req };
-        assert_eq!(parse(&req).unwrap_err().kind, ErrorKind::IncompleteSignature);
+        headers.insert(
+            "authorization",
+            HeaderValue::from_static("AWS4-HMAC-SHA256 Credential=a/b"),
+        );
+        let req = Request {
+            headers: &headers,
+            ..req
+        };
+        assert_eq!(
+            parse(&req).unwrap_err().kind,
+            ErrorKind::IncompleteSignature
+        );
+    }
+}
+
+/// What a signer needs to sign one request with the header form.
+pub struct SigningParams<'a> {
+    pub access_key_id: &'a str,
+    pub secret_access_key: &'a str,
+    pub security_token: Option<&'a str>,
+    pub region: &'a str,
+    pub service: &'a str,
+    pub time: OffsetDateTime,
+}
+
+/// Signs a request: returns the headers to add (`x-amz-date`, optional
+/// `x-amz-security-token`, `authorization`). `headers` must already hold `host` and any other
+/// header to be signed; every header in it is signed.
+pub fn sign(
+    method: &str,
+    path: &str,
+    query: Option<&str>,
+    headers: &HeaderMap,
+    payload_hash: &str,
+    p: &SigningParams<'_>,
+) -> Vec<(&'static str, String)> {
+    let amz_date = format_amz_date(p.time);
+    let mut all = headers.clone();
+    let mut added: Vec<(&'static str, String)> = vec![("x-amz-date", amz_date.clone())];
+    if let Some(t) = p.security_token {
+        added.push(("x-amz-security-token", t.to_string()));
+    }
+    for (k, v) in &added {
+        if let Ok(v) = http::HeaderValue::from_str(v) {
+            all.insert(*k, v);
+        }
+    }
+    let mut names: Vec<String> = all.keys().map(|k| k.as_str().to_string()).collect();
+    names.sort();
+    names.dedup();
+    let auth = ParsedAuth {
+        access_key_id: p.access_key_id.to_string(),
+        security_token: p.security_token.map(str::to_string),
+        presigned: false,
+        scope_date: amz_date[..8].to_string(),
+        region: p.region.to_string(),
+        service: p.service.to_string(),
+        signed_headers: names,
+        signature: String::new(),
+        amz_date,
+        expires: None,
+    };
+    let uri = canonical::uris(path).remove(0);
+    let canonical_request = format!(
+        "{method}\n{uri}\n{}\n{}\n{}\n{payload_hash}",
+        canonical::query(query, None),
+        canonical::headers(&all, &auth.signed_headers),
+        auth.signed_headers.join(";"),
+    );
+    let key = signing_key(p.secret_access_key, &auth.scope_date, p.region, p.service);
+    let signature = hex::encode(hmac_bytes(&key, &string_to_sign(&auth, &canonical_request)));
+    added.push((
+        "authorization",
+        format!(
+            "{ALGORITHM} Credential={}/{}/{}/{}/aws4_request, SignedHeaders={}, Signature={signature}",
+            p.access_key_id,
+            auth.scope_date,
+            p.region,
+            p.service,
+            auth.signed_headers.join(";")
+        ),
+    ));
+    added
+}
+
+#[cfg(test)]
+mod sign_tests {
+    use super::*;
+    use http::HeaderValue;
+
+    #[test]
+    fn our_signature_verifies() {
+        let mut headers = HeaderMap::new();
+        headers.insert("host", HeaderValue::from_static("127.0.0.1"));
+        headers.insert("content-type", HeaderValue::from_static("application/json"));
+        let now = OffsetDateTime::now_utc();
+        let p = SigningParams {
+            access_key_id: "AKIAEXAMPLE",
+            secret_access_key: "secret",
+            security_token: None,
+            region: "us-east-1",
+            service: "kinesisvideo",
+            time: now,
+        };
+        for (k, v) in sign("POST", "/listStreams", None, &headers, EMPTY_SHA256, &p) {
+            headers.insert(k, HeaderValue::from_str(&v).unwrap());
+        }
+        let req = Request {
+            method: "POST",
+            path: "/listStreams",
+            query: None,
+            headers: &headers,
+            payload_hashes: &[EMPTY_SHA256],
+        };
+        let auth = parse(&req).unwrap();
+        verify(&auth, &req, "secret", "us-east-1", "kinesisvideo", now).unwrap();
     }
 }

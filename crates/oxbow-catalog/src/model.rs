@@ -40,7 +40,10 @@ pub struct Lifecycle {
 
 impl Lifecycle {
     pub fn new(status: Status, now_ms: i64, delay_ms: i64) -> Self {
-        Self { status, until_ms: now_ms + delay_ms }
+        Self {
+            status,
+            until_ms: now_ms + delay_ms,
+        }
     }
 
     /// The status as of `now_ms`; `None` once a deletion has completed.
@@ -65,10 +68,17 @@ pub struct StreamRecord {
     pub device_name: Option<String>,
     pub media_type: Option<String>,
     pub kms_key_id: String,
+    /// `DefaultStorageTier` of the stream storage configuration: `HOT` or `WARM`.
+    #[serde(default = "hot")]
+    pub storage_tier: String,
     pub tags: BTreeMap<String, String>,
     pub image_generation: Option<serde_json::Value>,
     pub notification: Option<serde_json::Value>,
     pub edge: Option<EdgeRecord>,
+}
+
+fn hot() -> String {
+    "HOT".into()
 }
 
 impl Resource for StreamRecord {

@@ -138,7 +138,10 @@ struct SqliteTable<T> {
 
 impl<T: Resource> SqliteTable<T> {
     fn new(db: &Arc<Db>) -> Self {
-        Self { db: Arc::clone(db), _kind: PhantomData }
+        Self {
+            db: Arc::clone(db),
+            _kind: PhantomData,
+        }
     }
 }
 
@@ -273,7 +276,8 @@ mod tests {
     }
 
     fn temp_path() -> std::path::PathBuf {
-        let dir = std::env::temp_dir().join(format!("oxbow-catalog-{}", oxbow_core::ids::version()));
+        let dir =
+            std::env::temp_dir().join(format!("oxbow-catalog-{}", oxbow_core::ids::version()));
         std::fs::create_dir_all(&dir).unwrap();
         dir.join("catalog.sqlite")
     }
@@ -286,25 +290,43 @@ mod tests {
         for id in ["b1", "a1", "a2", "c"] {
             t.insert(key(id), 10).await.unwrap();
         }
-        assert!(matches!(t.insert(key("a1"), 10).await, Err(CatalogError::Exists)));
-        assert!(matches!(t.insert(key("z"), 4).await, Err(CatalogError::LimitExceeded)));
+        assert!(matches!(
+            t.insert(key("a1"), 10).await,
+            Err(CatalogError::Exists)
+        ));
+        assert!(matches!(
+            t.insert(key("z"), 4).await,
+            Err(CatalogError::LimitExceeded)
+        ));
         let names = |v: Vec<AccessKey>| v.into_iter().map(|k| k.access_key_id).collect::<Vec<_>>();
-        assert_eq!(names(t.list(Some("a"), None, 10).await.unwrap()), ["a1", "a2"]);
-        assert_eq!(names(t.list(None, Some("a2"), 10).await.unwrap()), ["b1", "c"]);
+        assert_eq!(
+            names(t.list(Some("a"), None, 10).await.unwrap()),
+            ["a1", "a2"]
+        );
+        assert_eq!(
+            names(t.list(None, Some("a2"), 10).await.unwrap()),
+            ["b1", "c"]
+        );
         assert_eq!(names(t.list(None, None, 2).await.unwrap()), ["a1", "a2"]);
         let k = t
-            .update("c", Box::new(|k| {
-                k.active = false;
-                Ok(())
-            }))
+            .update(
+                "c",
+                Box::new(|k| {
+                    k.active = false;
+                    Ok(())
+                }),
+            )
             .await
             .unwrap();
         assert!(!k.active);
         let refused = t
-            .update("c", Box::new(|k| {
-                k.active = true;
-                Err(ApiError::new(ErrorKind::ResourceInUse, "no"))
-            }))
+            .update(
+                "c",
+                Box::new(|k| {
+                    k.active = true;
+                    Err(ApiError::new(ErrorKind::ResourceInUse, "no"))
+                }),
+            )
             .await;
         assert!(matches!(refused, Err(CatalogError::Rejected(_))));
         t.remove("b1").await.unwrap();

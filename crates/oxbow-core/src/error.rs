@@ -80,8 +80,11 @@ impl ErrorKind {
         use ErrorKind::*;
         match self {
             AccessDenied | NotAuthorized => 401,
-            MissingAuthenticationToken | IncompleteSignature | InvalidSignature
-            | UnrecognizedClient | ExpiredToken => 403,
+            MissingAuthenticationToken
+            | IncompleteSignature
+            | InvalidSignature
+            | UnrecognizedClient
+            | ExpiredToken => 403,
             ResourceNotFound | StreamEdgeConfigurationNotFound | UnknownOperation => 404,
             RequestEntityTooLarge => 413,
             InternalFailure => 500,
@@ -106,7 +109,10 @@ impl fmt::Display for ApiError {
 
 impl ApiError {
     pub fn new(kind: ErrorKind, message: impl Into<String>) -> Self {
-        Self { kind, message: message.into() }
+        Self {
+            kind,
+            message: message.into(),
+        }
     }
 
     pub fn invalid_argument(message: impl Into<String>) -> Self {

@@ -170,7 +170,7 @@ impl Checks {
     }
 
     /// A member the operation requires.
-    pub fn required<T>(&mut self, field: &str, value: Option<&T>) -> &mut Self {
+    pub fn required<T: ?Sized>(&mut self, field: &str, value: Option<&T>) -> &mut Self {
         if value.is_none() {
             self.fail("null", field, "not be null");
         }
@@ -305,23 +305,47 @@ mod tests {
         c.string("n", Some("good.name-1_x"), &STREAM_NAME);
         assert!(c.finish().is_ok());
         for bad in ["a/b", "a b", "", "ü"] {
-            assert!(Checks::new().string("n", Some(bad), &STREAM_NAME).finish().is_err(), "{bad}");
+            assert!(
+                Checks::new()
+                    .string("n", Some(bad), &STREAM_NAME)
+                    .finish()
+                    .is_err(),
+                "{bad}"
+            );
         }
-        assert!(Checks::new().string("m", Some("video/h264,audio/aac"), &MEDIA_TYPE).finish().is_ok());
-        assert!(Checks::new().string("m", Some("video"), &MEDIA_TYPE).finish().is_err());
+        assert!(Checks::new()
+            .string("m", Some("video/h264,audio/aac"), &MEDIA_TYPE)
+            .finish()
+            .is_ok());
+        assert!(Checks::new()
+            .string("m", Some("video"), &MEDIA_TYPE)
+            .finish()
+            .is_err());
     }
 
     #[test]
     fn tag_classes_are_unicode() {
-        assert!(Checks::new().string("k", Some("Ünïcode key 1:/=+-@"), &TAG_KEY).finish().is_ok());
-        assert!(Checks::new().string("k", Some("semi;colon"), &TAG_KEY).finish().is_err());
-        assert!(Checks::new().string("v", Some(""), &TAG_VALUE).finish().is_ok());
+        assert!(Checks::new()
+            .string("k", Some("Ünïcode key 1:/=+-@"), &TAG_KEY)
+            .finish()
+            .is_ok());
+        assert!(Checks::new()
+            .string("k", Some("semi;colon"), &TAG_KEY)
+            .finish()
+            .is_err());
+        assert!(Checks::new()
+            .string("v", Some(""), &TAG_VALUE)
+            .finish()
+            .is_ok());
     }
 
     #[test]
     fn lengths_count_characters() {
         let long = "a".repeat(257);
-        let err = Checks::new().string("n", Some(&long), &STREAM_NAME).finish().unwrap_err();
+        let err = Checks::new()
+            .string("n", Some(&long), &STREAM_NAME)
+            .finish()
+            .unwrap_err();
         assert!(err.message.contains("less than or equal to 256"));
     }
 }

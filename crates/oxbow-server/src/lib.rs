@@ -1,1 +1,172 @@
-//! placeholder
+//! The Oxbow server: one HTTP(S) listener whose front door verifies SigV4 and routes by path to
+//! the API handlers. [`Server::bind`] opens the catalog and sockets, then [`Server::serve`] runs
+//! until the shutdown future completes.
+
+mod auth;
+mod bootstrap;
+pub mod config;
+pub mod control;
+mod front;
+mod listener;
+mod reaper;
+mod state;
+mod tls;
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use oxbow_catalog::SqliteCatalog;
+use tokio::net::TcpListener;
+
+pub use bootstrap::RootCredentials;
+pub use config::{Limits, ServerConfig, TlsConfig};
+use state::AppState;
+
+/// Why the server could not start or stopped abnormally.
+#[derive(Debug, thiserror::Error)]
+pub enum ServerError {
+    #[error("cannot use data directory {path}: {source}")]
+    DataDir {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
+    #[error("catalog: {0}")]
+    Catalog(#[from] oxbow_catalog::CatalogError),
+    #[error("TLS: {0}")]
+    Tls(String),
+    #[error("configuration: {0}")]
+    Config(String),
+}
+
+/// A bound, ready-to-serve Oxbow.
+pub struct Server {
+    state: Arc<AppState>,
+    primary: TcpListener,
+    plain: Option<TcpListener>,
+    tls: Option<tokio_rustls::TlsAcceptor>,
+    /// What the operator needs to know to connect: URLs, credentials, CA path.
+    pub info: ServerInfo,
+}
+
+/// Facts about a started server, for the readiness message and the tests.
+#[derive(Debug, Clone)]
+pub struct ServerInfo {
+    pub url: String,
+    pub plain_url: Option<String>,
+    pub public_url: String,
+    pub ca_path: Option<std::path::PathBuf>,
+    pub root: RootCredentials,
+    pub aws_config_dir: std::path::PathBuf,
+}
+
+impl Server {
+    /// Opens the data directory, catalog and listeners. Nothing is served until [`Server::serve`].
+    pub async fn bind(config: ServerConfig) -> Result<Self, ServerError> {
+        config.check()?;
+        std::fs::create_dir_all(&config.data_dir).map_err(|source| ServerError::DataDir {
+            path: config.data_dir.display().to_string(),
+            source,
+        })?;
+        let catalog = SqliteCatalog::open(&config.data_dir.join("catalog.sqlite"))?;
+        let primary = bind(config.listen).await?;
+        let plain = match config.http_listen {
+            Some(addr) => Some(bind(addr).await?),
+            None => None,
+        };
+        let local = primary.local_addr().map_err(|source| ServerError::Bind {
+            addr: config.listen,
+            source,
+        })?;
+        let scheme = if config.tls.is_some() {
+            "https"
+        } else {
+            "http"
+        };
+        let url = format!("{scheme}://{}", display_addr(local));
+        let public_url = config
+            .public_url
+            .clone()
+            .unwrap_or_else(|| url.clone())
+            .trim_end_matches('/')
+            .to_string();
+        let (tls, ca_path) = match &config.tls {
+            Some(t) => {
+                let (acceptor, ca) = tls::acceptor(t, &config.data_dir, &public_url)?;
+                (Some(acceptor), ca)
+            }
+            None => (None, None),
+        };
+        let root = bootstrap::root_credentials(&catalog, &config).await?;
+        let aws_config_dir =
+            bootstrap::write_aws_files(&config, &root, &public_url, ca_path.as_deref())?;
+        let plain_url = plain
+            .as_ref()
+            .and_then(|l| l.local_addr().ok())
+            .map(|a| format!("http://{}", display_addr(a)));
+        let state = Arc::new(AppState::new(Arc::new(catalog), config, &public_url));
+        Ok(Server {
+            state,
+            primary,
+            plain,
+            tls,
+            info: ServerInfo {
+                url,
+                plain_url,
+                public_url,
+                ca_path,
+                root,
+                aws_config_dir,
+            },
+        })
+    }
+
+    /// Serves until `shutdown` completes, then drains open connections (up to 10 s).
+    pub async fn serve(self, shutdown: impl Future<Output = ()> + Send + 'static) {
+        let reaper = tokio::spawn(reaper::run(Arc::clone(&self.state)));
+        let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+        let mut tasks = vec![tokio::spawn(listener::run(
+            self.primary,
+            self.tls,
+            Arc::clone(&self.state),
+            stop_rx.clone(),
+        ))];
+        if let Some(plain) = self.plain {
+            tasks.push(tokio::spawn(listener::run(
+                plain,
+                None,
+                Arc::clone(&self.state),
+                stop_rx,
+            )));
+        }
+        shutdown.await;
+        tracing::info!("shutting down: no new connections, draining open ones");
+        let _ = stop_tx.send(true);
+        for t in tasks {
+            let _ = t.await;
+        }
+        reaper.abort();
+    }
+}
+
+async fn bind(addr: SocketAddr) -> Result<TcpListener, ServerError> {
+    TcpListener::bind(addr)
+        .await
+        .map_err(|source| ServerError::Bind { addr, source })
+}
+
+/// An address as a URL authority: unspecified IPs become loopback so the URL is usable.
+fn display_addr(addr: SocketAddr) -> String {
+    let ip = match addr.ip() {
+        ip if ip.is_unspecified() && ip.is_ipv4() => "127.0.0.1".to_string(),
+        ip if ip.is_unspecified() => "[::1]".to_string(),
+        std::net::IpAddr::V6(v6) => format!("[{v6}]"),
+        ip => ip.to_string(),
+    };
+    format!("{ip}:{}", addr.port())
+}

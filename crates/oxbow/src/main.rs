@@ -1,1 +1,60 @@
-fn main() {}
+//! The `oxbow` command: `oxbow serve` runs the service; `oxbow bench` measures it.
+
+mod bench;
+mod serve;
+
+use clap::{Parser, Subcommand};
+
+/// Oxbow: a self-hosted Amazon Kinesis Video Streams.
+///
+/// Point the AWS CLI, the AWS SDKs and the KVS producer/WebRTC SDKs at it by changing only
+/// their endpoint.
+#[derive(Parser)]
+#[command(name = "oxbow", version, propagate_version = true)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the server (control plane today; media and WebRTC as they land).
+    Serve(serve::ServeArgs),
+    /// Load generators that measure a running server.
+    #[command(subcommand)]
+    Bench(bench::BenchCommand),
+}
+
+fn main() -> std::process::ExitCode {
+    let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("oxbow: cannot start the async runtime: {e}");
+            return std::process::ExitCode::FAILURE;
+        }
+    };
+    let result = runtime.block_on(async {
+        match cli.command {
+            Command::Serve(args) => serve::run(args).await,
+            Command::Bench(cmd) => bench::run(cmd).await,
+        }
+    });
+    match result {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("oxbow: {e}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,114 @@
+//! First-start chores: the root access key (from the environment, or generated once and kept
+//! in the catalog) and an AWS shared credentials + config pair in the data directory, so that
+//! `aws --profile oxbow` and the SDKs work against this server without further setup.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+
+use oxbow_catalog::{AccessKey, Catalog, CatalogError, SqliteCatalog};
+use oxbow_core::{ids, time::now_ms};
+
+use crate::config::ServerConfig;
+use crate::ServerError;
+
+pub const ROOT_PRINCIPAL: &str = "root";
+/// The profile name written to the generated AWS config files.
+pub const PROFILE: &str = "oxbow";
+
+#[derive(Debug, Clone)]
+pub struct RootCredentials {
+    pub access_key_id: String,
+    pub secret_access_key: String,
+}
+
+/// Ensures the root key exists: the environment's if given, else the stored one, else a new one.
+pub async fn root_credentials(
+    catalog: &SqliteCatalog,
+    config: &ServerConfig,
+) -> Result<RootCredentials, ServerError> {
+    let keys = catalog.access_keys();
+    if let Some((id, secret)) = &config.root_credentials {
+        let key = root_key(id, secret);
+        match keys.insert(key.clone(), u64::MAX).await {
+            Ok(()) => {}
+            Err(CatalogError::Exists) => {
+                let secret = secret.clone();
+                keys.update(
+                    id,
+                    Box::new(move |k| {
+                        k.secret_access_key = secret;
+                        k.principal = ROOT_PRINCIPAL.into();
+                        k.active = true;
+                        Ok(())
+                    }),
+                )
+                .await?;
+            }
+            Err(e) => return Err(e.into()),
+        }
+        return Ok(RootCredentials {
+            access_key_id: id.clone(),
+            secret_access_key: key.secret_access_key,
+        });
+    }
+    let existing = keys
+        .list(Some("AKIA"), None, usize::MAX)
+        .await?
+        .into_iter()
+        .find(|k| k.principal == ROOT_PRINCIPAL && k.active && k.session_token.is_none());
+    let key = match existing {
+        Some(k) => k,
+        None => {
+            let k = root_key(&ids::access_key_id("AKIA"), &ids::secret_access_key());
+            keys.insert(k.clone(), u64::MAX).await?;
+            tracing::info!(access_key_id = %k.access_key_id, "generated root credentials");
+            k
+        }
+    };
+    Ok(RootCredentials {
+        access_key_id: key.access_key_id,
+        secret_access_key: key.secret_access_key,
+    })
+}
+
+fn root_key(id: &str, secret: &str) -> AccessKey {
+    AccessKey {
+        access_key_id: id.to_string(),
+        secret_access_key: secret.to_string(),
+        principal: ROOT_PRINCIPAL.into(),
+        session_token: None,
+        expires_ms: None,
+        created_ms: now_ms(),
+        active: true,
+    }
+}
+
+/// Writes `<data>/aws/credentials` and `<data>/aws/config` (profile `oxbow`). Returns the folder.
+pub fn write_aws_files(
+    config: &ServerConfig,
+    root: &RootCredentials,
+    public_url: &str,
+    ca: Option<&Path>,
+) -> Result<PathBuf, ServerError> {
+    let dir = config.data_dir.join("aws");
+    let io = |e: std::io::Error| ServerError::DataDir {
+        path: dir.display().to_string(),
+        source: e,
+    };
+    fs::create_dir_all(&dir).map_err(io)?;
+    let credentials = format!(
+        "[{PROFILE}]\naws_access_key_id = {}\naws_secret_access_key = {}\n",
+        root.access_key_id, root.secret_access_key
+    );
+    crate::tls::write_private(&dir.join("credentials"), &credentials)?;
+    let mut profile = format!(
+        "[profile {PROFILE}]\nregion = {}\nendpoint_url = {public_url}\n",
+        config.region
+    );
+    if let Some(ca) = ca {
+        let ca = fs::canonicalize(ca).unwrap_or_else(|_| ca.to_path_buf());
+        profile.push_str(&format!("ca_bundle = {}\n", ca.display()));
+    }
+    fs::write(dir.join("config"), profile).map_err(io)?;
+    Ok(fs::canonicalize(&dir).unwrap_or(dir))
+}

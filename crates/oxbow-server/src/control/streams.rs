@@ -1,0 +1,459 @@
+//! Stream operations: Create/Describe/List/Delete/UpdateStream, UpdateDataRetention and the
+//! stream storage configuration.
+
+use std::collections::BTreeMap;
+
+use oxbow_catalog::{Lifecycle, Status, StreamRecord};
+use oxbow_core::time::{ms_to_json_seconds, now_ms};
+use oxbow_core::validate::{self as v, Checks};
+use oxbow_core::{ids, ApiError, ErrorKind, ResourceArn, ResourceType};
+use serde::Deserialize;
+use serde_json::{json, Map, Value};
+
+use super::input::{next_token, token_key};
+use super::lookup::{self, Need, Target};
+use super::tags::check_tag_map;
+use super::Reply;
+use crate::state::AppState;
+
+const MAX_RETENTION_HOURS: i64 = 87_600;
+const STORAGE_TIERS: &[&str] = &["HOT", "WARM"];
+
+/// The `StreamName`/`StreamARN` pair most stream operations take.
+#[derive(Deserialize, Default)]
+pub struct StreamRef {
+    #[serde(rename = "StreamName")]
+    pub name: Option<String>,
+    #[serde(rename = "StreamARN")]
+    pub arn: Option<String>,
+}
+
+impl StreamRef {
+    /// Validates both members and resolves them to a target.
+    pub fn resolve(&self, state: &AppState, checks: &mut Checks) -> Result<Target, ApiError> {
+        checks
+            .string("streamName", self.name.as_deref(), &v::STREAM_NAME)
+            .string("streamARN", self.arn.as_deref(), &v::RESOURCE_ARN)
+            .finish()?;
+        lookup::target::<StreamRecord>(
+            state,
+            self.name.as_deref(),
+            self.arn.as_deref(),
+            ErrorKind::InvalidArgument,
+        )
+    }
+}
+
+/// `StreamInfo` as DescribeStream and ListStreams return it.
+pub fn stream_info(s: &StreamRecord, status: Status) -> Value {
+    let mut info = Map::new();
+    info.insert("CreationTime".into(), ms_to_json_seconds(s.creation_ms));
+    info.insert("DataRetentionInHours".into(), s.retention_hours.into());
+    if let Some(d) = &s.device_name {
+        info.insert("DeviceName".into(), d.clone().into());
+    }
+    info.insert("KmsKeyId".into(), s.kms_key_id.clone().into());
+    if let Some(m) = &s.media_type {
+        info.insert("MediaType".into(), m.clone().into());
+    }
+    info.insert("Status".into(), status.as_str().into());
+    info.insert("StreamARN".into(), s.arn.clone().into());
+    info.insert("StreamName".into(), s.name.clone().into());
+    info.insert("Version".into(), s.version.clone().into());
+    Value::Object(info)
+}
+
+pub fn version_mismatch() -> ApiError {
+    ApiError::new(
+        ErrorKind::VersionMismatch,
+        "The stream version that you specified is not the latest version. To get the latest version, use the DescribeStream API.",
+    )
+}
+
+/// Marks a stream changed: new version, UPDATING for the configured delay.
+fn touched(s: &mut StreamRecord, delay_ms: i64) {
+    s.version = ids::version();
+    s.lifecycle = Lifecycle::new(Status::Updating, now_ms(), delay_ms);
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct StorageConfig {
+    default_storage_tier: Option<String>,
+}
+
+fn check_storage(checks: &mut Checks, field: &str, c: &StorageConfig) {
+    let tier_field = format!("{field}.defaultStorageTier");
+    checks
+        .required(&tier_field, c.default_storage_tier.as_ref())
+        .one_of(
+            &tier_field,
+            c.default_storage_tier.as_deref(),
+            STORAGE_TIERS,
+        );
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct CreateStream {
+    stream_name: Option<String>,
+    data_retention_in_hours: Option<i64>,
+    device_name: Option<String>,
+    kms_key_id: Option<String>,
+    media_type: Option<String>,
+    tags: Option<BTreeMap<String, String>>,
+    stream_storage_configuration: Option<StorageConfig>,
+}
+
+pub async fn create(state: &AppState, req: CreateStream) -> Reply {
+    let mut checks = Checks::new();
+    checks
+        .required("streamName", req.stream_name.as_ref())
+        .string("streamName", req.stream_name.as_deref(), &v::STREAM_NAME)
+        .range(
+            "dataRetentionInHours",
+            req.data_retention_in_hours,
+            0,
+            MAX_RETENTION_HOURS,
+        )
+        .string("deviceName", req.device_name.as_deref(), &v::DEVICE_NAME)
+        .string("kmsKeyId", req.kms_key_id.as_deref(), &v::KMS_KEY_ID)
+        .string("mediaType", req.media_type.as_deref(), &v::MEDIA_TYPE);
+    if let Some(c) = &req.stream_storage_configuration {
+        check_storage(&mut checks, "streamStorageConfiguration", c);
+    }
+    let tags = req.tags.unwrap_or_default();
+    check_tag_map(&mut checks, "tags", &tags)?;
+    checks.finish()?;
+    let name = req.stream_name.unwrap_or_default();
+    let now = now_ms();
+    let config = &state.config;
+    let arn = ResourceArn {
+        partition: config.partition.clone(),
+        region: config.region.clone(),
+        account: config.account_id.clone(),
+        resource_type: ResourceType::Stream,
+        name: name.clone(),
+        creation_ms: now,
+    }
+    .to_string();
+    let record = StreamRecord {
+        name,
+        arn: arn.clone(),
+        creation_ms: now,
+        version: ids::version(),
+        lifecycle: Lifecycle::new(Status::Creating, now, config.limits.lifecycle_delay_ms),
+        retention_hours: req.data_retention_in_hours.unwrap_or(0),
+        device_name: req.device_name,
+        media_type: req.media_type,
+        kms_key_id: req.kms_key_id.unwrap_or_else(|| state.default_kms_key()),
+        storage_tier: req
+            .stream_storage_configuration
+            .and_then(|c| c.default_storage_tier)
+            .unwrap_or_else(|| "HOT".into()),
+        tags,
+        image_generation: None,
+        notification: None,
+        edge: None,
+    };
+    let limit_error = ApiError::new(
+        ErrorKind::AccountStreamLimitExceeded,
+        "The number of streams created for the account is too high.",
+    );
+    lookup::insert(state, record, config.limits.max_streams, limit_error).await?;
+    tracing::info!(%arn, "stream created");
+    Ok(Some(json!({ "StreamARN": arn })))
+}
+
+pub async fn describe(state: &AppState, req: StreamRef) -> Reply {
+    let target = req.resolve(state, &mut Checks::new())?;
+    let s: StreamRecord = lookup::get(state, &target, Need::Exists).await?;
+    let status = lookup::check(&s, &target, Need::Exists)?;
+    Ok(Some(json!({ "StreamInfo": stream_info(&s, status) })))
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct NameCondition {
+    pub comparison_operator: Option<String>,
+    pub comparison_value: Option<String>,
+}
+
+impl NameCondition {
+    /// Validates the condition and returns the prefix it asks for.
+    pub fn prefix(&self, checks: &mut Checks, field: &str, rule: &v::StrRule) -> Option<String> {
+        let op_field = format!("{field}.comparisonOperator");
+        let value_field = format!("{field}.comparisonValue");
+        checks
+            .one_of(
+                &op_field,
+                self.comparison_operator.as_deref(),
+                &["BEGINS_WITH"],
+            )
+            .string(&value_field, self.comparison_value.as_deref(), rule);
+        if self.comparison_operator.is_some() {
+            checks.required(&value_field, self.comparison_value.as_ref());
+        }
+        self.comparison_value.clone()
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct ListStreams {
+    max_results: Option<i64>,
+    next_token: Option<String>,
+    stream_name_condition: Option<NameCondition>,
+}
+
+pub async fn list(state: &AppState, req: ListStreams) -> Reply {
+    let mut checks = Checks::new();
+    checks
+        .range("maxResults", req.max_results, 1, 10_000)
+        .string("nextToken", req.next_token.as_deref(), &v::NEXT_TOKEN);
+    let prefix = req
+        .stream_name_condition
+        .as_ref()
+        .and_then(|c| c.prefix(&mut checks, "streamNameCondition", &v::STREAM_NAME));
+    checks.finish()?;
+    let after = token_key(req.next_token.as_deref())?;
+    let max = req.max_results.unwrap_or(10_000) as usize;
+    let (page, token) =
+        page::<StreamRecord>(state, prefix.as_deref(), after.as_deref(), max).await?;
+    let now = now_ms();
+    let infos: Vec<Value> = page
+        .iter()
+        .filter_map(|s| s.lifecycle.at(now).map(|st| stream_info(s, st)))
+        .collect();
+    let mut out = json!({ "StreamInfoList": infos });
+    if let Some(t) = token {
+        out["NextToken"] = t.into();
+    }
+    Ok(Some(out))
+}
+
+/// One page of records and the token for the next, if there are more.
+pub async fn page<T: lookup::Managed>(
+    state: &AppState,
+    prefix: Option<&str>,
+    after: Option<&str>,
+    max: usize,
+) -> Result<(Vec<T>, Option<String>), ApiError> {
+    let mut rows = T::table(state)
+        .list(prefix, after, max + 1)
+        .await
+        .map_err(lookup::storage_error::<T>)?;
+    let token = if rows.len() > max {
+        rows.truncate(max);
+        rows.last().map(|r| next_token(r.key()))
+    } else {
+        None
+    };
+    Ok((rows, token))
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct DeleteStream {
+    #[serde(rename = "StreamARN")]
+    stream_arn: Option<String>,
+    current_version: Option<String>,
+}
+
+pub async fn delete(state: &AppState, req: DeleteStream) -> Reply {
+    let mut checks = Checks::new();
+    checks
+        .required("streamARN", req.stream_arn.as_ref())
+        .string("streamARN", req.stream_arn.as_deref(), &v::RESOURCE_ARN)
+        .string(
+            "currentVersion",
+            req.current_version.as_deref(),
+            &v::VERSION,
+        )
+        .finish()?;
+    let target = lookup::target::<StreamRecord>(
+        state,
+        None,
+        req.stream_arn.as_deref(),
+        ErrorKind::InvalidArgument,
+    )?;
+    let delay = state.config.limits.lifecycle_delay_ms;
+    let version = req.current_version;
+    let s: StreamRecord =
+        lookup::update(state, &target, Need::Live, move |s: &mut StreamRecord| {
+            if version.as_ref().is_some_and(|v| *v != s.version) {
+                return Err(version_mismatch());
+            }
+            s.lifecycle = Lifecycle::new(Status::Deleting, now_ms(), delay);
+            Ok(())
+        })
+        .await?;
+    super::storage::unmap_stream(state, &s.arn).await?;
+    if delay <= 0 {
+        state
+            .catalog
+            .streams()
+            .remove(&s.name)
+            .await
+            .map_err(lookup::storage_error::<StreamRecord>)?;
+    }
+    tracing::info!(arn = %s.arn, "stream deleted");
+    Ok(None)
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct UpdateStream {
+    #[serde(flatten)]
+    stream: StreamRef,
+    current_version: Option<String>,
+    device_name: Option<String>,
+    media_type: Option<String>,
+}
+
+pub async fn update(state: &AppState, req: UpdateStream) -> Reply {
+    let mut checks = Checks::new();
+    checks
+        .required("currentVersion", req.current_version.as_ref())
+        .string(
+            "currentVersion",
+            req.current_version.as_deref(),
+            &v::VERSION,
+        )
+        .string("deviceName", req.device_name.as_deref(), &v::DEVICE_NAME)
+        .string("mediaType", req.media_type.as_deref(), &v::MEDIA_TYPE);
+    let target = req.stream.resolve(state, &mut checks)?;
+    let delay = state.config.limits.lifecycle_delay_ms;
+    let (version, device, media) = (req.current_version, req.device_name, req.media_type);
+    lookup::update(state, &target, Need::Active, move |s: &mut StreamRecord| {
+        if version.as_deref() != Some(s.version.as_str()) {
+            return Err(version_mismatch());
+        }
+        if device.is_some() {
+            s.device_name = device;
+        }
+        if media.is_some() {
+            s.media_type = media;
+        }
+        touched(s, delay);
+        Ok(())
+    })
+    .await?;
+    Ok(None)
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct UpdateDataRetention {
+    #[serde(flatten)]
+    stream: StreamRef,
+    current_version: Option<String>,
+    data_retention_change_in_hours: Option<i64>,
+    operation: Option<String>,
+}
+
+pub async fn update_retention(state: &AppState, req: UpdateDataRetention) -> Reply {
+    let mut checks = Checks::new();
+    checks
+        .required("currentVersion", req.current_version.as_ref())
+        .string(
+            "currentVersion",
+            req.current_version.as_deref(),
+            &v::VERSION,
+        )
+        .required(
+            "dataRetentionChangeInHours",
+            req.data_retention_change_in_hours.as_ref(),
+        )
+        .range(
+            "dataRetentionChangeInHours",
+            req.data_retention_change_in_hours,
+            1,
+            i64::from(i32::MAX),
+        )
+        .required("operation", req.operation.as_ref())
+        .one_of(
+            "operation",
+            req.operation.as_deref(),
+            &["INCREASE_DATA_RETENTION", "DECREASE_DATA_RETENTION"],
+        );
+    let target = req.stream.resolve(state, &mut checks)?;
+    let change = req.data_retention_change_in_hours.unwrap_or(0);
+    let delta = if req.operation.as_deref() == Some("DECREASE_DATA_RETENTION") {
+        -change
+    } else {
+        change
+    };
+    let delay = state.config.limits.lifecycle_delay_ms;
+    let version = req.current_version;
+    lookup::update(state, &target, Need::Active, move |s: &mut StreamRecord| {
+        if version.as_deref() != Some(s.version.as_str()) {
+            return Err(version_mismatch());
+        }
+        let new = s.retention_hours + delta;
+        if !(0..=MAX_RETENTION_HOURS).contains(&new) {
+            return Err(ApiError::invalid_argument(format!(
+                "The resulting data retention ({new} hours) must be between 0 and {MAX_RETENTION_HOURS} hours."
+            )));
+        }
+        s.retention_hours = new;
+        touched(s, delay);
+        Ok(())
+    })
+    .await?;
+    Ok(None)
+}
+
+pub async fn describe_storage(state: &AppState, req: StreamRef) -> Reply {
+    let target = req.resolve(state, &mut Checks::new())?;
+    let s: StreamRecord = lookup::get(state, &target, Need::Live).await?;
+    Ok(Some(json!({
+        "StreamName": s.name,
+        "StreamARN": s.arn,
+        "StreamStorageConfiguration": { "DefaultStorageTier": s.storage_tier },
+    })))
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct UpdateStreamStorage {
+    #[serde(flatten)]
+    stream: StreamRef,
+    current_version: Option<String>,
+    stream_storage_configuration: Option<StorageConfig>,
+}
+
+pub async fn update_storage(state: &AppState, req: UpdateStreamStorage) -> Reply {
+    let mut checks = Checks::new();
+    checks
+        .required("currentVersion", req.current_version.as_ref())
+        .string(
+            "currentVersion",
+            req.current_version.as_deref(),
+            &v::VERSION,
+        )
+        .required(
+            "streamStorageConfiguration",
+            req.stream_storage_configuration.as_ref(),
+        );
+    if let Some(c) = &req.stream_storage_configuration {
+        check_storage(&mut checks, "streamStorageConfiguration", c);
+    }
+    let target = req.stream.resolve(state, &mut checks)?;
+    let tier = req
+        .stream_storage_configuration
+        .and_then(|c| c.default_storage_tier)
+        .unwrap_or_default();
+    let delay = state.config.limits.lifecycle_delay_ms;
+    let version = req.current_version;
+    lookup::update(state, &target, Need::Active, move |s: &mut StreamRecord| {
+        if version.as_deref() != Some(s.version.as_str()) {
+            return Err(version_mismatch());
+        }
+        s.storage_tier = tier;
+        touched(s, delay);
+        Ok(())
+    })
+    .await?;
+    Ok(None)
+}

@@ -1,0 +1,162 @@
+//! TLS for the listener: operator-supplied PEM files, or a self-signed CA plus a server
+//! certificate for localhost, created once in the data directory so clients can keep trusting
+//! the same CA file (the KVS C SDKs take it through `AWS_KVS_CACERT_PATH`).
+
+use std::fs;
+use std::io::BufReader;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, KeyPair, KeyUsagePurpose, SanType};
+use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+use tokio_rustls::TlsAcceptor;
+
+use crate::config::TlsConfig;
+use crate::ServerError;
+
+fn tls_err(e: impl std::fmt::Display) -> ServerError {
+    ServerError::Tls(e.to_string())
+}
+
+/// Builds the acceptor; for self-signed TLS also returns the CA file clients should trust.
+pub fn acceptor(
+    config: &TlsConfig,
+    data_dir: &Path,
+    public_url: &str,
+) -> Result<(TlsAcceptor, Option<PathBuf>), ServerError> {
+    let (cert_path, key_path, ca) = match config {
+        TlsConfig::Files { cert, key } => (cert.clone(), key.clone(), None),
+        TlsConfig::SelfSigned => {
+            let dir = data_dir.join("tls");
+            let ca = self_signed(&dir, public_url)?;
+            (dir.join("server.pem"), dir.join("server-key.pem"), Some(ca))
+        }
+    };
+    let certs = load_certs(&cert_path)?;
+    let key = load_key(&key_path)?;
+    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+    let mut server = rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(tls_err)?
+        .with_no_client_auth()
+        .with_single_cert(certs, key)
+        .map_err(tls_err)?;
+    server.alpn_protocols = vec![b"http/1.1".to_vec()];
+    Ok((TlsAcceptor::from(Arc::new(server)), ca))
+}
+
+fn load_certs(path: &Path) -> Result<Vec<CertificateDer<'static>>, ServerError> {
+    let file = fs::File::open(path).map_err(|e| tls_err(format!("{}: {e}", path.display())))?;
+    let certs = rustls_pemfile::certs(&mut BufReader::new(file))
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| tls_err(format!("{}: {e}", path.display())))?;
+    if certs.is_empty() {
+        return Err(tls_err(format!("{}: no certificate found", path.display())));
+    }
+    Ok(certs)
+}
+
+fn load_key(path: &Path) -> Result<PrivateKeyDer<'static>, ServerError> {
+    let file = fs::File::open(path).map_err(|e| tls_err(format!("{}: {e}", path.display())))?;
+    rustls_pemfile::private_key(&mut BufReader::new(file))
+        .map_err(|e| tls_err(format!("{}: {e}", path.display())))?
+        .ok_or_else(|| tls_err(format!("{}: no private key found", path.display())))
+}
+
+/// Creates `ca.pem`, `server.pem` and `server-key.pem` in `dir` unless they all exist.
+/// Returns the CA path.
+fn self_signed(dir: &Path, public_url: &str) -> Result<PathBuf, ServerError> {
+    let ca_path = dir.join("ca.pem");
+    let files = [
+        &ca_path,
+        &dir.join("server.pem"),
+        &dir.join("server-key.pem"),
+    ];
+    if files.iter().all(|p| p.exists()) {
+        return Ok(ca_path);
+    }
+    fs::create_dir_all(dir).map_err(tls_err)?;
+    let ca_key = KeyPair::generate().map_err(tls_err)?;
+    let mut ca_params = CertificateParams::default();
+    ca_params
+        .distinguished_name
+        .push(DnType::CommonName, "Oxbow local CA");
+    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    ca_params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
+    let ca_cert = ca_params.self_signed(&ca_key).map_err(tls_err)?;
+
+    let mut names = vec![
+        "localhost".to_string(),
+        "127.0.0.1".to_string(),
+        "::1".to_string(),
+    ];
+    if let Some(host) = url_host(public_url) {
+        names.push(host);
+    }
+    names.dedup();
+    let mut params = CertificateParams::default();
+    params
+        .distinguished_name
+        .push(DnType::CommonName, "Oxbow server");
+    params.subject_alt_names = names
+        .iter()
+        .map(|n| match n.parse::<std::net::IpAddr>() {
+            Ok(ip) => Ok(SanType::IpAddress(ip)),
+            Err(_) => n.clone().try_into().map(SanType::DnsName),
+        })
+        .collect::<Result<_, _>>()
+        .map_err(tls_err)?;
+    let key = KeyPair::generate().map_err(tls_err)?;
+    let cert = params.signed_by(&key, &ca_cert, &ca_key).map_err(tls_err)?;
+
+    write_private(&dir.join("ca-key.pem"), &ca_key.serialize_pem())?;
+    write_private(&dir.join("server-key.pem"), &key.serialize_pem())?;
+    fs::write(dir.join("server.pem"), cert.pem()).map_err(tls_err)?;
+    fs::write(&ca_path, ca_cert.pem()).map_err(tls_err)?;
+    tracing::info!(dir = %dir.display(), "created a self-signed CA and server certificate");
+    Ok(ca_path)
+}
+
+fn url_host(url: &str) -> Option<String> {
+    let rest = url.split_once("://")?.1;
+    let authority = rest.split('/').next()?;
+    let host = if let Some(v6) = authority.strip_prefix('[') {
+        v6.split(']').next()?
+    } else {
+        authority.split(':').next()?
+    };
+    (!host.is_empty()).then(|| host.to_string())
+}
+
+pub(crate) fn write_private(path: &Path, contents: &str) -> Result<(), ServerError> {
+    use std::io::Write;
+    #[cfg(unix)]
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut opts = fs::OpenOptions::new();
+    opts.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    opts.mode(0o600);
+    let mut f = opts
+        .open(path)
+        .map_err(|e| tls_err(format!("{}: {e}", path.display())))?;
+    f.write_all(contents.as_bytes())
+        .map_err(|e| tls_err(format!("{}: {e}", path.display())))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hosts_from_urls() {
+        assert_eq!(
+            url_host("https://kvs.example.net").as_deref(),
+            Some("kvs.example.net")
+        );
+        assert_eq!(
+            url_host("https://10.0.0.1:8443/x").as_deref(),
+            Some("10.0.0.1")
+        );
+        assert_eq!(url_host("http://[::1]:80").as_deref(), Some("::1"));
+    }
+}

@@ -1,0 +1,156 @@
+//! `oxbow serve`: flags to configuration, readiness message, signal handling.
+
+use std::io::Write;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use clap::Args;
+use oxbow_server::{Limits, Server, ServerConfig, TlsConfig};
+
+#[derive(Args, Debug)]
+pub struct ServeArgs {
+    /// Address and port to listen on (TLS when a certificate is configured).
+    #[arg(long, default_value = "127.0.0.1:7800", env = "OXBOW_LISTEN")]
+    listen: SocketAddr,
+    /// An extra plain-HTTP listener beside a TLS --listen, for local tools.
+    #[arg(long, env = "OXBOW_HTTP_LISTEN")]
+    http_listen: Option<SocketAddr>,
+    /// Where the catalog, media and generated credentials live.
+    #[arg(long, default_value = "./oxbow-data", env = "OXBOW_DATA_DIR")]
+    data_dir: PathBuf,
+    /// The AWS region this server answers for (clients must sign for it).
+    #[arg(long, default_value = "us-east-1", env = "OXBOW_REGION")]
+    region: String,
+    /// The 12-digit account id that appears in ARNs.
+    #[arg(long, default_value = "123456789012", env = "OXBOW_ACCOUNT_ID")]
+    account_id: String,
+    /// Base URL handed out by GetDataEndpoint and GetSignalingChannelEndpoint
+    /// [default: derived from --listen]. Use `https://host` (no port) for the KVS C SDKs,
+    /// which only connect to port 443.
+    #[arg(long, env = "OXBOW_PUBLIC_URL")]
+    public_url: Option<String>,
+    /// PEM certificate chain for TLS (with --tls-key).
+    #[arg(long, requires = "tls_key", conflicts_with = "tls_self_signed")]
+    tls_cert: Option<PathBuf>,
+    /// PEM private key for TLS (with --tls-cert).
+    #[arg(long, requires = "tls_cert")]
+    tls_key: Option<PathBuf>,
+    /// Serve TLS with a CA and certificate for localhost created in the data directory.
+    #[arg(long)]
+    tls_self_signed: bool,
+    /// Streams per account [default: 10000 in us-east-1 and us-west-2, else 5000].
+    #[arg(long)]
+    max_streams: Option<u64>,
+    /// Signaling channels per account.
+    #[arg(long, default_value_t = 10_000)]
+    max_channels: u64,
+    /// How long CREATING, UPDATING and DELETING last before they settle (milliseconds).
+    #[arg(long, default_value_t = 0)]
+    lifecycle_delay_ms: i64,
+    /// How long an edge configuration stays SYNCING or DELETING (milliseconds).
+    #[arg(long, default_value_t = 1_000)]
+    edge_sync_delay_ms: i64,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    #[error(transparent)]
+    Server(#[from] oxbow_server::ServerError),
+    #[error("root credentials: set both OXBOW_ROOT_ACCESS_KEY_ID and OXBOW_ROOT_SECRET_ACCESS_KEY, or neither")]
+    HalfCredentials,
+}
+
+impl ServeArgs {
+    fn config(self) -> Result<ServerConfig, ServeError> {
+        let root = match (
+            std::env::var("OXBOW_ROOT_ACCESS_KEY_ID").ok(),
+            std::env::var("OXBOW_ROOT_SECRET_ACCESS_KEY").ok(),
+        ) {
+            (Some(id), Some(secret)) => Some((id, secret)),
+            (None, None) => None,
+            _ => return Err(ServeError::HalfCredentials),
+        };
+        let mut limits = Limits::for_region(&self.region);
+        if let Some(n) = self.max_streams {
+            limits.max_streams = n;
+        }
+        limits.max_channels = self.max_channels;
+        limits.lifecycle_delay_ms = self.lifecycle_delay_ms;
+        limits.edge_sync_delay_ms = self.edge_sync_delay_ms;
+        let tls = match (self.tls_cert, self.tls_key, self.tls_self_signed) {
+            (Some(cert), Some(key), _) => Some(TlsConfig::Files { cert, key }),
+            (_, _, true) => Some(TlsConfig::SelfSigned),
+            _ => None,
+        };
+        let mut config = ServerConfig::new(self.listen, self.data_dir);
+        config.http_listen = self.http_listen;
+        config.region = self.region;
+        config.account_id = self.account_id;
+        config.public_url = self.public_url;
+        config.tls = tls;
+        config.root_credentials = root;
+        config.limits = limits;
+        Ok(config)
+    }
+}
+
+pub async fn run(args: ServeArgs) -> Result<(), Box<dyn std::error::Error>> {
+    let config = args.config()?;
+    let region = config.region.clone();
+    let server = Server::bind(config).await.map_err(ServeError::from)?;
+    print_ready(&server.info, &region);
+    server.serve(shutdown_signal()).await;
+    eprintln!("oxbow: stopped");
+    Ok(())
+}
+
+fn print_ready(info: &oxbow_server::ServerInfo, region: &str) {
+    let dir = info.aws_config_dir.display();
+    let mut out = std::io::stdout().lock();
+    let _ = writeln!(
+        out,
+        "Oxbow {} is ready: {}",
+        env!("CARGO_PKG_VERSION"),
+        info.url
+    );
+    if let Some(plain) = &info.plain_url {
+        let _ = writeln!(out, "  plain HTTP also on {plain}");
+    }
+    let _ = writeln!(out, "  public URL (handed to clients): {}", info.public_url);
+    if let Some(ca) = &info.ca_path {
+        let _ = writeln!(out, "  TLS CA certificate: {}", ca.display());
+    }
+    let _ = writeln!(
+        out,
+        "  region {region}, root access key {}",
+        info.root.access_key_id
+    );
+    let _ = writeln!(out, "Use it with the AWS CLI:");
+    let _ = writeln!(
+        out,
+        "  export AWS_SHARED_CREDENTIALS_FILE={dir}/credentials AWS_CONFIG_FILE={dir}/config AWS_PROFILE=oxbow"
+    );
+    let _ = writeln!(out, "  aws kinesisvideo list-streams");
+    let _ = out.flush();
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = term => {},
+    }
+}
