@@ -1,0 +1,326 @@
+//! Test harness: starts the real `oxbow` binary on an ephemeral loopback port with its own data
+//! directory, and talks to it with the official AWS SDK or with raw, officially signed HTTP.
+
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::mpsc;
+use std::time::{Duration, SystemTime};
+
+use aws_sdk_kinesisvideo::config::{BehaviorVersion, Credentials, Region};
+
+pub const ACCESS_KEY: &str = "AKIAOXBOWTESTROOT001";
+pub const SECRET_KEY: &str = "oxbow-test-secret-key-0123456789abcdefgh";
+pub const REGION: &str = "us-east-1";
+
+static COUNTER: AtomicU32 = AtomicU32::new(0);
+
+/// A fresh, empty directory under the system temp dir.
+pub fn temp_dir(tag: &str) -> PathBuf {
+    let nanos = SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos();
+    let dir = std::env::temp_dir().join(format!(
+        "oxbow-test-{tag}-{}-{}-{nanos}",
+        std::process::id(),
+        COUNTER.fetch_add(1, Ordering::SeqCst)
+    ));
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+pub struct TestServer {
+    child: Child,
+    pub url: String,
+    pub data_dir: PathBuf,
+    /// Everything the server printed on stdout up to readiness.
+    pub banner: String,
+}
+
+impl TestServer {
+    /// A server with the fixed test root key and default settings.
+    pub fn start() -> Self {
+        Self::start_with(&[])
+    }
+
+    pub fn start_with(args: &[&str]) -> Self {
+        Self::start_in(&temp_dir("srv"), args, true)
+    }
+
+    /// Starts on `data_dir`; `fixed_keys` sets the test root key through the environment.
+    pub fn start_in(data_dir: &Path, args: &[&str], fixed_keys: bool) -> Self {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_oxbow"));
+        cmd.arg("serve")
+            .arg("--listen")
+            .arg("127.0.0.1:0")
+            .arg("--data-dir")
+            .arg(data_dir)
+            .args(args)
+            .env_remove("OXBOW_ROOT_ACCESS_KEY_ID")
+            .env_remove("OXBOW_ROOT_SECRET_ACCESS_KEY")
+            .env("RUST_LOG", "warn")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit());
+        if fixed_keys {
+            cmd.env("OXBOW_ROOT_ACCESS_KEY_ID", ACCESS_KEY)
+                .env("OXBOW_ROOT_SECRET_ACCESS_KEY", SECRET_KEY);
+        }
+        let mut child = cmd.spawn().expect("start oxbow");
+        let stdout = child.stdout.take().unwrap();
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            let mut banner = String::new();
+            let mut sent = false;
+            for line in BufReader::new(stdout).lines() {
+                let Ok(line) = line else { break };
+                if !sent {
+                    banner.push_str(&line);
+                    banner.push('\n');
+                    if line.starts_with("  aws kinesisvideo") {
+                        let _ = tx.send(banner.clone());
+                        sent = true;
+                    }
+                }
+            }
+        });
+        let banner = match rx.recv_timeout(Duration::from_secs(30)) {
+            Ok(b) => b,
+            Err(_) => {
+                let _ = child.kill();
+                panic!("oxbow did not become ready");
+            }
+        };
+        let url = banner
+            .lines()
+            .find_map(|l| {
+                l.split_once("is ready: ")
+                    .map(|(_, u)| u.trim().to_string())
+            })
+            .expect("ready line");
+        TestServer {
+            child,
+            url,
+            data_dir: data_dir.to_path_buf(),
+            banner,
+        }
+    }
+
+    pub fn addr(&self) -> String {
+        self.url
+            .trim_start_matches("http://")
+            .trim_start_matches("https://")
+            .to_string()
+    }
+
+    pub fn client(&self) -> aws_sdk_kinesisvideo::Client {
+        client_for(&self.url, ACCESS_KEY, SECRET_KEY)
+    }
+
+    /// SIGTERM, and wait for a clean exit.
+    pub fn stop(mut self) -> std::process::ExitStatus {
+        let _ = Command::new("kill")
+            .arg("-TERM")
+            .arg(self.child.id().to_string())
+            .status();
+        let status = self.child.wait().unwrap();
+        std::mem::forget(self);
+        status
+    }
+}
+
+impl Drop for TestServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+pub fn client_for(url: &str, key: &str, secret: &str) -> aws_sdk_kinesisvideo::Client {
+    let config = aws_sdk_kinesisvideo::Config::builder()
+        .behavior_version(BehaviorVersion::latest())
+        .region(Region::new(REGION))
+        .endpoint_url(url)
+        .credentials_provider(Credentials::new(key, secret, None, None, "oxbow-tests"))
+        .build();
+    aws_sdk_kinesisvideo::Client::from_conf(config)
+}
+
+/// A raw HTTP response.
+#[derive(Debug)]
+pub struct Raw {
+    pub status: u16,
+    pub headers: Vec<(String, String)>,
+    pub body: String,
+}
+
+impl Raw {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_str(&self.body).unwrap_or(serde_json::Value::Null)
+    }
+
+    /// The AWS error type, from the header.
+    pub fn error_type(&self) -> &str {
+        self.header("x-amzn-ErrorType").unwrap_or("")
+    }
+}
+
+/// Sends one HTTP/1.1 request as written (`head` without the blank line) and reads the reply.
+pub fn send_raw(addr: &str, head: &str, body: &[u8]) -> Raw {
+    let mut s = TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+    let mut req = head.trim_end().replace('\n', "\r\n").into_bytes();
+    req.extend_from_slice(b"\r\n\r\n");
+    req.extend_from_slice(body);
+    s.write_all(&req).unwrap();
+    let mut buf = Vec::new();
+    s.read_to_end(&mut buf).unwrap();
+    parse_response(&buf)
+}
+
+fn parse_response(buf: &[u8]) -> Raw {
+    let text = String::from_utf8_lossy(buf);
+    let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
+    let mut lines = head.lines();
+    let status = lines
+        .next()
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    let headers = lines
+        .filter_map(|l| l.split_once(':'))
+        .map(|(k, v)| (k.trim().to_string(), v.trim().to_string()))
+        .collect();
+    Raw {
+        status,
+        headers,
+        body: body.to_string(),
+    }
+}
+
+/// How to sign a raw request.
+pub struct Signing<'a> {
+    pub key: &'a str,
+    pub secret: &'a str,
+    pub region: &'a str,
+    pub time: SystemTime,
+    /// The `host` value to sign and send (the KVS C SDK sends one without the port).
+    pub host: Option<&'a str>,
+    pub presigned: bool,
+}
+
+impl Default for Signing<'_> {
+    fn default() -> Self {
+        Signing {
+            key: ACCESS_KEY,
+            secret: SECRET_KEY,
+            region: REGION,
+            time: SystemTime::now(),
+            host: None,
+            presigned: false,
+        }
+    }
+}
+
+/// Signs with the official `aws-sigv4` crate and returns (path with query, headers to send).
+pub fn sign(
+    method: &str,
+    addr: &str,
+    path_and_query: &str,
+    extra_headers: &[(&str, &str)],
+    body: &[u8],
+    s: &Signing<'_>,
+) -> (String, Vec<(String, String)>) {
+    use aws_sigv4::http_request::{
+        sign, SignableBody, SignableRequest, SignatureLocation, SigningSettings,
+    };
+    use aws_sigv4::sign::v4;
+    let host = s.host.unwrap_or(addr);
+    let identity = aws_credential_types::Credentials::new(s.key, s.secret, None, None, "t").into();
+    let mut settings = SigningSettings::default();
+    if s.presigned {
+        settings.signature_location = SignatureLocation::QueryParams;
+        settings.expires_in = Some(Duration::from_secs(300));
+    }
+    let params = v4::SigningParams::builder()
+        .identity(&identity)
+        .region(s.region)
+        .name("kinesisvideo")
+        .time(s.time)
+        .settings(settings)
+        .build()
+        .unwrap()
+        .into();
+    let url = format!("http://{host}{path_and_query}");
+    let mut headers: Vec<(String, String)> = vec![("host".into(), host.into())];
+    headers.extend(
+        extra_headers
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string())),
+    );
+    let signable = SignableRequest::new(
+        method,
+        &url,
+        headers.iter().map(|(k, v)| (k.as_str(), v.as_str())),
+        SignableBody::Bytes(body),
+    )
+    .unwrap();
+    let (instructions, _) = sign(signable, &params).unwrap().into_parts();
+    for (k, v) in instructions.headers() {
+        headers.push((k.to_string(), v.to_string()));
+    }
+    let mut target = path_and_query.to_string();
+    for (i, (k, v)) in instructions.params().iter().enumerate() {
+        let sep = if i == 0 && !target.contains('?') {
+            '?'
+        } else {
+            '&'
+        };
+        target.push(sep);
+        target.push_str(&format!("{k}={}", urlencode(v)));
+    }
+    (target, headers)
+}
+
+pub fn urlencode(v: &str) -> String {
+    v.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+/// A signed JSON POST to a control-plane path.
+pub fn post(server: &TestServer, path: &str, body: &str, s: &Signing<'_>) -> Raw {
+    let addr = server.addr();
+    let len = body.len().to_string();
+    let extra = [
+        ("content-type", "application/json"),
+        ("content-length", len.as_str()),
+    ];
+    let (target, headers) = sign("POST", &addr, path, &extra, body.as_bytes(), s);
+    let mut head = format!("POST {target} HTTP/1.1\nconnection: close\n");
+    for (k, v) in headers {
+        head.push_str(&format!("{k}: {v}\n"));
+    }
+    send_raw(&addr, &head, body.as_bytes())
+}
+
+/// `post` with the default signing.
+pub fn post_ok(server: &TestServer, path: &str, body: &str) -> Raw {
+    post(server, path, body, &Signing::default())
+}
