@@ -1,1 +1,403 @@
+//! Raw, officially signed HTTP (signed by the `aws-sigv4` crate): input the SDK would refuse
+//! client-side, malformed bodies, and every class of signature failure, with the exact AWS
+//! error type and status.
 
+mod common;
+
+use std::time::{Duration, SystemTime};
+
+use common::{post, post_ok, send_raw, sign, Signing, TestServer};
+
+#[test]
+fn validation_errors_are_invalid_argument() {
+    let server = TestServer::start();
+    for (path, body, needle) in [
+        ("/createStream", r#"{}"#, "Value null at 'streamName'"),
+        (
+            "/createStream",
+            r#"{"StreamName":""}"#,
+            "length greater than or equal to 1",
+        ),
+        (
+            "/createStream",
+            r#"{"StreamName":"has space"}"#,
+            "regular expression pattern",
+        ),
+        (
+            "/createStream",
+            &format!(r#"{{"StreamName":"{}"}}"#, "a".repeat(257)),
+            "less than or equal to 256",
+        ),
+        (
+            "/createStream",
+            r#"{"StreamName":"ok","DataRetentionInHours":-1}"#,
+            "greater than or equal to 0",
+        ),
+        (
+            "/createStream",
+            r#"{"StreamName":"ok","DataRetentionInHours":87601}"#,
+            "less than or equal to 87600",
+        ),
+        (
+            "/createStream",
+            r#"{"StreamName":"ok","MediaType":"h264"}"#,
+            "'mediaType'",
+        ),
+        ("/listStreams", r#"{"MaxResults":0}"#, "'maxResults'"),
+        ("/listStreams", r#"{"MaxResults":10001}"#, "'maxResults'"),
+        (
+            "/listStreams",
+            r#"{"StreamNameCondition":{"ComparisonOperator":"ENDS_WITH","ComparisonValue":"x"}}"#,
+            "enum value set",
+        ),
+        ("/describeStream", r#"{}"#, "Either StreamName or StreamARN"),
+        (
+            "/describeStream",
+            r#"{"StreamARN":"arn:nope"}"#,
+            "'streamARN'",
+        ),
+        (
+            "/createSignalingChannel",
+            r#"{"ChannelName":"c","SingleMasterConfiguration":{"MessageTtlSeconds":4}}"#,
+            "messageTtlSeconds",
+        ),
+        (
+            "/getSignalingChannelEndpoint",
+            r#"{}"#,
+            "Value null at 'channelARN'",
+        ),
+        (
+            "/updateDataRetention",
+            r#"{"StreamName":"s","CurrentVersion":"v","Operation":"INCREASE_DATA_RETENTION","DataRetentionChangeInHours":0}"#,
+            "dataRetentionChangeInHours",
+        ),
+        (
+            "/TagResource",
+            r#"{"ResourceARN":"arn:aws:kinesisvideo:us-east-1:123456789012:channel/c/1","Tags":[]}"#,
+            "'tags'",
+        ),
+        (
+            "/untagStream",
+            r#"{"StreamName":"s","TagKeyList":[]}"#,
+            "'tagKeyList'",
+        ),
+        (
+            "/listEdgeAgentConfigurations",
+            r#"{"HubDeviceArn":"arn:aws:iot:us-east-1:1:thing/h","MaxResults":11}"#,
+            "'maxResults'",
+        ),
+        (
+            "/describeMappedResourceConfiguration",
+            r#"{"StreamName":"s","MaxResults":2}"#,
+            "'maxResults'",
+        ),
+    ] {
+        let r = post_ok(&server, path, body);
+        assert_eq!(r.status, 400, "{path} {body}: {}", r.body);
+        assert_eq!(r.error_type(), "InvalidArgumentException", "{path} {body}");
+        assert_eq!(r.json()["__type"], "InvalidArgumentException");
+        let message = r.json()["Message"].as_str().unwrap_or_default().to_string();
+        assert!(message.contains(needle), "{path} {body}: {message}");
+        assert!(r
+            .header("x-amzn-RequestId")
+            .is_some_and(|id| id.len() == 36));
+    }
+}
+
+#[test]
+fn malformed_bodies_are_serialization_errors() {
+    let server = TestServer::start();
+    for body in [
+        "{",
+        "not json",
+        "[]",
+        r#"{"StreamName": 5}"#,
+        r#"{"StreamName":"a","DataRetentionInHours":"24"}"#,
+        r#"{"StreamName":"a","Tags":["x"]}"#,
+    ] {
+        let r = post_ok(&server, "/createStream", body);
+        assert_eq!(r.status, 400, "{body}");
+        assert_eq!(r.error_type(), "SerializationException", "{body}");
+    }
+    // An empty body is an empty input, as AWS treats it.
+    let r = post_ok(&server, "/listStreams", "");
+    assert_eq!(r.status, 200, "{}", r.body);
+    // Unknown members are ignored.
+    let r = post_ok(&server, "/listStreams", r#"{"SomethingNew":true}"#);
+    assert_eq!(r.status, 200);
+}
+
+#[test]
+fn unknown_paths_and_case_sensitivity() {
+    let server = TestServer::start();
+    let r = post_ok(&server, "/tagResource", r#"{}"#);
+    assert_eq!(r.status, 404);
+    assert_eq!(r.error_type(), "UnknownOperationException");
+    let r = post_ok(&server, "/nothing", "{}");
+    assert_eq!(r.status, 404);
+    let r = post_ok(
+        &server,
+        "/TagResource",
+        r#"{"ResourceARN":"arn:aws:kinesisvideo:us-east-1:123456789012:channel/none/1","Tags":[{"Key":"a","Value":"b"}]}"#,
+    );
+    assert_eq!(r.status, 404);
+    assert_eq!(r.error_type(), "ResourceNotFoundException");
+}
+
+#[test]
+fn oversized_body_is_refused() {
+    let server = TestServer::start();
+    let body = format!(r#"{{"StreamName":"{}"}}"#, "a".repeat(2 << 20));
+    let r = post_ok(&server, "/createStream", &body);
+    assert_eq!(r.status, 413);
+    assert_eq!(r.error_type(), "RequestEntityTooLargeException");
+}
+
+#[test]
+fn signature_failures() {
+    let server = TestServer::start();
+    let body = "{}";
+    let wrong_secret = Signing {
+        secret: "wrong",
+        ..Default::default()
+    };
+    let r = post(&server, "/listStreams", body, &wrong_secret);
+    assert_eq!(
+        (r.status, r.error_type()),
+        (403, "InvalidSignatureException")
+    );
+
+    let unknown = Signing {
+        key: "AKIAUNKNOWNUNKNOWN00",
+        ..Default::default()
+    };
+    let r = post(&server, "/listStreams", body, &unknown);
+    assert_eq!(
+        (r.status, r.error_type()),
+        (403, "UnrecognizedClientException")
+    );
+
+    let stale = Signing {
+        time: SystemTime::now() - Duration::from_secs(20 * 60),
+        ..Default::default()
+    };
+    let r = post(&server, "/listStreams", body, &stale);
+    assert_eq!(
+        (r.status, r.error_type()),
+        (403, "InvalidSignatureException")
+    );
+    assert!(r.json()["Message"]
+        .as_str()
+        .unwrap()
+        .starts_with("Signature expired"));
+
+    let future = Signing {
+        time: SystemTime::now() + Duration::from_secs(20 * 60),
+        ..Default::default()
+    };
+    let r = post(&server, "/listStreams", body, &future);
+    assert_eq!(
+        (r.status, r.error_type()),
+        (403, "InvalidSignatureException")
+    );
+
+    let skewed_ok = Signing {
+        time: SystemTime::now() - Duration::from_secs(10 * 60),
+        ..Default::default()
+    };
+    assert_eq!(post(&server, "/listStreams", body, &skewed_ok).status, 200);
+
+    let other_region = Signing {
+        region: "eu-west-1",
+        ..Default::default()
+    };
+    let r = post(&server, "/listStreams", body, &other_region);
+    assert_eq!(
+        (r.status, r.error_type()),
+        (403, "InvalidSignatureException")
+    );
+
+    let addr = server.addr();
+    let r = send_raw(
+        &addr,
+        &format!("POST /listStreams HTTP/1.1\nhost: {addr}\ncontent-length: 2\nconnection: close"),
+        b"{}",
+    );
+    assert_eq!(
+        (r.status, r.error_type()),
+        (403, "MissingAuthenticationTokenException")
+    );
+
+    let r = send_raw(
+        &addr,
+        &format!("POST /listStreams HTTP/1.1\nhost: {addr}\nauthorization: AWS4-HMAC-SHA256 Credential=x\nx-amz-date: 20260101T000000Z\ncontent-length: 2\nconnection: close"),
+        b"{}",
+    );
+    assert_eq!(
+        (r.status, r.error_type()),
+        (403, "IncompleteSignatureException")
+    );
+}
+
+#[test]
+fn tampered_body_fails_the_signature() {
+    let server = TestServer::start();
+    let addr = server.addr();
+    let signed_body = br#"{"StreamName":"a"}"#;
+    let extra = [("content-type", "application/json")];
+    let (target, headers) = sign(
+        "POST",
+        &addr,
+        "/createStream",
+        &extra,
+        signed_body,
+        &Signing::default(),
+    );
+    let sent = br#"{"StreamName":"b"}"#;
+    let mut head = format!(
+        "POST {target} HTTP/1.1\nconnection: close\ncontent-length: {}\n",
+        sent.len()
+    );
+    for (k, v) in headers {
+        head.push_str(&format!("{k}: {v}\n"));
+    }
+    let r = send_raw(&addr, &head, sent);
+    assert_eq!(
+        (r.status, r.error_type()),
+        (403, "InvalidSignatureException")
+    );
+}
+
+#[test]
+fn presigned_query_form() {
+    let server = TestServer::start();
+    let addr = server.addr();
+    let presign = Signing {
+        presigned: true,
+        ..Default::default()
+    };
+    let (target, headers) = sign("POST", &addr, "/listStreams", &[], b"", &presign);
+    assert!(target.contains("X-Amz-Signature="));
+    let host = headers.iter().find(|(k, _)| k == "host").unwrap().1.clone();
+    let r = send_raw(
+        &addr,
+        &format!("POST {target} HTTP/1.1\nhost: {host}\ncontent-length: 0\nconnection: close"),
+        b"",
+    );
+    assert_eq!(r.status, 200, "{}", r.body);
+
+    let tampered = target.replace("X-Amz-Expires=300", "X-Amz-Expires=301");
+    let r = send_raw(
+        &addr,
+        &format!("POST {tampered} HTTP/1.1\nhost: {host}\ncontent-length: 0\nconnection: close"),
+        b"",
+    );
+    assert_eq!(
+        (r.status, r.error_type()),
+        (403, "InvalidSignatureException")
+    );
+}
+
+/// The KVS C SDKs sign a Host without the port while connecting to one; the signature is
+/// checked against the Host header exactly as received. Their bodies are tab-indented JSON
+/// and their SignedHeaders are `host;user-agent;x-amz-date`.
+#[test]
+fn producer_sdk_style_host_without_port() {
+    let server = TestServer::start();
+    let addr = server.addr();
+    let body = "{\n\t\"StreamName\":\t\"from-c-sdk\",\n\t\"DataRetentionInHours\":\t2\n}";
+    let host_only = Signing {
+        host: Some("127.0.0.1"),
+        ..Default::default()
+    };
+    let extra = [("user-agent", "AWS-SDK-KVS/1.6.0 GCC/12.2.0 Linux/6.1")];
+    let (target, headers) = sign(
+        "POST",
+        &addr,
+        "/createStream",
+        &extra,
+        body.as_bytes(),
+        &host_only,
+    );
+    let mut head = format!(
+        "POST {target} HTTP/1.1\ncontent-length: {}\nconnection: close\n",
+        body.len()
+    );
+    for (k, v) in headers {
+        head.push_str(&format!("{k}: {v}\n"));
+    }
+    let r = send_raw(&addr, &head, body.as_bytes());
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert!(r.json()["StreamARN"]
+        .as_str()
+        .unwrap()
+        .contains("from-c-sdk"));
+}
+
+#[test]
+fn cors_and_health() {
+    let server = TestServer::start();
+    let addr = server.addr();
+    let r = send_raw(
+        &addr,
+        &format!("OPTIONS /listStreams HTTP/1.1\nhost: {addr}\norigin: http://localhost:3000\naccess-control-request-method: POST\naccess-control-request-headers: authorization,x-amz-date,content-type\nconnection: close"),
+        b"",
+    );
+    assert_eq!(r.status, 200);
+    assert_eq!(r.header("access-control-allow-origin"), Some("*"));
+    assert_eq!(
+        r.header("access-control-allow-headers"),
+        Some("authorization,x-amz-date,content-type")
+    );
+    let r = post_ok(&server, "/listStreams", "{}");
+    assert_eq!(r.header("access-control-allow-origin"), Some("*"));
+    assert!(r
+        .header("access-control-expose-headers")
+        .unwrap()
+        .contains("x-amzn-RequestId"));
+    let r = send_raw(
+        &addr,
+        &format!("GET /health HTTP/1.1\nhost: {addr}\nconnection: close"),
+        b"",
+    );
+    assert_eq!(r.status, 200);
+}
+
+/// Every operation in botocore's service model (the AWS CLI's and boto3's source of truth)
+/// is routed: a signed empty request never gets UnknownOperationException.
+#[test]
+fn every_botocore_operation_is_routed() {
+    let script = r#"
+import botocore.session
+m = botocore.session.get_session().get_service_model('kinesisvideo')
+for name in m.operation_names:
+    print(name, m.operation_model(name).http['requestUri'])
+"#;
+    let out = std::process::Command::new("python3")
+        .arg("-c")
+        .arg(script)
+        .output()
+        .expect("python3 with botocore (pip install botocore)");
+    assert!(
+        out.status.success(),
+        "botocore missing: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let listing = String::from_utf8(out.stdout).unwrap();
+    let ops: Vec<(&str, &str)> = listing.lines().filter_map(|l| l.split_once(' ')).collect();
+    assert!(ops.len() >= 32, "{listing}");
+    let server = TestServer::start();
+    for (name, path) in ops {
+        let r = post_ok(&server, path, "{}");
+        assert_ne!(
+            r.error_type(),
+            "UnknownOperationException",
+            "{name} {path} is not routed"
+        );
+        assert!(
+            r.status == 200 || r.status == 400 || r.status == 404,
+            "{name}: {}",
+            r.status
+        );
+    }
+}
