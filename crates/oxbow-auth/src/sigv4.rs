@@ -344,7 +344,32 @@ fn hmac_bytes(key: &[u8], data: &str) -> Vec<u8> {
     mac.finalize().into_bytes().to_vec()
 }
 
+/// Derived signing keys are valid for a whole day and cost four HMACs; each thread keeps the
+/// ones it derived recently.
+const SIGNING_KEY_CACHE_MAX: usize = 256;
+
+thread_local! {
+    static SIGNING_KEYS: std::cell::RefCell<std::collections::HashMap<String, Vec<u8>>> =
+        std::cell::RefCell::new(std::collections::HashMap::new());
+}
+
 fn signing_key(secret: &str, date: &str, region: &str, service: &str) -> Vec<u8> {
+    let id = format!("{date}/{region}/{service}/{secret}");
+    if let Some(k) = SIGNING_KEYS.with(|c| c.borrow().get(&id).cloned()) {
+        return k;
+    }
+    let key = derive_signing_key(secret, date, region, service);
+    SIGNING_KEYS.with(|c| {
+        let mut c = c.borrow_mut();
+        if c.len() >= SIGNING_KEY_CACHE_MAX {
+            c.clear();
+        }
+        c.insert(id, key.clone());
+    });
+    key
+}
+
+fn derive_signing_key(secret: &str, date: &str, region: &str, service: &str) -> Vec<u8> {
     let k_date = hmac_bytes(format!("AWS4{secret}").as_bytes(), date);
     let k_region = hmac_bytes(&k_date, region);
     let k_service = hmac_bytes(&k_region, service);

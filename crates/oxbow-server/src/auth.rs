@@ -2,6 +2,10 @@
 //! (policies) builds on the principal returned here; today every active key acts as its
 //! principal and the root key may do everything.
 
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
 use oxbow_auth::{ParsedAuth, Request};
 use oxbow_catalog::AccessKey;
 use oxbow_core::{time::now_ms, ApiError, ErrorKind};
@@ -25,15 +29,59 @@ fn invalid_token() -> ApiError {
     )
 }
 
+/// How long a looked-up access key is trusted before the catalog is asked again. Bounds how
+/// long a key changed by another node stays usable; changes made through this node
+/// invalidate the entry at once.
+const KEY_CACHE_TTL: Duration = Duration::from_secs(2);
+const KEY_CACHE_MAX: usize = 10_000;
+
+/// Recently used access keys (including unknown ones, so a flood of bad keys does not reach
+/// the catalog either).
+#[derive(Default)]
+pub struct KeyCache {
+    entries: Mutex<HashMap<String, (Option<AccessKey>, Instant)>>,
+}
+
+impl KeyCache {
+    async fn get(&self, state: &AppState, id: &str) -> Result<Option<AccessKey>, ApiError> {
+        let now = Instant::now();
+        if let Some((key, at)) = self.lock().get(id) {
+            if now.duration_since(*at) < KEY_CACHE_TTL {
+                return Ok(key.clone());
+            }
+        }
+        let key = state
+            .catalog
+            .access_keys()
+            .get(id)
+            .await
+            .map_err(|e| ApiError::internal(e.to_string()))?;
+        let mut entries = self.lock();
+        if entries.len() >= KEY_CACHE_MAX {
+            entries.retain(|_, (_, at)| now.duration_since(*at) < KEY_CACHE_TTL);
+        }
+        entries.insert(id.to_string(), (key.clone(), now));
+        Ok(key)
+    }
+
+    /// Forgets a key after it changed, so the change applies to the next request.
+    #[allow(dead_code)]
+    pub fn invalidate(&self, id: &str) {
+        self.lock().remove(id);
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, (Option<AccessKey>, Instant)>> {
+        self.entries.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
 /// Verifies the request's signature and returns the principal behind its access key.
 pub async fn authenticate(state: &AppState, req: &Request<'_>) -> Result<Principal, ApiError> {
     let parsed = oxbow_auth::parse(req)?;
     let key = state
-        .catalog
-        .access_keys()
-        .get(&parsed.access_key_id)
-        .await
-        .map_err(|e| ApiError::internal(e.to_string()))?
+        .keys
+        .get(state, &parsed.access_key_id)
+        .await?
         .filter(|k| k.active)
         .ok_or_else(invalid_token)?;
     check_session(&key, &parsed)?;

@@ -4,6 +4,7 @@ use std::sync::Arc;
 
 use oxbow_catalog::Catalog;
 
+use crate::auth::KeyCache;
 use crate::config::ServerConfig;
 
 pub struct AppState {
@@ -13,6 +14,8 @@ pub struct AppState {
     pub public_url: String,
     /// The same authority with the WebSocket scheme matching the public URL's.
     pub public_ws_url: String,
+    /// Recently used access keys, so verifying a signature rarely touches the catalog.
+    pub keys: KeyCache,
 }
 
 impl AppState {
@@ -27,6 +30,7 @@ impl AppState {
             config,
             public_url: public_url.to_string(),
             public_ws_url,
+            keys: KeyCache::default(),
         }
     }
 

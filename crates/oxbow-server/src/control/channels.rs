@@ -7,9 +7,8 @@ use oxbow_core::{ids, ApiError, ErrorKind, ResourceArn, ResourceType};
 use serde::Deserialize;
 use serde_json::{json, Value};
 
-use super::input::token_key;
 use super::lookup::{self, Need, Target};
-use super::streams::{page, NameCondition};
+use super::paging::{list_page, ListQuery, NameCondition};
 use super::tags::{tag_list, Tag};
 use super::Reply;
 use crate::state::AppState;
@@ -164,29 +163,16 @@ pub struct ListChannels {
 }
 
 pub async fn list(state: &AppState, req: ListChannels) -> Reply {
-    let mut checks = Checks::new();
-    checks
-        .range("maxResults", req.max_results, 1, 10_000)
-        .string("nextToken", req.next_token.as_deref(), &v::NEXT_TOKEN);
-    let prefix = req
-        .channel_name_condition
-        .as_ref()
-        .and_then(|c| c.prefix(&mut checks, "channelNameCondition", &v::CHANNEL_NAME));
-    checks.finish()?;
-    let after = token_key(req.next_token.as_deref())?;
-    let max = req.max_results.unwrap_or(500) as usize;
-    let (rows, token) =
-        page::<ChannelRecord>(state, prefix.as_deref(), after.as_deref(), max).await?;
-    let now = now_ms();
-    let infos: Vec<Value> = rows
-        .iter()
-        .filter_map(|c| c.lifecycle.at(now).map(|s| channel_info(c, s)))
-        .collect();
-    let mut out = json!({ "ChannelInfoList": infos });
-    if let Some(t) = token {
-        out["NextToken"] = t.into();
-    }
-    Ok(Some(out))
+    let query = ListQuery {
+        max_results: req.max_results,
+        default_max: 500,
+        next_token: req.next_token.as_deref(),
+        condition: req.channel_name_condition.as_ref(),
+        condition_field: "channelNameCondition",
+        name_rule: &v::CHANNEL_NAME,
+        list_key: "ChannelInfoList",
+    };
+    list_page::<ChannelRecord>(state, query, channel_info).await
 }
 
 #[derive(Deserialize)]

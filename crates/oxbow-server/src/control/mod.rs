@@ -8,6 +8,7 @@ mod endpoints;
 mod features;
 mod input;
 mod lookup;
+mod paging;
 mod storage;
 mod streams;
 mod tags;

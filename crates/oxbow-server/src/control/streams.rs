@@ -10,8 +10,8 @@ use oxbow_core::{ids, ApiError, ErrorKind, ResourceArn, ResourceType};
 use serde::Deserialize;
 use serde_json::{json, Map, Value};
 
-use super::input::{next_token, token_key};
 use super::lookup::{self, Need, Target};
+use super::paging::{list_page, ListQuery, NameCondition};
 use super::tags::check_tag_map;
 use super::Reply;
 use crate::state::AppState;
@@ -68,12 +68,6 @@ pub fn version_mismatch() -> ApiError {
         ErrorKind::VersionMismatch,
         "The stream version that you specified is not the latest version. To get the latest version, use the DescribeStream API.",
     )
-}
-
-/// Marks a stream changed: new version, UPDATING for the configured delay.
-fn touched(s: &mut StreamRecord, delay_ms: i64) {
-    s.version = ids::version();
-    s.lifecycle = Lifecycle::new(Status::Updating, now_ms(), delay_ms);
 }
 
 #[derive(Deserialize)]
@@ -174,32 +168,6 @@ pub async fn describe(state: &AppState, req: StreamRef) -> Reply {
 
 #[derive(Deserialize)]
 #[serde(rename_all = "PascalCase")]
-pub struct NameCondition {
-    pub comparison_operator: Option<String>,
-    pub comparison_value: Option<String>,
-}
-
-impl NameCondition {
-    /// Validates the condition and returns the prefix it asks for.
-    pub fn prefix(&self, checks: &mut Checks, field: &str, rule: &v::StrRule) -> Option<String> {
-        let op_field = format!("{field}.comparisonOperator");
-        let value_field = format!("{field}.comparisonValue");
-        checks
-            .one_of(
-                &op_field,
-                self.comparison_operator.as_deref(),
-                &["BEGINS_WITH"],
-            )
-            .string(&value_field, self.comparison_value.as_deref(), rule);
-        if self.comparison_operator.is_some() {
-            checks.required(&value_field, self.comparison_value.as_ref());
-        }
-        self.comparison_value.clone()
-    }
-}
-
-#[derive(Deserialize)]
-#[serde(rename_all = "PascalCase")]
 pub struct ListStreams {
     max_results: Option<i64>,
     next_token: Option<String>,
@@ -207,49 +175,38 @@ pub struct ListStreams {
 }
 
 pub async fn list(state: &AppState, req: ListStreams) -> Reply {
-    let mut checks = Checks::new();
-    checks
-        .range("maxResults", req.max_results, 1, 10_000)
-        .string("nextToken", req.next_token.as_deref(), &v::NEXT_TOKEN);
-    let prefix = req
-        .stream_name_condition
-        .as_ref()
-        .and_then(|c| c.prefix(&mut checks, "streamNameCondition", &v::STREAM_NAME));
-    checks.finish()?;
-    let after = token_key(req.next_token.as_deref())?;
-    let max = req.max_results.unwrap_or(10_000) as usize;
-    let (page, token) =
-        page::<StreamRecord>(state, prefix.as_deref(), after.as_deref(), max).await?;
-    let now = now_ms();
-    let infos: Vec<Value> = page
-        .iter()
-        .filter_map(|s| s.lifecycle.at(now).map(|st| stream_info(s, st)))
-        .collect();
-    let mut out = json!({ "StreamInfoList": infos });
-    if let Some(t) = token {
-        out["NextToken"] = t.into();
-    }
-    Ok(Some(out))
+    let query = ListQuery {
+        max_results: req.max_results,
+        default_max: 10_000,
+        next_token: req.next_token.as_deref(),
+        condition: req.stream_name_condition.as_ref(),
+        condition_field: "streamNameCondition",
+        name_rule: &v::STREAM_NAME,
+        list_key: "StreamInfoList",
+    };
+    list_page::<StreamRecord>(state, query, stream_info).await
 }
 
-/// One page of records and the token for the next, if there are more.
-pub async fn page<T: lookup::Managed>(
+/// Applies a change that requires the caller's `CurrentVersion`, then bumps the version and
+/// marks the stream UPDATING.
+async fn versioned_update(
     state: &AppState,
-    prefix: Option<&str>,
-    after: Option<&str>,
-    max: usize,
-) -> Result<(Vec<T>, Option<String>), ApiError> {
-    let mut rows = T::table(state)
-        .list(prefix, after, max + 1)
-        .await
-        .map_err(lookup::storage_error::<T>)?;
-    let token = if rows.len() > max {
-        rows.truncate(max);
-        rows.last().map(|r| next_token(r.key()))
-    } else {
-        None
-    };
-    Ok((rows, token))
+    target: &Target,
+    version: Option<String>,
+    change: impl FnOnce(&mut StreamRecord) -> Result<(), ApiError> + Send + 'static,
+) -> Reply {
+    let delay = state.config.limits.lifecycle_delay_ms;
+    lookup::update(state, target, Need::Active, move |s: &mut StreamRecord| {
+        if version.as_deref() != Some(s.version.as_str()) {
+            return Err(version_mismatch());
+        }
+        change(s)?;
+        s.version = ids::version();
+        s.lifecycle = Lifecycle::new(Status::Updating, now_ms(), delay);
+        Ok(())
+    })
+    .await?;
+    Ok(None)
 }
 
 #[derive(Deserialize)]
@@ -323,23 +280,17 @@ pub async fn update(state: &AppState, req: UpdateStream) -> Reply {
         .string("deviceName", req.device_name.as_deref(), &v::DEVICE_NAME)
         .string("mediaType", req.media_type.as_deref(), &v::MEDIA_TYPE);
     let target = req.stream.resolve(state, &mut checks)?;
-    let delay = state.config.limits.lifecycle_delay_ms;
-    let (version, device, media) = (req.current_version, req.device_name, req.media_type);
-    lookup::update(state, &target, Need::Active, move |s: &mut StreamRecord| {
-        if version.as_deref() != Some(s.version.as_str()) {
-            return Err(version_mismatch());
-        }
+    let (device, media) = (req.device_name, req.media_type);
+    versioned_update(state, &target, req.current_version, move |s| {
         if device.is_some() {
             s.device_name = device;
         }
         if media.is_some() {
             s.media_type = media;
         }
-        touched(s, delay);
         Ok(())
     })
-    .await?;
-    Ok(None)
+    .await
 }
 
 #[derive(Deserialize)]
@@ -384,12 +335,7 @@ pub async fn update_retention(state: &AppState, req: UpdateDataRetention) -> Rep
     } else {
         change
     };
-    let delay = state.config.limits.lifecycle_delay_ms;
-    let version = req.current_version;
-    lookup::update(state, &target, Need::Active, move |s: &mut StreamRecord| {
-        if version.as_deref() != Some(s.version.as_str()) {
-            return Err(version_mismatch());
-        }
+    versioned_update(state, &target, req.current_version, move |s| {
         let new = s.retention_hours + delta;
         if !(0..=MAX_RETENTION_HOURS).contains(&new) {
             return Err(ApiError::invalid_argument(format!(
@@ -397,11 +343,9 @@ pub async fn update_retention(state: &AppState, req: UpdateDataRetention) -> Rep
             )));
         }
         s.retention_hours = new;
-        touched(s, delay);
         Ok(())
     })
-    .await?;
-    Ok(None)
+    .await
 }
 
 pub async fn describe_storage(state: &AppState, req: StreamRef) -> Reply {
@@ -444,16 +388,9 @@ pub async fn update_storage(state: &AppState, req: UpdateStreamStorage) -> Reply
         .stream_storage_configuration
         .and_then(|c| c.default_storage_tier)
         .unwrap_or_default();
-    let delay = state.config.limits.lifecycle_delay_ms;
-    let version = req.current_version;
-    lookup::update(state, &target, Need::Active, move |s: &mut StreamRecord| {
-        if version.as_deref() != Some(s.version.as_str()) {
-            return Err(version_mismatch());
-        }
+    versioned_update(state, &target, req.current_version, move |s| {
         s.storage_tier = tier;
-        touched(s, delay);
         Ok(())
     })
-    .await?;
-    Ok(None)
+    .await
 }
