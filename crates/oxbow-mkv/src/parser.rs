@@ -1,0 +1,509 @@
+//! The push parser. State moves Start → Segment ⇄ Cluster; every complete element is cut out
+//! of the input buffer with `split_to`, so frames and header parts share the request's memory.
+
+use bytes::{Buf, Bytes, BytesMut};
+
+use crate::ids::*;
+use crate::vint::{self, Read};
+
+/// Largest single element accepted (a frame, or a header element). Fragments are capped at
+/// 50 MB by KVS, so no legal frame is larger.
+pub const MAX_ELEMENT: u64 = 64 << 20;
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum MkvError {
+    #[error("invalid MKV: {0}")]
+    Invalid(String),
+    #[error("more than one MKV segment in the stream")]
+    SecondSegment,
+    #[error("element of {0} bytes is larger than the limit")]
+    TooLarge(u64),
+}
+
+fn invalid(msg: impl Into<String>) -> MkvError {
+    MkvError::Invalid(msg.into())
+}
+
+/// A track as declared in Tracks.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TrackInfo {
+    pub number: u64,
+    pub track_type: u64,
+    pub codec_id: String,
+}
+
+/// The stream header: everything before the first Cluster that a consumer needs to decode.
+#[derive(Debug, Clone)]
+pub struct Header {
+    /// The EBML header element, as sent.
+    pub ebml: Bytes,
+    /// The Info element, as sent.
+    pub info: Bytes,
+    /// The Tracks element, as sent.
+    pub tracks: Bytes,
+    /// Nanoseconds per timecode unit (Matroska default 1,000,000).
+    pub timecode_scale_ns: u64,
+    pub track_list: Vec<TrackInfo>,
+}
+
+/// One SimpleBlock or BlockGroup.
+#[derive(Debug, Clone)]
+pub struct Frame {
+    pub track: u64,
+    /// Timecode relative to the Cluster's, in timecode units.
+    pub relative_timecode: i16,
+    pub keyframe: bool,
+    /// The whole element (ID, size, body), ready to be written into a Cluster again.
+    pub element: Bytes,
+}
+
+#[derive(Debug, Clone)]
+pub enum Event {
+    /// Info and Tracks have been read; comes before the first Cluster.
+    Header(Header),
+    /// A Cluster started; `timecode` is its Timecode value in timecode units.
+    ClusterStart {
+        timecode: u64,
+    },
+    Frame(Frame),
+    /// The current Cluster ended (next level-1 element, its size reached, or end of input).
+    ClusterEnd,
+    /// A level-1 Tags element: its SimpleTag (name, value) pairs in order.
+    Tags(Vec<(String, String)>),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum State {
+    Start,
+    BeforeSegment,
+    Segment,
+    /// Inside a Cluster; `end` is the absolute offset where a sized Cluster ends.
+    Cluster {
+        end: Option<u64>,
+        timecode_seen: bool,
+    },
+}
+
+pub struct MkvParser {
+    buf: BytesMut,
+    /// Absolute offset of `buf[0]` in the stream.
+    offset: u64,
+    state: State,
+    segment_end: Option<u64>,
+    ebml: Option<Bytes>,
+    info: Option<Bytes>,
+    tracks: Option<Bytes>,
+    header_sent: bool,
+}
+
+impl Default for MkvParser {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// An element header seen at the front of the buffer.
+struct Head {
+    id: u32,
+    size: Option<u64>,
+    header_len: usize,
+}
+
+impl MkvParser {
+    pub fn new() -> Self {
+        Self {
+            buf: BytesMut::new(),
+            offset: 0,
+            state: State::Start,
+            segment_end: None,
+            ebml: None,
+            info: None,
+            tracks: None,
+            header_sent: false,
+        }
+    }
+
+    /// Appends input.
+    pub fn push(&mut self, data: &[u8]) {
+        self.buf.extend_from_slice(data);
+    }
+
+    /// Bytes received but not yet returned in an event.
+    pub fn buffered(&self) -> usize {
+        self.buf.len()
+    }
+
+    /// The next event, `Ok(None)` when more input is needed.
+    pub fn next_event(&mut self) -> Result<Option<Event>, MkvError> {
+        loop {
+            let progressed = match self.state {
+                State::Start => self.read_ebml_header()?,
+                State::BeforeSegment => self.read_segment_start()?,
+                State::Segment => return self.read_level1(),
+                State::Cluster { .. } => return self.read_cluster_child(),
+            };
+            if !progressed {
+                return Ok(None);
+            }
+        }
+    }
+
+    /// Ends the input: closes an open Cluster. Returns the last events and whether input ended
+    /// inside an element (a truncated stream).
+    pub fn finish(&mut self) -> Result<(Vec<Event>, bool), MkvError> {
+        let mut events = Vec::new();
+        while let Some(e) = self.next_event()? {
+            events.push(e);
+        }
+        if matches!(self.state, State::Cluster { .. }) {
+            self.state = State::Segment;
+            events.push(Event::ClusterEnd);
+        }
+        Ok((events, !self.buf.is_empty()))
+    }
+
+    fn head(&self) -> Result<Option<Head>, MkvError> {
+        let id = match vint::read_id(&self.buf) {
+            Read::Done(id, n) => (id, n),
+            Read::NeedMore => return Ok(None),
+            Read::Invalid => {
+                return Err(invalid(format!("bad element ID at offset {}", self.offset)))
+            }
+        };
+        match vint::read_size(&self.buf[id.1..]) {
+            Read::Done(size, n) => Ok(Some(Head {
+                id: id.0,
+                size,
+                header_len: id.1 + n,
+            })),
+            Read::NeedMore => Ok(None),
+            Read::Invalid => Err(invalid(format!(
+                "bad element size at offset {}",
+                self.offset
+            ))),
+        }
+    }
+
+    fn take(&mut self, n: usize) -> Bytes {
+        self.offset += n as u64;
+        self.buf.split_to(n).freeze()
+    }
+
+    fn skip(&mut self, n: usize) {
+        self.offset += n as u64;
+        self.buf.advance(n);
+    }
+
+    /// Takes a whole sized element once it is buffered: `(element, body offset)`.
+    fn take_element(&mut self, head: &Head) -> Result<Option<(Bytes, usize)>, MkvError> {
+        let size = head
+            .size
+            .ok_or_else(|| invalid(format!("element {:X} has unknown size", head.id)))?;
+        if size > MAX_ELEMENT {
+            return Err(MkvError::TooLarge(size));
+        }
+        let total = head.header_len + size as usize;
+        if self.buf.len() < total {
+            self.buf.reserve(total - self.buf.len());
+            return Ok(None);
+        }
+        Ok(Some((self.take(total), head.header_len)))
+    }
+
+    fn read_ebml_header(&mut self) -> Result<bool, MkvError> {
+        let Some(head) = self.head()? else {
+            return Ok(false);
+        };
+        if head.id != EBML {
+            return Err(invalid("stream does not start with an EBML header"));
+        }
+        let Some((el, body)) = self.take_element(&head)? else {
+            return Ok(false);
+        };
+        if let Some(doc_type) = children(&el[body..])?
+            .into_iter()
+            .find(|(id, _)| *id == DOC_TYPE)
+            .map(|(_, v)| {
+                String::from_utf8_lossy(v)
+                    .trim_end_matches('\0')
+                    .to_string()
+            })
+        {
+            if doc_type != "matroska" && doc_type != "webm" {
+                return Err(invalid(format!("DocType {doc_type} is not matroska")));
+            }
+        }
+        self.ebml = Some(el);
+        self.state = State::BeforeSegment;
+        Ok(true)
+    }
+
+    fn read_segment_start(&mut self) -> Result<bool, MkvError> {
+        let Some(head) = self.head()? else {
+            return Ok(false);
+        };
+        match head.id {
+            SEGMENT => {
+                self.skip(head.header_len);
+                self.segment_end = head.size.map(|s| self.offset + s);
+                self.state = State::Segment;
+                Ok(true)
+            }
+            VOID | CRC32 => Ok(self.take_element(&head)?.is_some()),
+            _ => Err(invalid("expected a Segment after the EBML header")),
+        }
+    }
+
+    fn read_level1(&mut self) -> Result<Option<Event>, MkvError> {
+        loop {
+            if self.segment_end.is_some_and(|end| self.offset >= end) {
+                // A sized Segment is over; anything after it would be a second segment.
+                self.segment_end = None;
+                self.state = State::Start;
+                if self.buf.is_empty() {
+                    return Ok(None);
+                }
+                return Err(MkvError::SecondSegment);
+            }
+            let Some(head) = self.head()? else {
+                return Ok(None);
+            };
+            match head.id {
+                EBML | SEGMENT => return Err(MkvError::SecondSegment),
+                CLUSTER => {
+                    let header = self.header_event()?;
+                    self.skip(head.header_len);
+                    self.state = State::Cluster {
+                        end: head.size.map(|s| self.offset + s),
+                        timecode_seen: false,
+                    };
+                    if let Some(h) = header {
+                        return Ok(Some(Event::Header(h)));
+                    }
+                    return self.read_cluster_child();
+                }
+                _ => {
+                    let Some((el, body)) = self.take_element(&head)? else {
+                        return Ok(None);
+                    };
+                    match head.id {
+                        INFO => self.info = Some(el),
+                        TRACKS => self.tracks = Some(el),
+                        TAGS => return Ok(Some(Event::Tags(simple_tags(&el[body..])?))),
+                        _ => {}
+                    }
+                }
+            }
+        }
+    }
+
+    /// The Header event, the first time a Cluster is reached.
+    fn header_event(&mut self) -> Result<Option<Header>, MkvError> {
+        if self.header_sent {
+            return Ok(None);
+        }
+        let (Some(ebml), Some(info), Some(tracks)) =
+            (self.ebml.clone(), self.info.clone(), self.tracks.clone())
+        else {
+            return Err(invalid("a Cluster arrived before Info and Tracks"));
+        };
+        let info_body = body_of(&info)?;
+        let timecode_scale_ns = children(info_body)?
+            .into_iter()
+            .find(|(id, _)| *id == TIMECODE_SCALE)
+            .and_then(|(_, v)| vint::uint(v))
+            .unwrap_or(1_000_000);
+        if timecode_scale_ns == 0 {
+            return Err(invalid("TimecodeScale is 0"));
+        }
+        let track_list = parse_tracks(body_of(&tracks)?)?;
+        if track_list.is_empty() {
+            return Err(invalid("Tracks declares no track"));
+        }
+        self.header_sent = true;
+        Ok(Some(Header {
+            ebml,
+            info,
+            tracks,
+            timecode_scale_ns,
+            track_list,
+        }))
+    }
+
+    fn read_cluster_child(&mut self) -> Result<Option<Event>, MkvError> {
+        loop {
+            let State::Cluster { end, timecode_seen } = self.state else {
+                return self.read_level1();
+            };
+            if end.is_some_and(|e| self.offset >= e) {
+                self.state = State::Segment;
+                return Ok(Some(Event::ClusterEnd));
+            }
+            let Some(head) = self.head()? else {
+                return Ok(None);
+            };
+            if end.is_none() && (is_level1(head.id) || head.id == EBML || head.id == SEGMENT) {
+                self.state = State::Segment;
+                return Ok(Some(Event::ClusterEnd));
+            }
+            let Some((el, body)) = self.take_element(&head)? else {
+                return Ok(None);
+            };
+            match head.id {
+                TIMECODE => {
+                    let tc =
+                        vint::uint(&el[body..]).ok_or_else(|| invalid("bad Cluster Timecode"))?;
+                    self.state = State::Cluster {
+                        end,
+                        timecode_seen: true,
+                    };
+                    return Ok(Some(Event::ClusterStart { timecode: tc }));
+                }
+                SIMPLE_BLOCK | BLOCK_GROUP if !timecode_seen => {
+                    return Err(invalid("a block came before the Cluster Timecode"));
+                }
+                SIMPLE_BLOCK => {
+                    let (track, rel, flags) = block_head(&el[body..])?;
+                    return Ok(Some(Event::Frame(Frame {
+                        track,
+                        relative_timecode: rel,
+                        keyframe: flags & 0x80 != 0,
+                        element: el,
+                    })));
+                }
+                BLOCK_GROUP => {
+                    let kids = children(&el[body..])?;
+                    let block = kids
+                        .iter()
+                        .find(|(id, _)| *id == BLOCK)
+                        .ok_or_else(|| invalid("BlockGroup without a Block"))?;
+                    let (track, rel, _) = block_head(block.1)?;
+                    let keyframe = !kids.iter().any(|(id, _)| *id == REFERENCE_BLOCK);
+                    return Ok(Some(Event::Frame(Frame {
+                        track,
+                        relative_timecode: rel,
+                        keyframe,
+                        element: el,
+                    })));
+                }
+                _ => {}
+            }
+        }
+    }
+}
+
+/// The body of a complete element.
+fn body_of(el: &[u8]) -> Result<&[u8], MkvError> {
+    let id_len = match vint::read_id(el) {
+        Read::Done(_, n) => n,
+        _ => return Err(invalid("bad element")),
+    };
+    match vint::read_size(&el[id_len..]) {
+        Read::Done(_, n) => Ok(&el[id_len + n..]),
+        _ => Err(invalid("bad element")),
+    }
+}
+
+/// The direct children of a master element's body: (id, body).
+fn children(mut body: &[u8]) -> Result<Vec<(u32, &[u8])>, MkvError> {
+    let mut out = Vec::new();
+    while !body.is_empty() {
+        let (id, id_len) = match vint::read_id(body) {
+            Read::Done(id, n) => (id, n),
+            _ => return Err(invalid("bad child element ID")),
+        };
+        let (size, size_len) = match vint::read_size(&body[id_len..]) {
+            Read::Done(Some(s), n) => (s as usize, n),
+            _ => return Err(invalid("bad child element size")),
+        };
+        let start = id_len + size_len;
+        let end = start
+            .checked_add(size)
+            .filter(|e| *e <= body.len())
+            .ok_or_else(|| invalid("child element overruns its parent"))?;
+        out.push((id, &body[start..end]));
+        body = &body[end..];
+    }
+    Ok(out)
+}
+
+fn parse_tracks(body: &[u8]) -> Result<Vec<TrackInfo>, MkvError> {
+    let mut tracks = Vec::new();
+    for (id, entry) in children(body)? {
+        if id != TRACK_ENTRY {
+            continue;
+        }
+        let fields = children(entry)?;
+        let uint_of = |want: u32| {
+            fields
+                .iter()
+                .find(|(i, _)| *i == want)
+                .and_then(|(_, v)| vint::uint(v))
+        };
+        let number =
+            uint_of(TRACK_NUMBER).ok_or_else(|| invalid("TrackEntry without TrackNumber"))?;
+        let codec_id = fields
+            .iter()
+            .find(|(i, _)| *i == CODEC_ID)
+            .map(|(_, v)| {
+                String::from_utf8_lossy(v)
+                    .trim_end_matches('\0')
+                    .to_string()
+            })
+            .unwrap_or_default();
+        tracks.push(TrackInfo {
+            number,
+            track_type: uint_of(TRACK_TYPE).unwrap_or(0),
+            codec_id,
+        });
+    }
+    Ok(tracks)
+}
+
+/// Track number, relative timecode and flags of a (Simple)Block body.
+fn block_head(body: &[u8]) -> Result<(u64, i16, u8), MkvError> {
+    let (track, n) = match vint::read_size(body) {
+        Read::Done(Some(t), n) => (t, n),
+        _ => return Err(invalid("bad block track number")),
+    };
+    if body.len() < n + 3 {
+        return Err(invalid("block too short"));
+    }
+    let rel = i16::from_be_bytes([body[n], body[n + 1]]);
+    Ok((track, rel, body[n + 2]))
+}
+
+/// Every SimpleTag (name, string value) in a Tags body, depth-first.
+fn simple_tags(body: &[u8]) -> Result<Vec<(String, String)>, MkvError> {
+    let mut out = Vec::new();
+    for (id, tag) in children(body)? {
+        if id == TAG {
+            for (cid, child) in children(tag)? {
+                if cid == SIMPLE_TAG {
+                    collect_simple_tag(child, &mut out)?;
+                }
+            }
+        }
+    }
+    Ok(out)
+}
+
+fn collect_simple_tag(body: &[u8], out: &mut Vec<(String, String)>) -> Result<(), MkvError> {
+    let fields = children(body)?;
+    let text = |want: u32| {
+        fields.iter().find(|(i, _)| *i == want).map(|(_, v)| {
+            String::from_utf8_lossy(v)
+                .trim_end_matches('\0')
+                .to_string()
+        })
+    };
+    if let Some(name) = text(TAG_NAME) {
+        out.push((name, text(TAG_STRING).unwrap_or_default()));
+    }
+    for (id, nested) in fields {
+        if id == SIMPLE_TAG {
+            collect_simple_tag(nested, out)?;
+        }
+    }
+    Ok(())
+}
