@@ -22,6 +22,8 @@ pub enum ErrorKind {
     StreamEdgeConfigurationNotFound,
     TagsPerResourceExceededLimit,
     VersionMismatch,
+    /// Too many concurrent GetMedia/PutMedia connections on a stream.
+    ConnectionLimitExceeded,
     /// The request body is not JSON, or a member has the wrong JSON type.
     Serialization,
     /// No route for this method and path.
@@ -62,6 +64,7 @@ impl ErrorKind {
             StreamEdgeConfigurationNotFound => "StreamEdgeConfigurationNotFoundException",
             TagsPerResourceExceededLimit => "TagsPerResourceExceededLimitException",
             VersionMismatch => "VersionMismatchException",
+            ConnectionLimitExceeded => "ConnectionLimitExceededException",
             Serialization => "SerializationException",
             UnknownOperation => "UnknownOperationException",
             MissingAuthenticationToken => "MissingAuthenticationTokenException",

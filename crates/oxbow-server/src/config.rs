@@ -43,6 +43,28 @@ pub struct Limits {
     pub edge_sync_delay_ms: i64,
     /// Largest control-plane request body accepted.
     pub max_request_bytes: usize,
+    /// PutMedia: largest fragment (KVS: 50 MB).
+    pub put_max_fragment_bytes: usize,
+    /// PutMedia: longest fragment (KVS: 20 s).
+    pub put_max_fragment_duration_ms: i64,
+    /// PutMedia: tracks per stream (KVS: 3).
+    pub put_max_tracks: usize,
+    /// PutMedia: metadata tags per fragment (KVS: 10).
+    pub put_max_fragment_tags: usize,
+    /// PutMedia: how long one connection may last (KVS: 45 minutes).
+    pub put_max_connection_ms: u64,
+    /// PutMedia: silence before the connection is closed (KVS: 30 s).
+    pub put_idle_close_ms: u64,
+    /// PutMedia: how often IDLE is acknowledged while nothing arrives.
+    pub put_idle_ack_ms: u64,
+    /// PutMedia: read rate per stream (KVS: 12.5 MB/s); 0 = unlimited.
+    pub put_max_bytes_per_sec: u64,
+    /// PutMedia: how far ahead of the server clock a producer timestamp may be.
+    pub put_max_future_ms: i64,
+    /// GetMedia: concurrent connections per stream (KVS: 3).
+    pub get_media_max_connections: usize,
+    /// GetMedia: the response ends after this long with nothing new (KVS: 3 s).
+    pub get_media_idle_ms: u64,
 }
 
 impl Limits {
@@ -57,6 +79,17 @@ impl Limits {
             lifecycle_delay_ms: 0,
             edge_sync_delay_ms: 1_000,
             max_request_bytes: 1 << 20,
+            put_max_fragment_bytes: 50 << 20,
+            put_max_fragment_duration_ms: 20_000,
+            put_max_tracks: 3,
+            put_max_fragment_tags: 10,
+            put_max_connection_ms: 45 * 60 * 1000,
+            put_idle_close_ms: 30_000,
+            put_idle_ack_ms: 3_000,
+            put_max_bytes_per_sec: 12_500_000,
+            put_max_future_ms: 10 * 60 * 1000,
+            get_media_max_connections: 3,
+            get_media_idle_ms: 3_000,
         }
     }
 }

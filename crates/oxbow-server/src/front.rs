@@ -1,31 +1,62 @@
 //! The front door: every request passes here. It answers CORS preflights and health checks,
-//! reads the body (bounded), authenticates, routes by exact path to an operation, and turns
-//! the outcome into the AWS response shape with a request id.
+//! routes by exact path, authenticates (reading the body first where the signature covers it;
+//! PutMedia streams, so its body is signed as empty), and turns the outcome into the AWS
+//! response shape with a request id.
 
+use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Instant;
 
 use bytes::Bytes;
 use http::{header, HeaderValue, Method, Request, Response, StatusCode};
+use http_body_util::combinators::UnsyncBoxBody;
 use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::Incoming;
-use oxbow_auth::EMPTY_SHA256;
+use oxbow_auth::{EMPTY_SHA256, UNSIGNED_PAYLOAD};
 use oxbow_core::{ids, ApiError, ErrorKind};
 use sha2::{Digest, Sha256};
 
 use crate::control::{self, Op};
+use crate::media::{self, MediaOp};
 use crate::state::AppState;
 
-pub type Body = Full<Bytes>;
+pub type Body = UnsyncBoxBody<Bytes, Infallible>;
+pub type Reply = Response<Body>;
 
 const EXPOSED: &str = "x-amzn-RequestId,x-amzn-ErrorType,x-amzn-ErrorMessage,Date";
 
-pub async fn handle(
-    state: Arc<AppState>,
-    req: Request<Incoming>,
-    peer: SocketAddr,
-) -> Response<Body> {
+pub fn boxed<B>(body: B) -> Body
+where
+    B: http_body::Body<Data = Bytes, Error = Infallible> + Send + 'static,
+{
+    UnsyncBoxBody::new(body)
+}
+
+pub fn full(data: impl Into<Bytes>) -> Body {
+    boxed(Full::new(data.into()))
+}
+
+/// Where a request goes.
+enum Route {
+    Control(Op),
+    PutMedia,
+    Media(MediaOp),
+}
+
+fn route(method: &Method, path: &str) -> Option<Route> {
+    if method != Method::POST {
+        return None;
+    }
+    if path == "/putMedia" {
+        return Some(Route::PutMedia);
+    }
+    Op::from_path(path)
+        .map(Route::Control)
+        .or_else(|| MediaOp::from_path(path).map(Route::Media))
+}
+
+pub async fn handle(state: Arc<AppState>, req: Request<Incoming>, peer: SocketAddr) -> Reply {
     let started = Instant::now();
     let request_id = ids::request_id();
     let method = req.method().clone();
@@ -62,37 +93,57 @@ pub async fn handle(
     response
 }
 
-async fn api(state: &AppState, req: Request<Incoming>) -> Result<Response<Body>, ApiError> {
+async fn api(state: &Arc<AppState>, req: Request<Incoming>) -> Result<Reply, ApiError> {
     let (parts, body) = req.into_parts();
-    let op = Op::from_path(parts.uri.path())
-        .filter(|_| parts.method == Method::POST)
-        .ok_or_else(|| {
-            ApiError::new(
-                ErrorKind::UnknownOperation,
-                format!("No operation at {} {}", parts.method, parts.uri.path()),
-            )
-        })?;
+    let route = route(&parts.method, parts.uri.path()).ok_or_else(|| {
+        ApiError::new(
+            ErrorKind::UnknownOperation,
+            format!("No operation at {} {}", parts.method, parts.uri.path()),
+        )
+    })?;
+    if let Route::PutMedia = route {
+        // The producer SDK signs the streaming body as if it were empty.
+        authenticate(state, &parts, &[EMPTY_SHA256, UNSIGNED_PAYLOAD]).await?;
+        return media::put_media(Arc::clone(state), &parts.headers, body).await;
+    }
     let body = read_body(body, state.config.limits.max_request_bytes).await?;
     let body_hash = hex::encode(Sha256::digest(&body));
     let hashes = [body_hash.as_str(), EMPTY_SHA256];
+    authenticate(
+        state,
+        &parts,
+        if body.is_empty() {
+            &hashes[1..]
+        } else {
+            &hashes[..1]
+        },
+    )
+    .await?;
+    match route {
+        Route::Control(op) => Ok(match control::dispatch(op, &body, state).await? {
+            Some(v) => json(StatusCode::OK, Bytes::from(v.to_string())),
+            None => json(StatusCode::OK, Bytes::new()),
+        }),
+        Route::Media(op) => media::dispatch(op, &body, state).await,
+        Route::PutMedia => unreachable!("handled above"),
+    }
+}
+
+async fn authenticate(
+    state: &AppState,
+    parts: &http::request::Parts,
+    hashes: &[&str],
+) -> Result<(), ApiError> {
     let signed = oxbow_auth::Request {
         method: parts.method.as_str(),
         path: parts.uri.path(),
         query: parts.uri.query(),
         headers: &parts.headers,
-        payload_hashes: if body.is_empty() {
-            &hashes[1..]
-        } else {
-            &hashes[..1]
-        },
+        payload_hashes: hashes,
     };
     let principal = crate::auth::authenticate(state, &signed).await?;
-    tracing::trace!(principal = %principal.name, key = %principal.access_key_id, op = op.name(), "authenticated");
-    let reply = control::dispatch(op, &body, state).await?;
-    Ok(match reply {
-        Some(v) => json(StatusCode::OK, Bytes::from(v.to_string())),
-        None => json(StatusCode::OK, Bytes::new()),
-    })
+    tracing::trace!(principal = %principal.name, key = %principal.access_key_id, path = parts.uri.path(), "authenticated");
+    Ok(())
 }
 
 async fn read_body(body: Incoming, limit: usize) -> Result<Bytes, ApiError> {
@@ -109,8 +160,8 @@ async fn read_body(body: Incoming, limit: usize) -> Result<Bytes, ApiError> {
     }
 }
 
-fn json(status: StatusCode, body: Bytes) -> Response<Body> {
-    let mut r = Response::new(Full::new(body));
+fn json(status: StatusCode, body: Bytes) -> Reply {
+    let mut r = Response::new(full(body));
     *r.status_mut() = status;
     r.headers_mut().insert(
         header::CONTENT_TYPE,
@@ -119,7 +170,7 @@ fn json(status: StatusCode, body: Bytes) -> Response<Body> {
     r
 }
 
-pub fn error_response(e: &ApiError) -> Response<Body> {
+pub fn error_response(e: &ApiError) -> Reply {
     let status = StatusCode::from_u16(e.kind.status()).unwrap_or(StatusCode::BAD_REQUEST);
     let mut r = json(status, Bytes::from(e.body()));
     r.headers_mut()
@@ -129,8 +180,8 @@ pub fn error_response(e: &ApiError) -> Response<Body> {
 
 /// Answers a browser's CORS preflight: any origin, the methods we serve, whatever headers the
 /// page wants to send (SigV4 adds several).
-fn preflight(req: &Request<Incoming>) -> Response<Body> {
-    let mut r = Response::new(Full::new(Bytes::new()));
+fn preflight(req: &Request<Incoming>) -> Reply {
+    let mut r = Response::new(full(Bytes::new()));
     let h = r.headers_mut();
     h.insert(
         header::ACCESS_CONTROL_ALLOW_METHODS,

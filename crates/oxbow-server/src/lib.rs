@@ -8,6 +8,7 @@ pub mod config;
 pub mod control;
 mod front;
 mod listener;
+pub mod media;
 mod reaper;
 mod state;
 mod tls;
@@ -38,6 +39,8 @@ pub enum ServerError {
     },
     #[error("catalog: {0}")]
     Catalog(#[from] oxbow_catalog::CatalogError),
+    #[error("media store: {0}")]
+    Store(#[from] oxbow_store::StoreError),
     #[error("TLS: {0}")]
     Tls(String),
     #[error("configuration: {0}")]
@@ -74,6 +77,10 @@ impl Server {
             source,
         })?;
         let catalog = SqliteCatalog::open(&config.data_dir.join("catalog.sqlite"))?;
+        let store = oxbow_store::Store::open(
+            &config.data_dir.join("media"),
+            oxbow_store::StoreConfig::default(),
+        )?;
         let primary = bind(config.listen).await?;
         let plain = match config.http_listen {
             Some(addr) => Some(bind(addr).await?),
@@ -109,7 +116,12 @@ impl Server {
             .as_ref()
             .and_then(|l| l.local_addr().ok())
             .map(|a| format!("http://{}", display_addr(a)));
-        let state = Arc::new(AppState::new(Arc::new(catalog), config, &public_url));
+        let state = Arc::new(AppState::new(
+            Arc::new(catalog),
+            Arc::new(store),
+            config,
+            &public_url,
+        ));
         Ok(Server {
             state,
             primary,

@@ -17,7 +17,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
 pub use fragment::{FragmentMeta, LiveEvent, StoredFragment, StreamHeader};
-pub use log::StreamLog;
+pub use log::{Partial, StreamLog};
 
 /// Why a store operation failed.
 #[derive(Debug, thiserror::Error)]
@@ -100,6 +100,15 @@ impl Store {
             .iter()
             .map(|(k, v)| (k.clone(), Arc::clone(v)))
             .collect()
+    }
+
+    /// Stream keys that have files on disk, opened or not.
+    pub fn keys_on_disk(&self) -> Result<Vec<String>, StoreError> {
+        Ok(std::fs::read_dir(&self.dir)?
+            .filter_map(|e| e.ok())
+            .filter(|e| e.path().is_dir())
+            .filter_map(|e| e.file_name().into_string().ok())
+            .collect())
     }
 
     /// Forgets a stream and deletes its files.

@@ -46,6 +46,19 @@ struct Inner {
     /// Sealed segments first, the active one last.
     segments: Vec<Segment>,
     memory_bytes: usize,
+    /// The fragment being received, so a reader joining mid-fragment gets it whole.
+    partial: Option<Partial>,
+}
+
+/// The fragment in progress: its start and the frames received so far.
+#[derive(Debug, Clone)]
+pub struct Partial {
+    pub seq: u64,
+    pub header_id: u32,
+    pub producer_ts_ms: i64,
+    pub server_ts_ms: i64,
+    pub cluster_timecode: u64,
+    pub frames: Vec<Bytes>,
 }
 
 pub struct StreamLog {
@@ -85,6 +98,7 @@ impl StreamLog {
             next_header_id: 1,
             segments: Vec::new(),
             memory_bytes: 0,
+            partial: None,
         };
         let last = paths.len().saturating_sub(1);
         for (i, path) in paths.iter().enumerate() {
@@ -155,12 +169,17 @@ impl StreamLog {
         server_ts_ms: i64,
         cluster_timecode: u64,
     ) -> u64 {
-        let seq = {
-            let mut inner = self.lock();
-            let s = inner.next_seq;
-            inner.next_seq += 1;
-            s
-        };
+        let mut inner = self.lock();
+        let seq = inner.next_seq;
+        inner.next_seq += 1;
+        inner.partial = Some(Partial {
+            seq,
+            header_id,
+            producer_ts_ms,
+            server_ts_ms,
+            cluster_timecode,
+            frames: Vec::new(),
+        });
         let _ = self.live.send(LiveEvent::Start {
             seq,
             header_id,
@@ -173,11 +192,19 @@ impl StreamLog {
 
     /// Forwards a frame of the fragment in progress to live readers.
     pub fn frame(&self, seq: u64, element: Bytes) {
+        let mut inner = self.lock();
+        if let Some(p) = inner.partial.as_mut().filter(|p| p.seq == seq) {
+            p.frames.push(element.clone());
+        }
         let _ = self.live.send(LiveEvent::Frame { seq, element });
     }
 
     /// Drops a fragment that will not complete.
     pub fn abandon(&self, seq: u64) {
+        let mut inner = self.lock();
+        if inner.partial.as_ref().is_some_and(|p| p.seq == seq) {
+            inner.partial = None;
+        }
         let _ = self.live.send(LiveEvent::End {
             seq,
             ok: false,
@@ -185,8 +212,11 @@ impl StreamLog {
         });
     }
 
-    pub fn subscribe(&self) -> broadcast::Receiver<LiveEvent> {
-        self.live.subscribe()
+    /// Follows the stream live: the receiver gets every event after this call, and the
+    /// snapshot is the fragment in progress at this instant (if any).
+    pub fn subscribe(&self) -> (broadcast::Receiver<LiveEvent>, Option<Partial>) {
+        let inner = self.lock();
+        (self.live.subscribe(), inner.partial.clone())
     }
 
     /// Adds a completed fragment: readable at once from memory; when `persist`, the returned
@@ -219,6 +249,12 @@ impl StreamLog {
                         disk = Some(loc);
                     }
                     Err(e) => {
+                        inner.partial = None;
+                        let _ = self.live.send(LiveEvent::End {
+                            seq: fragment.seq,
+                            ok: false,
+                            tags: Vec::new(),
+                        });
                         let _ = tx.send(Err(e));
                         return rx;
                     }
@@ -229,13 +265,20 @@ impl StreamLog {
                 disk,
                 memory: Some(Arc::clone(&fragment)),
             });
+            if inner
+                .partial
+                .as_ref()
+                .is_some_and(|p| p.seq == fragment.seq)
+            {
+                inner.partial = None;
+            }
+            let _ = self.live.send(LiveEvent::End {
+                seq: fragment.seq,
+                ok: true,
+                tags: fragment.tags.clone(),
+            });
             job
         };
-        let _ = self.live.send(LiveEvent::End {
-            seq: fragment.seq,
-            ok: true,
-            tags: fragment.tags.clone(),
-        });
         match job {
             None => {
                 let _ = tx.send(Ok(()));

@@ -194,11 +194,14 @@ async fn live_events_arrive_in_order() {
     let d = dir("events");
     let store = Store::open(&d, StoreConfig::default()).unwrap();
     let log = store.stream("s").unwrap();
-    let mut rx = log.subscribe();
+    let (mut rx, partial) = log.subscribe();
+    assert!(partial.is_none());
     let h = log.set_header(header());
     let seq = log.begin(h, 10, 11, 10);
     log.frame(seq, Bytes::from_static(b"f1"));
     log.frame(seq, Bytes::from_static(b"f2"));
+    let (_, partial) = log.subscribe();
+    assert_eq!(partial.map(|p| (p.seq, p.frames.len())), Some((1, 2)));
     log.complete(fragment(seq, 10, 4), true)
         .await
         .unwrap()

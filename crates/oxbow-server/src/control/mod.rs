@@ -7,7 +7,7 @@ mod edge;
 mod endpoints;
 mod features;
 mod input;
-mod lookup;
+pub(crate) mod lookup;
 mod paging;
 mod storage;
 mod streams;
@@ -15,6 +15,10 @@ mod tags;
 
 use oxbow_core::ApiError;
 use serde_json::Value;
+
+pub(crate) use input::parse;
+pub(crate) use lookup::Need;
+pub(crate) use streams::StreamRef;
 
 use crate::state::AppState;
 

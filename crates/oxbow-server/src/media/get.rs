@@ -1,0 +1,484 @@
+//! GetMedia and GetMediaForFragmentList: fragments out as MKV chunks. GetMedia reads
+//! completed fragments from the index (live buffer or disk) until it reaches the live edge,
+//! then follows the stream's live events, forwarding each frame as it arrives; it joins a
+//! fragment in progress from its start. The response ends after 3 s with nothing new.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::{Response, StatusCode};
+use oxbow_catalog::StreamRecord;
+use oxbow_core::time::now_ms;
+use oxbow_core::validate::{Checks, StrRule};
+use oxbow_core::{ApiError, ErrorKind};
+use oxbow_store::{LiveEvent, Partial, StoredFragment, StreamLog};
+use serde::Deserialize;
+use tokio::sync::broadcast::error::RecvError;
+use tokio::sync::mpsc;
+
+use super::{chunk, media_key, tag_seconds, ChannelBody, FragmentNumber};
+use crate::control::{lookup, Need, StreamRef};
+use crate::front::{boxed, Reply};
+use crate::state::{AppState, ConnectionGuard};
+
+const SELECTOR_TYPES: &[&str] = &[
+    "FRAGMENT_NUMBER",
+    "SERVER_TIMESTAMP",
+    "PRODUCER_TIMESTAMP",
+    "NOW",
+    "EARLIEST",
+    "CONTINUATION_TOKEN",
+];
+
+static FRAGMENT_NUMBER_RULE: StrRule = StrRule {
+    min: 1,
+    max: 128,
+    pattern: None,
+};
+
+#[derive(Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct StartSelector {
+    start_selector_type: Option<String>,
+    after_fragment_number: Option<String>,
+    start_timestamp: Option<f64>,
+    continuation_token: Option<String>,
+}
+
+#[derive(Deserialize)]
+pub struct GetMediaRequest {
+    #[serde(flatten)]
+    stream: StreamRef,
+    #[serde(rename = "StartSelector")]
+    start_selector: Option<StartSelector>,
+}
+
+/// Where GetMedia starts.
+enum Start {
+    /// The first fragment with this number or a later one.
+    Seq(u64),
+    /// The fragment in progress, or else the next one to start.
+    Now,
+    /// The first fragment whose time span reaches this instant (producer or server clock).
+    Time { producer: bool, ms: i64 },
+}
+
+fn digits(s: &str) -> bool {
+    !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit())
+}
+
+fn check_selector(sel: Option<&StartSelector>) -> Result<(), ApiError> {
+    let mut checks = Checks::new();
+    checks.required("startSelector", sel);
+    if let Some(s) = sel {
+        let kind = s.start_selector_type.as_deref();
+        checks
+            .required("startSelector.startSelectorType", kind)
+            .one_of("startSelector.startSelectorType", kind, SELECTOR_TYPES)
+            .string(
+                "startSelector.afterFragmentNumber",
+                s.after_fragment_number.as_deref(),
+                &FRAGMENT_NUMBER_RULE,
+            )
+            .string(
+                "startSelector.continuationToken",
+                s.continuation_token.as_deref(),
+                &FRAGMENT_NUMBER_RULE,
+            );
+        match kind {
+            Some("FRAGMENT_NUMBER") => {
+                checks.required(
+                    "startSelector.afterFragmentNumber",
+                    s.after_fragment_number.as_ref(),
+                );
+            }
+            Some("SERVER_TIMESTAMP" | "PRODUCER_TIMESTAMP") => {
+                checks.required("startSelector.startTimestamp", s.start_timestamp.as_ref());
+            }
+            Some("CONTINUATION_TOKEN") => {
+                checks.required(
+                    "startSelector.continuationToken",
+                    s.continuation_token.as_ref(),
+                );
+            }
+            _ => {}
+        }
+        if s.after_fragment_number
+            .as_deref()
+            .is_some_and(|n| !digits(n))
+        {
+            checks.custom("Value at 'startSelector.afterFragmentNumber' failed to satisfy constraint: Member must satisfy regular expression pattern: ^[0-9]+$");
+        }
+    }
+    checks.finish()
+}
+
+fn start_of(sel: &StartSelector, stream: &StreamRecord) -> Result<Start, ApiError> {
+    let number = |s: &str| {
+        FragmentNumber::parse(s, stream.creation_ms)
+            .map(|n| n.seq)
+            .ok_or_else(|| {
+                ApiError::invalid_argument(format!(
+                    "Fragment number {s} does not belong to this stream."
+                ))
+            })
+    };
+    Ok(match sel.start_selector_type.as_deref() {
+        Some("EARLIEST") => Start::Seq(0),
+        Some("FRAGMENT_NUMBER") => {
+            Start::Seq(number(sel.after_fragment_number.as_deref().unwrap_or(""))?)
+        }
+        Some("CONTINUATION_TOKEN") => {
+            Start::Seq(number(sel.continuation_token.as_deref().unwrap_or(""))? + 1)
+        }
+        Some(kind @ ("SERVER_TIMESTAMP" | "PRODUCER_TIMESTAMP")) => Start::Time {
+            producer: kind == "PRODUCER_TIMESTAMP",
+            ms: (sel.start_timestamp.unwrap_or(0.0) * 1000.0).round() as i64,
+        },
+        _ => Start::Now,
+    })
+}
+
+pub async fn get_media(state: &Arc<AppState>, req: GetMediaRequest) -> Result<Reply, ApiError> {
+    check_selector(req.start_selector.as_ref())?;
+    let target = req.stream.resolve(state, &mut Checks::new())?;
+    let stream: StreamRecord = lookup::get(state, &target, Need::Live).await?;
+    let start = start_of(req.start_selector.as_ref().expect("checked"), &stream)?;
+    let key = media_key(&stream);
+    let guard = state
+        .get_media_connections
+        .acquire(&key, state.config.limits.get_media_max_connections)
+        .ok_or_else(|| {
+            ApiError::new(
+                ErrorKind::ConnectionLimitExceeded,
+                "Too many GetMedia connections are open on this stream.",
+            )
+        })?;
+    let log = state
+        .store
+        .stream(&key)
+        .map_err(|e| ApiError::internal(e.to_string()))?;
+    let (tx, body) = ChannelBody::new(64);
+    let idle = Duration::from_millis(state.config.limits.get_media_idle_ms);
+    let reader = Reader {
+        log,
+        creation_ms: stream.creation_ms,
+        tx,
+        _guard: guard,
+    };
+    tokio::spawn(reader.run(start, idle));
+    Ok(media_response(body))
+}
+
+fn media_response(body: ChannelBody) -> Reply {
+    let mut r = Response::new(boxed(body));
+    *r.status_mut() = StatusCode::OK;
+    r.headers_mut().insert(
+        http::header::CONTENT_TYPE,
+        http::HeaderValue::from_static("video/webm"),
+    );
+    r
+}
+
+/// One GetMedia response being written.
+struct Reader {
+    log: Arc<StreamLog>,
+    creation_ms: i64,
+    tx: mpsc::Sender<Bytes>,
+    _guard: ConnectionGuard,
+}
+
+/// The client went away.
+struct Gone;
+
+impl Reader {
+    async fn send(&self, b: Bytes) -> Result<(), Gone> {
+        self.tx.send(b).await.map_err(|_| Gone)
+    }
+
+    fn number(&self, seq: u64) -> String {
+        FragmentNumber::new(self.creation_ms, seq).to_string()
+    }
+
+    async fn run(self, start: Start, idle: Duration) {
+        let mut cursor = match start {
+            Start::Seq(s) => s,
+            Start::Now => {
+                let (_, partial) = self.log.subscribe();
+                partial.map_or_else(|| self.log.next_seq(), |p| p.seq)
+            }
+            Start::Time { producer, ms } => self
+                .log
+                .fragments()
+                .iter()
+                .find(|m| {
+                    let t = if producer {
+                        m.producer_ts_ms
+                    } else {
+                        m.server_ts_ms
+                    };
+                    t + m.duration_ms > ms
+                })
+                .map_or_else(|| self.log.next_seq(), |m| m.seq),
+        };
+        if let Start::Seq(s) = start {
+            let first = self.log.fragments().first().map(|m| m.seq);
+            if s > 0 && first.is_some_and(|f| s < f) {
+                let _ = self
+                    .send(chunk::tags_only(&[
+                        (
+                            "AWS_KINESISVIDEO_ERROR_CODE",
+                            "The requested fragment is not available.",
+                        ),
+                        ("AWS_KINESISVIDEO_ERROR_ID", "4000"),
+                    ]))
+                    .await;
+                return;
+            }
+        }
+        loop {
+            let (rx, partial) = self.log.subscribe();
+            match self.catch_up(&mut cursor).await {
+                Ok(()) => {}
+                Err(Gone) => return,
+            }
+            match self.follow(rx, partial, &mut cursor, idle).await {
+                Ok(true) => continue,
+                Ok(false) | Err(Gone) => return,
+            }
+        }
+    }
+
+    /// Sends every completed fragment from `cursor` on.
+    async fn catch_up(&self, cursor: &mut u64) -> Result<(), Gone> {
+        loop {
+            let metas: Vec<u64> = self
+                .log
+                .fragments()
+                .iter()
+                .map(|m| m.seq)
+                .filter(|s| *s >= *cursor)
+                .collect();
+            if metas.is_empty() {
+                return Ok(());
+            }
+            for seq in metas {
+                match self.log.read(seq).await {
+                    Ok(f) => self.send_archived(&f).await?,
+                    Err(e) => tracing::debug!(seq, error = %e, "fragment vanished while reading"),
+                }
+                *cursor = seq + 1;
+            }
+        }
+    }
+
+    async fn send_archived(&self, f: &StoredFragment) -> Result<(), Gone> {
+        let Some(header) = self.log.header(f.header_id) else {
+            return Ok(());
+        };
+        let number = self.number(f.seq);
+        let (server, producer) = (tag_seconds(f.server_ts_ms), tag_seconds(f.producer_ts_ms));
+        self.send(chunk::start(
+            &header,
+            &[
+                ("AWS_KINESISVIDEO_FRAGMENT_NUMBER", &number),
+                ("AWS_KINESISVIDEO_SERVER_TIMESTAMP", &server),
+                ("AWS_KINESISVIDEO_PRODUCER_TIMESTAMP", &producer),
+            ],
+        ))
+        .await?;
+        self.send(f.cluster.clone()).await?;
+        self.send_end(f.seq, f.server_ts_ms, &f.tags).await
+    }
+
+    async fn send_end(
+        &self,
+        seq: u64,
+        server_ts_ms: i64,
+        tags: &[(String, String)],
+    ) -> Result<(), Gone> {
+        let behind = (now_ms() - server_ts_ms).max(0).to_string();
+        let number = self.number(seq);
+        self.send(chunk::end(
+            tags,
+            &[
+                ("AWS_KINESISVIDEO_MILLIS_BEHIND_NOW", &behind),
+                ("AWS_KINESISVIDEO_CONTINUATION_TOKEN", &number),
+            ],
+        ))
+        .await
+    }
+
+    async fn send_live_start(
+        &self,
+        seq: u64,
+        header_id: u32,
+        server_ts: i64,
+        producer_ts: i64,
+        timecode: u64,
+    ) -> Result<bool, Gone> {
+        let Some(header) = self.log.header(header_id) else {
+            return Ok(false);
+        };
+        let number = self.number(seq);
+        let (server, producer) = (tag_seconds(server_ts), tag_seconds(producer_ts));
+        self.send(chunk::start(
+            &header,
+            &[
+                ("AWS_KINESISVIDEO_FRAGMENT_NUMBER", &number),
+                ("AWS_KINESISVIDEO_SERVER_TIMESTAMP", &server),
+                ("AWS_KINESISVIDEO_PRODUCER_TIMESTAMP", &producer),
+            ],
+        ))
+        .await?;
+        self.send(chunk::live_cluster_start(timecode)).await?;
+        Ok(true)
+    }
+
+    /// Follows live events. `Ok(true)`: fell behind between fragments, catch up again;
+    /// `Ok(false)`: the response is over.
+    async fn follow(
+        &self,
+        mut rx: tokio::sync::broadcast::Receiver<LiveEvent>,
+        partial: Option<Partial>,
+        cursor: &mut u64,
+        idle: Duration,
+    ) -> Result<bool, Gone> {
+        let mut current: Option<(u64, i64)> = None;
+        if let Some(p) = partial.filter(|p| p.seq >= *cursor) {
+            if self
+                .send_live_start(
+                    p.seq,
+                    p.header_id,
+                    p.server_ts_ms,
+                    p.producer_ts_ms,
+                    p.cluster_timecode,
+                )
+                .await?
+            {
+                for f in p.frames {
+                    self.send(f).await?;
+                }
+                current = Some((p.seq, p.server_ts_ms));
+            }
+        }
+        loop {
+            let event = match tokio::time::timeout(idle, rx.recv()).await {
+                Err(_) => return Ok(false),
+                Ok(Err(RecvError::Lagged(_))) => return Ok(current.is_none()),
+                Ok(Err(RecvError::Closed)) => return Ok(false),
+                Ok(Ok(e)) => e,
+            };
+            match event {
+                LiveEvent::Start {
+                    seq,
+                    header_id,
+                    producer_ts_ms,
+                    server_ts_ms,
+                    cluster_timecode,
+                } if current.is_none() && seq >= *cursor => {
+                    current = self
+                        .send_live_start(
+                            seq,
+                            header_id,
+                            server_ts_ms,
+                            producer_ts_ms,
+                            cluster_timecode,
+                        )
+                        .await?
+                        .then_some((seq, server_ts_ms));
+                }
+                LiveEvent::Frame { seq, element } if current.is_some_and(|(c, _)| c == seq) => {
+                    self.send(element).await?;
+                }
+                LiveEvent::End { seq, ok, tags } if current.is_some_and(|(c, _)| c == seq) => {
+                    let server_ts = current.map_or(0, |(_, t)| t);
+                    if ok {
+                        self.send_end(seq, server_ts, &tags).await?;
+                    } else {
+                        self.send(chunk::end(&[], &[])).await?;
+                    }
+                    *cursor = seq + 1;
+                    current = None;
+                }
+                _ => {}
+            }
+        }
+    }
+}
+
+#[derive(Deserialize)]
+pub struct ForListRequest {
+    #[serde(flatten)]
+    stream: StreamRef,
+    #[serde(rename = "Fragments")]
+    fragments: Option<Vec<String>>,
+}
+
+pub async fn get_for_list(state: &Arc<AppState>, req: ForListRequest) -> Result<Reply, ApiError> {
+    let mut checks = Checks::new();
+    checks.required("fragments", req.fragments.as_ref()).count(
+        "fragments",
+        req.fragments.as_ref().map(Vec::len),
+        1,
+        1000,
+    );
+    for n in req.fragments.iter().flatten() {
+        checks.string("fragments.member", Some(n), &FRAGMENT_NUMBER_RULE);
+        if !digits(n) {
+            checks.custom(format!("Value '{n}' at 'fragments.member' failed to satisfy constraint: Member must satisfy regular expression pattern: ^[0-9]+$"));
+        }
+    }
+    let target = req.stream.resolve(state, &mut checks)?;
+    let stream: StreamRecord = lookup::get(state, &target, Need::Live).await?;
+    let log = state
+        .store
+        .stream(&media_key(&stream))
+        .map_err(|e| ApiError::internal(e.to_string()))?;
+    let (tx, body) = ChannelBody::new(64);
+    let numbers = req.fragments.unwrap_or_default();
+    let creation = stream.creation_ms;
+    tokio::spawn(async move {
+        for n in numbers {
+            let found = match FragmentNumber::parse(&n, creation) {
+                Some(fnum) => log.read(fnum.seq).await.ok(),
+                None => None,
+            };
+            let out = match found
+                .as_deref()
+                .and_then(|f| log.header(f.header_id).map(|h| (f, h)))
+            {
+                Some((f, header)) => {
+                    let (server, producer) =
+                        (tag_seconds(f.server_ts_ms), tag_seconds(f.producer_ts_ms));
+                    let mut parts = vec![chunk::start(
+                        &header,
+                        &[
+                            ("AWS_KINESISVIDEO_FRAGMENT_NUMBER", &n),
+                            ("AWS_KINESISVIDEO_SERVER_SIDE_TIMESTAMP", &server),
+                            ("AWS_KINESISVIDEO_PRODUCER_SIDE_TIMESTAMP", &producer),
+                        ],
+                    )];
+                    parts.push(f.cluster.clone());
+                    parts.push(chunk::end(&f.tags, &[]));
+                    parts
+                }
+                None => vec![chunk::tags_only(&[
+                    ("AWS_KINESISVIDEO_FRAGMENT_NUMBER", &n),
+                    ("AWS_KINESISVIDEO_EXCEPTION_ERROR_CODE", "4000"),
+                    (
+                        "AWS_KINESISVIDEO_EXCEPTION_MESSAGE",
+                        "The requested fragment was not found.",
+                    ),
+                ])],
+            };
+            for p in out {
+                if tx.send(p).await.is_err() {
+                    return;
+                }
+            }
+        }
+    });
+    Ok(media_response(body))
+}
