@@ -123,6 +123,17 @@ impl MkvParser {
         }
     }
 
+    /// Starts reading a new MKV document from the buffered input, after
+    /// [`MkvError::SecondSegment`]: consumers of GetMedia read one document per fragment.
+    pub fn restart(&mut self) {
+        self.state = State::Start;
+        self.segment_end = None;
+        self.ebml = None;
+        self.info = None;
+        self.tracks = None;
+        self.header_sent = false;
+    }
+
     /// Appends input.
     pub fn push(&mut self, data: &[u8]) {
         self.buf.extend_from_slice(data);
@@ -257,9 +268,7 @@ impl MkvParser {
     fn read_level1(&mut self) -> Result<Option<Event>, MkvError> {
         loop {
             if self.segment_end.is_some_and(|end| self.offset >= end) {
-                // A sized Segment is over; anything after it would be a second segment.
-                self.segment_end = None;
-                self.state = State::Start;
+                // A sized Segment is over; anything after it is a second document.
                 if self.buf.is_empty() {
                     return Ok(None);
                 }
@@ -291,6 +300,14 @@ impl MkvParser {
                         TRACKS => self.tracks = Some(el),
                         TAGS => return Ok(Some(Event::Tags(simple_tags(&el[body..])?))),
                         _ => {}
+                    }
+                    // Announce the header as soon as it is complete, so it precedes any
+                    // Tags that come before the first Cluster (as in GetMedia chunks).
+                    let header_done = self.info.is_some() && self.tracks.is_some();
+                    if matches!(head.id, INFO | TRACKS) && header_done {
+                        if let Some(h) = self.header_event()? {
+                            return Ok(Some(Event::Header(h)));
+                        }
                     }
                 }
             }

@@ -171,3 +171,25 @@ fn malformed_streams() {
     huge.extend([0xA3, 0x01, 0x00, 0x00, 0x00, 0x10, 0x00, 0x00, 0x00]);
     assert!(parse_in_chunks(&huge, 100).is_err());
 }
+
+/// GetMedia consumers read one MKV document per fragment, back to back.
+#[test]
+fn restart_reads_the_next_document() {
+    let mut two = stream();
+    two.extend(stream());
+    let mut p = MkvParser::new();
+    p.push(&two);
+    let mut headers = 0;
+    let mut frames = 0;
+    loop {
+        match p.next_event() {
+            Ok(Some(Event::Header(_))) => headers += 1,
+            Ok(Some(Event::Frame(_))) => frames += 1,
+            Ok(Some(_)) => {}
+            Ok(None) => break,
+            Err(MkvError::SecondSegment) => p.restart(),
+            Err(e) => panic!("{e}"),
+        }
+    }
+    assert_eq!((headers, frames), (2, 10));
+}

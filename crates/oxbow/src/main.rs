@@ -1,6 +1,7 @@
 //! The `oxbow` command: `oxbow serve` runs the service; `oxbow bench` measures it.
 
 mod bench;
+mod media_cli;
 mod serve;
 
 use clap::{Parser, Subcommand};
@@ -20,6 +21,10 @@ struct Cli {
 enum Command {
     /// Run the server (control plane today; media and WebRTC as they land).
     Serve(Box<serve::ServeArgs>),
+    /// Stream an MKV file or standard input into a stream (PutMedia).
+    Put(media_cli::PutArgs),
+    /// Read a stream (GetMedia) as MKV on standard output, or as a summary.
+    Get(media_cli::GetArgs),
     /// Load generators that measure a running server.
     #[command(subcommand)]
     Bench(bench::BenchCommand),
@@ -47,6 +52,8 @@ fn main() -> std::process::ExitCode {
     let result = runtime.block_on(async {
         match cli.command {
             Command::Serve(args) => serve::run(*args).await,
+            Command::Put(args) => media_cli::put(args).await,
+            Command::Get(args) => media_cli::get(args).await,
             Command::Bench(cmd) => bench::run(cmd).await,
         }
     });
