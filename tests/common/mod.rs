@@ -324,3 +324,174 @@ pub fn post(server: &TestServer, path: &str, body: &str, s: &Signing<'_>) -> Raw
 pub fn post_ok(server: &TestServer, path: &str, body: &str) -> Raw {
     post(server, path, body, &Signing::default())
 }
+
+// ---- media helpers ----
+
+/// An `oxbow-client` for the test server with the test root key.
+pub fn media_client(server: &TestServer) -> oxbow_client::Client {
+    oxbow_client::Client::new(
+        &server.url,
+        REGION,
+        oxbow_client::Credentials {
+            access_key_id: ACCESS_KEY.into(),
+            secret_access_key: SECRET_KEY.into(),
+            session_token: None,
+        },
+    )
+    .unwrap()
+}
+
+pub fn media_sdk(server: &TestServer) -> aws_sdk_kinesisvideomedia::Client {
+    let config = aws_sdk_kinesisvideomedia::Config::builder()
+        .behavior_version(aws_sdk_kinesisvideomedia::config::BehaviorVersion::latest())
+        .region(aws_sdk_kinesisvideomedia::config::Region::new(REGION))
+        .endpoint_url(&server.url)
+        .credentials_provider(aws_sdk_kinesisvideomedia::config::Credentials::new(
+            ACCESS_KEY, SECRET_KEY, None, None, "t",
+        ))
+        .build();
+    aws_sdk_kinesisvideomedia::Client::from_conf(config)
+}
+
+pub fn archive_sdk(server: &TestServer) -> aws_sdk_kinesisvideoarchivedmedia::Client {
+    let config = aws_sdk_kinesisvideoarchivedmedia::Config::builder()
+        .behavior_version(aws_sdk_kinesisvideoarchivedmedia::config::BehaviorVersion::latest())
+        .region(aws_sdk_kinesisvideoarchivedmedia::config::Region::new(
+            REGION,
+        ))
+        .endpoint_url(&server.url)
+        .credentials_provider(aws_sdk_kinesisvideoarchivedmedia::config::Credentials::new(
+            ACCESS_KEY, SECRET_KEY, None, None, "t",
+        ))
+        .build();
+    aws_sdk_kinesisvideoarchivedmedia::Client::from_conf(config)
+}
+
+/// Real media: H.264 (one key frame a second, 25 fps) and AAC, made by ffmpeg once per test
+/// process and cached in the temp directory.
+pub fn fixture(seconds: u32) -> PathBuf {
+    let path = std::env::temp_dir().join(format!("oxbow-fixture-{seconds}s.mkv"));
+    if path.exists() {
+        return path;
+    }
+    let tmp = temp_dir("fixture").join("f.mkv");
+    let status = Command::new("ffmpeg")
+        .args([
+            "-y",
+            "-loglevel",
+            "error",
+            "-f",
+            "lavfi",
+            "-i",
+            "testsrc2=size=320x240:rate=25",
+        ])
+        .args([
+            "-f",
+            "lavfi",
+            "-i",
+            "sine=frequency=440:sample_rate=48000",
+            "-t",
+        ])
+        .arg(seconds.to_string())
+        .args([
+            "-c:v",
+            "libx264",
+            "-preset",
+            "ultrafast",
+            "-g",
+            "25",
+            "-keyint_min",
+            "25",
+        ])
+        .args([
+            "-sc_threshold",
+            "0",
+            "-bf",
+            "0",
+            "-c:a",
+            "aac",
+            "-f",
+            "matroska",
+        ])
+        .arg(&tmp)
+        .status()
+        .expect("ffmpeg (installed by .ci/run)");
+    assert!(status.success(), "ffmpeg failed");
+    // Atomic: parallel test processes may race to make the same fixture.
+    std::fs::rename(&tmp, &path).unwrap();
+    path
+}
+
+/// The frame elements (SimpleBlock/BlockGroup bytes) of MKV data, in order.
+pub fn frames(mkv: &[u8]) -> Vec<bytes::Bytes> {
+    tagged_frames(mkv).into_iter().map(|(_, f)| f).collect()
+}
+
+/// Frames with the fragment number tag of the chunk they came in (if any).
+pub fn tagged_frames(mkv: &[u8]) -> Vec<(String, bytes::Bytes)> {
+    let mut r = oxbow_client::ChunkReader::default();
+    r.push(mkv);
+    let mut out = Vec::new();
+    let mut number = String::new();
+    let mut events = Vec::new();
+    while let Some(e) = r.next_event().unwrap() {
+        events.push(e);
+    }
+    events.extend(r.finish().unwrap());
+    for e in events {
+        match e {
+            oxbow_mkv::Event::Tags(tags) => {
+                for (k, v) in tags {
+                    if k == "AWS_KINESISVIDEO_FRAGMENT_NUMBER" {
+                        number = v;
+                    }
+                }
+            }
+            oxbow_mkv::Event::Frame(f) => out.push((number.clone(), f.element)),
+            _ => {}
+        }
+    }
+    out
+}
+
+/// All tag pairs of MKV data, in order.
+pub fn all_tags(mkv: &[u8]) -> Vec<(String, String)> {
+    let mut r = oxbow_client::ChunkReader::default();
+    r.push(mkv);
+    let mut out = Vec::new();
+    while let Some(e) = r.next_event().unwrap() {
+        if let oxbow_mkv::Event::Tags(t) = e {
+            out.extend(t);
+        }
+    }
+    out
+}
+
+/// Streams a file with the producer; returns its acks and summary.
+pub async fn put_file(
+    server: &TestServer,
+    stream: &str,
+    path: &Path,
+    realtime: bool,
+) -> (Vec<oxbow_client::Ack>, oxbow_client::PutSummary) {
+    let client = media_client(server);
+    let retention = server
+        .client()
+        .describe_stream()
+        .stream_name(stream)
+        .send()
+        .await
+        .unwrap()
+        .stream_info
+        .unwrap()
+        .data_retention_in_hours
+        .unwrap_or(0);
+    let mut options = oxbow_client::PutOptions::new(stream);
+    options.realtime = realtime;
+    options.no_retention = retention == 0;
+    let producer = oxbow_client::Producer::new(client, options);
+    let file = tokio::fs::File::open(path).await.unwrap();
+    let mut acks = Vec::new();
+    let summary = producer.run(file, |a| acks.push(a.clone())).await.unwrap();
+    (acks, summary)
+}

@@ -343,6 +343,49 @@ impl Producer {
     }
 }
 
+impl Client {
+    /// PutMedia with a body the caller writes piece by piece (`body` closes the request when
+    /// dropped). Returns every ack until the service ends the response. For tests and tools
+    /// that need exact control over the MKV sent; producers use [`Producer`].
+    pub async fn put_media_raw(
+        &self,
+        stream: &str,
+        timecode_type: &str,
+        mut body: mpsc::Receiver<Bytes>,
+    ) -> Result<Vec<Ack>, ClientError> {
+        let mut headers = self.headers(&[
+            ("x-amzn-stream-name", stream.to_string()),
+            ("x-amzn-fragment-timecode-type", timecode_type.to_string()),
+            ("x-amzn-producer-start-timestamp", "0.000".into()),
+            ("x-amzn-fragment-acknowledgment-required", "1".into()),
+        ]);
+        self.sign(&mut headers, "POST", "/putMedia", oxbow_auth::EMPTY_SHA256);
+        let (mut tx, channel) = Channel::<Bytes>::new(32);
+        let mut req = Request::new(channel);
+        *req.method_mut() = Method::POST;
+        *req.uri_mut() = http::Uri::from_static("/putMedia");
+        *req.headers_mut() = headers;
+        tokio::spawn(async move {
+            while let Some(b) = body.recv().await {
+                if tx.send_data(b).await.is_err() {
+                    return;
+                }
+            }
+        });
+        let resp = self.send(req).await?;
+        if !resp.status().is_success() {
+            return Err(api_error(resp).await);
+        }
+        let (ack_tx, mut ack_rx) = mpsc::unbounded_channel();
+        read_acks(resp.into_body(), ack_tx).await;
+        let mut acks = Vec::new();
+        while let Ok(a) = ack_rx.try_recv() {
+            acks.push(a);
+        }
+        Ok(acks)
+    }
+}
+
 async fn send(tx: &mut Sender<Bytes>, b: Bytes) -> Result<(), ClientError> {
     tx.send_data(b)
         .await

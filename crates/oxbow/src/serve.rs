@@ -50,6 +50,27 @@ pub struct ServeArgs {
     /// How long an edge configuration stays SYNCING or DELETING (milliseconds).
     #[arg(long, default_value_t = 1_000)]
     edge_sync_delay_ms: i64,
+    /// PutMedia: largest fragment in bytes.
+    #[arg(long, default_value_t = 50 << 20)]
+    put_max_fragment_bytes: usize,
+    /// PutMedia: longest fragment (milliseconds).
+    #[arg(long, default_value_t = 20_000)]
+    put_max_fragment_duration_ms: i64,
+    /// PutMedia: longest connection (milliseconds).
+    #[arg(long, default_value_t = 45 * 60 * 1000)]
+    put_max_connection_ms: u64,
+    /// PutMedia: silence before the connection is closed (milliseconds).
+    #[arg(long, default_value_t = 30_000)]
+    put_idle_close_ms: u64,
+    /// PutMedia: interval of IDLE acks while nothing arrives (milliseconds).
+    #[arg(long, default_value_t = 3_000)]
+    put_idle_ack_ms: u64,
+    /// PutMedia: read rate per stream in bytes/s (0 = unlimited).
+    #[arg(long, default_value_t = 12_500_000)]
+    put_max_bytes_per_sec: u64,
+    /// GetMedia: concurrent connections per stream.
+    #[arg(long, default_value_t = 3)]
+    get_media_max_connections: usize,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -77,6 +98,13 @@ impl ServeArgs {
         limits.max_channels = self.max_channels;
         limits.lifecycle_delay_ms = self.lifecycle_delay_ms;
         limits.edge_sync_delay_ms = self.edge_sync_delay_ms;
+        limits.put_max_fragment_bytes = self.put_max_fragment_bytes;
+        limits.put_max_fragment_duration_ms = self.put_max_fragment_duration_ms;
+        limits.put_max_connection_ms = self.put_max_connection_ms;
+        limits.put_idle_close_ms = self.put_idle_close_ms;
+        limits.put_idle_ack_ms = self.put_idle_ack_ms;
+        limits.put_max_bytes_per_sec = self.put_max_bytes_per_sec;
+        limits.get_media_max_connections = self.get_media_max_connections;
         let tls = match (self.tls_cert, self.tls_key, self.tls_self_signed) {
             (Some(cert), Some(key), _) => Some(TlsConfig::Files { cert, key }),
             (_, _, true) => Some(TlsConfig::SelfSigned),

@@ -380,6 +380,17 @@ impl Session {
     }
 
     async fn handle(&mut self, event: Event) -> Result<(), Stop> {
+        if self.log.is_closed() {
+            // The stream was deleted under us.
+            let (tc, n) = self
+                .current
+                .as_ref()
+                .map(|b| (b.timecode, b.number.clone()))
+                .unzip();
+            self.ack_error(AckError::StreamNotActive, tc, n.as_deref());
+            self.abandon_current();
+            return Err(Stop::Fatal);
+        }
         if !self.log.is_writer(self.epoch) {
             self.abandon_current();
             return Err(Stop::Superseded);
