@@ -472,8 +472,11 @@ fn cluster(timecode: u64, frames: usize, payload: usize) -> Vec<u8> {
     c
 }
 
+/// A PutMedia body: pieces sent after a pause of so many milliseconds.
+type Body = Vec<(u64, Vec<u8>)>;
+
 /// Sends `pieces` (with pauses) as one PutMedia body; returns the acks.
-async fn put_raw(server: &TestServer, stream: &str, pieces: Vec<(u64, Vec<u8>)>) -> Vec<Ack> {
+async fn put_raw(server: &TestServer, stream: &str, pieces: Body) -> Vec<Ack> {
     let (tx, rx) = mpsc::channel(16);
     tokio::spawn(async move {
         for (pause_ms, bytes) in pieces {
@@ -506,7 +509,7 @@ async fn ack_error_classes() {
     ]);
     create(&server, "e", 1).await;
     let t = now_ms();
-    let cases: Vec<(u64, Vec<(u64, Vec<u8>)>)> = vec![
+    let cases: Vec<(u64, Body)> = vec![
         // 4004: a fragment earlier than the one before.
         (
             4004,

@@ -55,10 +55,11 @@ impl TestServer {
     /// Starts on `data_dir`; `fixed_keys` sets the test root key through the environment.
     pub fn start_in(data_dir: &Path, args: &[&str], fixed_keys: bool) -> Self {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_oxbow"));
-        cmd.arg("serve")
-            .arg("--listen")
-            .arg("127.0.0.1:0")
-            .arg("--data-dir")
+        cmd.arg("serve");
+        if !args.contains(&"--listen") {
+            cmd.arg("--listen").arg("127.0.0.1:0");
+        }
+        cmd.arg("--data-dir")
             .arg(data_dir)
             .args(args)
             .env_remove("OXBOW_ROOT_ACCESS_KEY_ID")
@@ -131,6 +132,23 @@ impl TestServer {
         std::mem::forget(self);
         status
     }
+}
+
+impl TestServer {
+    /// SIGKILL: no shutdown, no flush, as in a crash or power loss of the process.
+    pub fn kill9(mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A loopback port that was free a moment ago.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 impl Drop for TestServer {

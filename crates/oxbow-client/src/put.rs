@@ -158,7 +158,7 @@ impl Producer {
         let mut pending: VecDeque<Arc<Fragment>> = VecDeque::new();
         let mut input_done = false;
         let mut failures = 0;
-        let mut pacer = Pacer::new(self.options.realtime);
+        let pacer = Arc::new(tokio::sync::Mutex::new(Pacer::new(self.options.realtime)));
         loop {
             match self
                 .connection(
@@ -167,7 +167,7 @@ impl Producer {
                     &mut pending,
                     &mut input_done,
                     &mut summary,
-                    &mut pacer,
+                    &pacer,
                     &mut on_ack,
                 )
                 .await
@@ -222,6 +222,8 @@ impl Producer {
 
     /// One PutMedia connection: resend what is pending, then stream new fragments; returns
     /// Ok once the input is finished and everything is acknowledged (or the wait timed out).
+    /// A sender task owns the request body (and the pacing); this loop feeds it and handles
+    /// acks as they arrive.
     #[allow(clippy::too_many_arguments)]
     async fn connection(
         &self,
@@ -230,31 +232,34 @@ impl Producer {
         pending: &mut VecDeque<Arc<Fragment>>,
         input_done: &mut bool,
         summary: &mut PutSummary,
-        pacer: &mut Pacer,
+        pacer: &Arc<tokio::sync::Mutex<Pacer>>,
         on_ack: &mut (impl FnMut(&Ack) + Send),
     ) -> Result<(), ClientError> {
-        let (mut body_tx, body) = Channel::<Bytes>::new(32);
-        let response = self.client.send(self.request(start, body)?);
-        let (ack_tx, mut acks) = mpsc::unbounded_channel::<Ack>();
-        let sending = async {
-            send(&mut body_tx, start.bytes.clone()).await?;
-            for f in pending.iter() {
-                send_fragment(&mut body_tx, f, None).await?;
-            }
-            Ok::<_, ClientError>(body_tx)
-        };
-        let (resp, sent) = tokio::join!(response, sending);
-        let resp = resp?;
+        let (body_tx, body) = Channel::<Bytes>::new(32);
+        let (to_send, queue) = mpsc::channel::<Arc<Fragment>>(4);
+        let resend: Vec<Arc<Fragment>> = pending.iter().cloned().collect();
+        let mut sender = tokio::spawn(send_body(
+            body_tx,
+            start.bytes.clone(),
+            resend,
+            queue,
+            Arc::clone(pacer),
+        ));
+        let resp = self.client.send(self.request(start, body)?).await?;
         if !resp.status().is_success() {
+            sender.abort();
             return Err(api_error(resp).await);
         }
-        let mut body_tx = Some(sent?);
+        let (ack_tx, mut acks) = mpsc::unbounded_channel::<Ack>();
         let mut reader = tokio::spawn(read_acks(resp.into_body(), ack_tx));
+        let mut to_send = Some(to_send);
+        let mut sender_done = false;
         let deadline = tokio::time::sleep(Duration::from_secs(u64::MAX / 4));
         tokio::pin!(deadline);
+        let mut tick = tokio::time::interval(Duration::from_millis(100));
         loop {
-            if *input_done && body_tx.is_some() {
-                body_tx = None; // ends the request body
+            if *input_done && to_send.is_some() {
+                to_send = None; // the sender ends the body after what it has queued
                 deadline
                     .as_mut()
                     .reset(tokio::time::Instant::now() + self.options.final_ack_timeout);
@@ -263,17 +268,19 @@ impl Producer {
                 reader.abort();
                 return Ok(());
             }
+            let room = to_send.as_ref().is_some_and(|t| t.capacity() > 0);
             tokio::select! {
-                next = input.recv(), if !*input_done => match next {
+                next = input.recv(), if !*input_done && room => match next {
                     None => *input_done = true,
                     Some(Err(e)) => return Err(e),
                     Some(Ok(Input::Start(_))) => {}
                     Some(Ok(Input::Fragment(f))) => {
-                        let tx = body_tx.as_mut().ok_or_else(|| ClientError::Connect("body closed".into()))?;
                         pending.push_back(Arc::clone(&f));
                         summary.fragments += 1;
                         summary.bytes += f.pieces.iter().map(|(_, b)| b.len() as u64).sum::<u64>();
-                        send_fragment(tx, &f, Some(pacer)).await?;
+                        if let Some(t) = &to_send {
+                            t.send(f).await.map_err(|_| ClientError::Connect("the sender stopped".into()))?;
+                        }
                     }
                 },
                 ack = acks.recv() => match ack {
@@ -283,8 +290,13 @@ impl Producer {
                     }
                     None => return Err(ClientError::Connect("the ack stream ended".into())),
                 },
+                sent = &mut sender, if !sender_done => {
+                    sender_done = true;
+                    if !matches!(sent, Ok(Ok(()))) {
+                        return Err(ClientError::Connect("the request body could not be sent".into()));
+                    }
+                }
                 _ = &mut reader => {
-                    // Acks still queued are handled next turn; the connection itself is gone.
                     while let Ok(ack) = acks.try_recv() {
                         on_ack(&ack);
                         self.account(&ack, pending, summary)?;
@@ -294,6 +306,7 @@ impl Producer {
                     }
                     return Err(ClientError::Connect("the service closed the connection".into()));
                 }
+                _ = tick.tick() => {}
                 _ = &mut deadline => {
                     tracing::warn!(pending = pending.len(), "gave up waiting for the last acks");
                     return Ok(());
@@ -392,16 +405,27 @@ async fn send(tx: &mut Sender<Bytes>, b: Bytes) -> Result<(), ClientError> {
         .map_err(|_| ClientError::Connect("the request body was closed".into()))
 }
 
-async fn send_fragment(
-    tx: &mut Sender<Bytes>,
-    f: &Fragment,
-    mut pacer: Option<&mut Pacer>,
+/// Writes the request body: the stream start, fragments to resend (at once), then new
+/// fragments (paced); ends the body when the queue closes.
+async fn send_body(
+    mut tx: Sender<Bytes>,
+    start: Bytes,
+    resend: Vec<Arc<Fragment>>,
+    mut queue: mpsc::Receiver<Arc<Fragment>>,
+    pacer: Arc<tokio::sync::Mutex<Pacer>>,
 ) -> Result<(), ClientError> {
-    for (at_ms, piece) in &f.pieces {
-        if let Some(p) = pacer.as_deref_mut() {
-            p.wait(*at_ms).await;
+    send(&mut tx, start).await?;
+    for f in resend {
+        for (_, piece) in &f.pieces {
+            send(&mut tx, piece.clone()).await?;
         }
-        send(tx, piece.clone()).await?;
+    }
+    while let Some(f) = queue.recv().await {
+        tracing::debug!(timecode = f.timecode, "sending fragment");
+        for (at_ms, piece) in &f.pieces {
+            pacer.lock().await.wait(*at_ms).await;
+            send(&mut tx, piece.clone()).await?;
+        }
     }
     Ok(())
 }
@@ -441,6 +465,7 @@ async fn read_acks(body: hyper::body::Incoming, tx: mpsc::UnboundedSender<Ack>) 
         while let Some(i) = buf.iter().position(|b| *b == b'\n') {
             let line = buf.split_to(i + 1);
             if let Some(ack) = Ack::parse(String::from_utf8_lossy(&line).trim()) {
+                tracing::debug!(?ack.event, "ack read");
                 if tx.send(ack).is_err() {
                     return;
                 }
