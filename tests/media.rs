@@ -546,9 +546,9 @@ async fn ack_error_classes() {
                 }),
             ],
         ),
-        // 4005: more than three tracks.
+        // 4012: more than three tracks (the producer SDK's MORE_THAN_ALLOWED_TRACKS_FOUND).
         (
-            4005,
+            4012,
             vec![
                 (
                     0,
@@ -586,9 +586,9 @@ async fn ack_error_classes() {
                 }),
             ],
         ),
-        // 4012: a metadata name in the reserved AWS namespace.
+        // 4009 as well: a metadata name in the reserved AWS namespace.
         (
-            4012,
+            4009,
             vec![
                 (0, mkv_start(AV)),
                 (0, {
@@ -716,4 +716,135 @@ async fn deleted_stream_idle_connection_and_newest_connection() {
         0,
         "{first:?}"
     );
+}
+
+/// Streams without retention: RECEIVED but never PERSISTED, readable from memory, nothing on
+/// disk. Deleting a stream frees its disk. GetMedia readers per stream are limited.
+#[tokio::test]
+async fn retention_deletion_and_reader_limit() {
+    let server = TestServer::start_with(&["--get-media-max-connections", "2"]);
+    create(&server, "mem", 0).await;
+    let t = now_ms();
+    let acks = put_raw(
+        &server,
+        "mem",
+        vec![
+            (0, mkv_start(AV)),
+            (0, cluster(t, 3, 100)),
+            (0, cluster(t + 1000, 3, 100)),
+        ],
+    )
+    .await;
+    let received = acks
+        .iter()
+        .filter(|a| a.event == AckEvent::Received)
+        .count();
+    assert_eq!(received, 2, "{acks:?}");
+    assert!(
+        acks.iter().all(|a| a.event != AckEvent::Persisted),
+        "no PERSISTED without retention"
+    );
+    let media = get_media(&server, "mem", selector(StartSelectorType::Earliest)).await;
+    assert_eq!(frames(&media).len(), 12);
+    let media_dir = server.data_dir.join("media");
+    let has_segments = |dir: &std::path::Path| {
+        std::fs::read_dir(dir)
+            .map(|entries| {
+                entries.flatten().any(|e| {
+                    std::fs::read_dir(e.path())
+                        .map(|mut d| d.next().is_some())
+                        .unwrap_or(false)
+                })
+            })
+            .unwrap_or(false)
+    };
+    assert!(
+        !has_segments(&media_dir),
+        "memory-only streams write nothing"
+    );
+
+    create(&server, "disk", 1).await;
+    put_raw(
+        &server,
+        "disk",
+        vec![(0, mkv_start(AV)), (0, cluster(t, 3, 100))],
+    )
+    .await;
+    assert!(has_segments(&media_dir));
+    let kv = server.client();
+    let arn = kv
+        .describe_stream()
+        .stream_name("disk")
+        .send()
+        .await
+        .unwrap()
+        .stream_info
+        .unwrap()
+        .stream_arn
+        .unwrap();
+    kv.delete_stream().stream_arn(arn).send().await.unwrap();
+    assert!(
+        !has_segments(&media_dir),
+        "deleting the stream deleted its media"
+    );
+
+    // Two readers at the live edge are allowed here; a third is refused.
+    let readers: Vec<_> = (0..2)
+        .map(|_| {
+            let client = media_client(&server);
+            tokio::spawn(async move {
+                let body = client
+                    .get_media("mem", serde_json::json!({"StartSelectorType": "NOW"}))
+                    .await
+                    .unwrap();
+                use http_body_util::BodyExt;
+                let _ = body.collect().await;
+            })
+        })
+        .collect();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let err = media_sdk(&server)
+        .get_media()
+        .stream_name("mem")
+        .start_selector(selector(StartSelectorType::Now))
+        .send()
+        .await
+        .unwrap_err();
+    assert_eq!(
+        aws_sdk_kinesisvideomedia::error::ProvideErrorMetadata::code(&err),
+        Some("ConnectionLimitExceededException")
+    );
+    for r in readers {
+        r.await.unwrap();
+    }
+}
+
+/// PutMedia requests that fail before any media: the usual HTTP errors, not acks.
+#[tokio::test]
+async fn put_media_request_errors() {
+    let server = TestServer::start();
+    create(&server, "p", 1).await;
+    let client = media_client(&server);
+    let (_tx, rx) = mpsc::channel(1);
+    let err = client
+        .put_media_raw("missing", "ABSOLUTE", rx)
+        .await
+        .unwrap_err();
+    assert_eq!(err.error_type(), Some("ResourceNotFoundException"));
+    let (_tx, rx) = mpsc::channel(1);
+    let err = client.put_media_raw("p", "SIDEWAYS", rx).await.unwrap_err();
+    assert_eq!(err.error_type(), Some("InvalidArgumentException"));
+    let wrong = oxbow_client::Client::new(
+        &server.url,
+        REGION,
+        oxbow_client::Credentials {
+            access_key_id: ACCESS_KEY.into(),
+            secret_access_key: "wrong".into(),
+            session_token: None,
+        },
+    )
+    .unwrap();
+    let (_tx, rx) = mpsc::channel(1);
+    let err = wrong.put_media_raw("p", "ABSOLUTE", rx).await.unwrap_err();
+    assert_eq!(err.error_type(), Some("InvalidSignatureException"));
 }

@@ -358,14 +358,15 @@ impl Producer {
 
 impl Client {
     /// PutMedia with a body the caller writes piece by piece (`body` closes the request when
-    /// dropped). Returns every ack until the service ends the response. For tests and tools
-    /// that need exact control over the MKV sent; producers use [`Producer`].
-    pub async fn put_media_raw(
+    /// it ends). Acks are handed out as they arrive; the receiver closes when the service ends
+    /// the response. For tests, tools and load generators that need exact control over the
+    /// MKV sent; producers use [`Producer`].
+    pub async fn put_media_stream(
         &self,
         stream: &str,
         timecode_type: &str,
         mut body: mpsc::Receiver<Bytes>,
-    ) -> Result<Vec<Ack>, ClientError> {
+    ) -> Result<mpsc::UnboundedReceiver<Ack>, ClientError> {
         let mut headers = self.headers(&[
             ("x-amzn-stream-name", stream.to_string()),
             ("x-amzn-fragment-timecode-type", timecode_type.to_string()),
@@ -389,10 +390,21 @@ impl Client {
         if !resp.status().is_success() {
             return Err(api_error(resp).await);
         }
-        let (ack_tx, mut ack_rx) = mpsc::unbounded_channel();
-        read_acks(resp.into_body(), ack_tx).await;
+        let (ack_tx, ack_rx) = mpsc::unbounded_channel();
+        tokio::spawn(read_acks(resp.into_body(), ack_tx));
+        Ok(ack_rx)
+    }
+
+    /// [`Client::put_media_stream`], collecting every ack until the response ends.
+    pub async fn put_media_raw(
+        &self,
+        stream: &str,
+        timecode_type: &str,
+        body: mpsc::Receiver<Bytes>,
+    ) -> Result<Vec<Ack>, ClientError> {
+        let mut rx = self.put_media_stream(stream, timecode_type, body).await?;
         let mut acks = Vec::new();
-        while let Ok(a) = ack_rx.try_recv() {
+        while let Some(a) = rx.recv().await {
             acks.push(a);
         }
         Ok(acks)

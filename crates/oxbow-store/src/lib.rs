@@ -41,6 +41,8 @@ pub struct StoreConfig {
     pub live_window_ms: i64,
     /// ... and at most this many bytes per stream (KVS: 200 MB).
     pub live_bytes: usize,
+    /// How long fragments of streams with retention stay in memory once persisted.
+    pub persisted_window_ms: i64,
     /// Live events a lagging reader may fall behind before it must re-read from the index.
     pub live_channel: usize,
 }
@@ -51,7 +53,8 @@ impl Default for StoreConfig {
             segment_bytes: 64 << 20,
             live_window_ms: 5 * 60 * 1000,
             live_bytes: 200 << 20,
-            live_channel: 4096,
+            persisted_window_ms: 0,
+            live_channel: 256,
         }
     }
 }

@@ -418,7 +418,7 @@ impl StreamLog {
                     }
                 }
             }
-            self.trim_memory(&mut inner, now_ms);
+            self.trim_memory(&mut inner, now_ms, retention_ms.is_some());
             if let Some(c) = cutoff {
                 let sealed = inner.segments.len().saturating_sub(1);
                 let mut keep = Vec::new();
@@ -441,8 +441,14 @@ impl StreamLog {
 
     /// Evicts live-buffer copies past the window; a fragment that is not on disk leaves the
     /// index with its copy.
-    fn trim_memory(&self, inner: &mut Inner, now_ms: i64) {
-        let window = self.config.live_window_ms;
+    fn trim_memory(&self, inner: &mut Inner, now_ms: i64, persisting: bool) {
+        // Streams with retention serve older fragments from disk (the page cache, mostly),
+        // so their copies leave memory once durable; memory-only streams keep the window.
+        let window = if persisting {
+            self.config.persisted_window_ms
+        } else {
+            self.config.live_window_ms
+        };
         let max_bytes = self.config.live_bytes;
         let mut i = 0;
         while i < inner.entries.len() {

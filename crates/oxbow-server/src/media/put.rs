@@ -42,14 +42,14 @@ pub enum AckError {
     MaxFragmentDuration,
     MaxConnectionDuration,
     TimecodeLesserThanPrevious,
-    MoreThanAllowedTracks,
     InvalidMkvData,
     InvalidProducerTimestamp,
     StreamNotActive,
     FragmentMetadataLimit,
     TrackNumberMismatch,
     FramesMissingForTrack,
-    InvalidFragmentMetadata,
+    /// 4012 in the KVS producer SDK (the API reference's 4012 text disagrees; the SDK wins).
+    MoreThanAllowedTracks,
     ArchivalError,
 }
 
@@ -62,14 +62,13 @@ impl AckError {
             MaxFragmentDuration => (4002, "MAX_FRAGMENT_DURATION_REACHED"),
             MaxConnectionDuration => (4003, "MAX_CONNECTION_DURATION_REACHED"),
             TimecodeLesserThanPrevious => (4004, "FRAGMENT_TIMECODE_LESSER_THAN_PREVIOUS"),
-            MoreThanAllowedTracks => (4005, "MORE_THAN_ALLOWED_TRACKS_FOUND"),
             InvalidMkvData => (4006, "INVALID_MKV_DATA"),
             InvalidProducerTimestamp => (4007, "INVALID_PRODUCER_TIMESTAMP"),
             StreamNotActive => (4008, "STREAM_NOT_ACTIVE"),
             FragmentMetadataLimit => (4009, "FRAGMENT_METADATA_LIMIT_REACHED"),
             TrackNumberMismatch => (4010, "TRACK_NUMBER_MISMATCH"),
             FramesMissingForTrack => (4011, "FRAMES_MISSING_FOR_TRACK"),
-            InvalidFragmentMetadata => (4012, "INVALID_FRAGMENT_METADATA"),
+            MoreThanAllowedTracks => (4012, "MORE_THAN_ALLOWED_TRACKS_FOUND"),
             ArchivalError => (5001, "ARCHIVAL_ERROR"),
         }
     }
@@ -552,7 +551,8 @@ impl Session {
                 || (name.starts_with("AWS") && !reserved)
                 || name.is_empty()
             {
-                self.ack_error(AckError::InvalidFragmentMetadata, None, None);
+                // The producer SDK reads 4009 as "name/value/count limit reached".
+                self.ack_error(AckError::FragmentMetadataLimit, None, None);
                 continue;
             }
             if self.pending_tags.len() >= limits.put_max_fragment_tags {

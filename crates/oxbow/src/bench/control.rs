@@ -1,23 +1,18 @@
-//! `oxbow bench`: load generators that measure a running server, each with a baseline measured
-//! in the same run so results can be compared across noisy machines as ratios.
+//! `oxbow bench control`: signed DescribeStream over many keep-alive connections against
+//! unauthenticated `GET /health` on the same server as the baseline.
 
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use clap::{Args, Subcommand};
+use clap::Args;
+
+use super::{median, percentile};
 use http::{HeaderMap, HeaderValue, Request};
 use http_body_util::{BodyExt, Full};
 use hyper_util::rt::TokioIo;
 use oxbow_auth::SigningParams;
 use sha2::{Digest, Sha256};
 use time::OffsetDateTime;
-
-#[derive(Subcommand)]
-pub enum BenchCommand {
-    /// Signed DescribeStream over many keep-alive connections, against unauthenticated
-    /// `GET /health` on the same server as the baseline.
-    Control(ControlArgs),
-}
 
 #[derive(Args)]
 pub struct ControlArgs {
@@ -49,12 +44,6 @@ pub enum BenchError {
     Http(String),
 }
 
-pub async fn run(cmd: BenchCommand) -> Result<(), Box<dyn std::error::Error>> {
-    match cmd {
-        BenchCommand::Control(args) => control(args).await,
-    }
-}
-
 /// One measured run: requests completed, and each request's latency in microseconds.
 struct RunResult {
     requests: usize,
@@ -71,7 +60,7 @@ struct Target {
     signed: bool,
 }
 
-async fn control(args: ControlArgs) -> Result<(), Box<dyn std::error::Error>> {
+pub async fn control(args: ControlArgs) -> Result<(), Box<dyn std::error::Error>> {
     let addr = args
         .endpoint
         .strip_prefix("http://")
@@ -145,19 +134,6 @@ async fn control(args: ControlArgs) -> Result<(), Box<dyn std::error::Error>> {
         );
     }
     Ok(())
-}
-
-fn percentile(sorted: &[u64], q: f64) -> f64 {
-    if sorted.is_empty() {
-        return 0.0;
-    }
-    let i = ((sorted.len() as f64 - 1.0) * q).round() as usize;
-    sorted[i] as f64
-}
-
-fn median(v: &mut [f64]) -> f64 {
-    v.sort_by(|a, b| a.total_cmp(b));
-    v.get(v.len() / 2).copied().unwrap_or(0.0)
 }
 
 /// Builds the request; signed ones carry a fresh SigV4 header signature (valid 15 minutes,

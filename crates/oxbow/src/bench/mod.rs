@@ -1,0 +1,38 @@
+//! `oxbow bench`: load generators that measure a running server, each with a baseline measured
+//! in the same run so results can be compared across noisy machines as ratios.
+
+mod control;
+mod media;
+
+use clap::Subcommand;
+
+#[derive(Subcommand)]
+pub enum BenchCommand {
+    /// Signed DescribeStream over many keep-alive connections, against unauthenticated
+    /// `GET /health` on the same server as the baseline.
+    Control(control::ControlArgs),
+    /// Real-time PutMedia producers and live GetMedia consumers: ingest rate against raw disk
+    /// writes, PERSISTED ack latency, live latency, server CPU and memory per stream.
+    Media(media::MediaArgs),
+}
+
+pub async fn run(cmd: BenchCommand) -> Result<(), Box<dyn std::error::Error>> {
+    match cmd {
+        BenchCommand::Control(args) => control::control(args).await,
+        BenchCommand::Media(args) => media::media(args).await,
+    }
+}
+
+/// The `q` quantile of sorted samples (nearest rank).
+pub fn percentile(sorted: &[u64], q: f64) -> f64 {
+    if sorted.is_empty() {
+        return 0.0;
+    }
+    let i = ((sorted.len() as f64 - 1.0) * q).round() as usize;
+    sorted[i] as f64
+}
+
+pub fn median(v: &mut [f64]) -> f64 {
+    v.sort_by(|a, b| a.total_cmp(b));
+    v.get(v.len() / 2).copied().unwrap_or(0.0)
+}
