@@ -848,3 +848,24 @@ async fn put_media_request_errors() {
     let err = wrong.put_media_raw("p", "ABSOLUTE", rx).await.unwrap_err();
     assert_eq!(err.error_type(), Some("InvalidSignatureException"));
 }
+
+/// 4003: a PutMedia connection older than the limit gets MAX_CONNECTION_DURATION_REACHED.
+#[tokio::test]
+async fn connection_duration_limit() {
+    let server =
+        TestServer::start_with(&["--put-max-connection-ms", "800", "--put-idle-ack-ms", "200"]);
+    create(&server, "long", 1).await;
+    let t = now_ms();
+    let mut pieces: Body = vec![(0, mkv_start(AV))];
+    for i in 0..10 {
+        pieces.push((200, cluster(t + i * 1000, 2, 10)));
+    }
+    let started = Instant::now();
+    let acks = put_raw(&server, "long", pieces).await;
+    assert!(error_ids(&acks).contains(&4003), "{acks:?}");
+    assert!(started.elapsed() < Duration::from_secs(3));
+    assert!(
+        acks.iter().any(|a| a.event == AckEvent::Persisted),
+        "fragments before the limit were kept"
+    );
+}
