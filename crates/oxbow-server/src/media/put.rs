@@ -179,6 +179,8 @@ struct Building {
     tracks_seen: Vec<u64>,
     min_rel: i64,
     max_rel: i64,
+    /// Frames of the first declared track, whose spacing is the frame duration.
+    lead_frames: i64,
     tags: Vec<(String, String)>,
 }
 
@@ -495,6 +497,7 @@ impl Session {
             tracks_seen: Vec::new(),
             min_rel: i64::MAX,
             max_rel: i64::MIN,
+            lead_frames: 0,
             tags: std::mem::take(&mut self.pending_tags),
         });
         Ok(())
@@ -526,6 +529,9 @@ impl Session {
         b.max_rel = b.max_rel.max(rel_ms);
         if !b.tracks_seen.contains(&f.track) {
             b.tracks_seen.push(f.track);
+        }
+        if d.tracks.first() == Some(&f.track) {
+            b.lead_frames += 1;
         }
         if b.bytes > limits.put_max_fragment_bytes {
             self.reject_current(AckError::MaxFragmentSize);
@@ -583,13 +589,14 @@ impl Session {
             return;
         }
         let cluster = cluster_bytes(b.timecode, &b.frames, b.bytes);
-        let frames = b.frames.len().max(1) as i64;
+        // The span of the frames plus one frame interval of the lead (video) track.
         let span = (b.max_rel - b.min_rel).max(0);
+        let last_frame = span / (b.lead_frames - 1).max(1);
         let fragment = StoredFragment {
             seq: b.seq,
             producer_ts_ms: b.producer_ts_ms,
             server_ts_ms: b.server_ts_ms,
-            duration_ms: span + span / frames.max(2).saturating_sub(1).max(1),
+            duration_ms: span + last_frame,
             header_id: d.header_id,
             tags: b.tags,
             cluster,
