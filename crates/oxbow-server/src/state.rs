@@ -4,7 +4,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
 use oxbow_catalog::Catalog;
-use oxbow_store::Store;
+use oxbow_store::LocalStore as Store;
 
 use crate::auth::KeyCache;
 use crate::config::ServerConfig;

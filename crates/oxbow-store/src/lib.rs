@@ -1,23 +1,33 @@
-//! The fragment store. Each stream has an append-only log of segment files holding its stream
-//! headers and fragments; an in-memory index (by fragment sequence, with producer and server
-//! timestamps) and a live buffer of recent fragments sit in front of it.
+//! The fragment store. Each stream has an in-memory index (by fragment sequence, with producer
+//! and server timestamps), a live buffer of recent fragments and a broadcast of live frames
+//! ([`StreamLog`]), in front of a durable log kept by a [`Backend`].
 //!
-//! Durability: records are written and fsynced by one committer thread that batches every
-//! stream's pending records into one round of `fdatasync`s (group commit). A fragment is
-//! reported persisted only after its fsync returned. On open, each stream's newest segment is
-//! checked record by record and a torn tail is cut off.
+//! The embedded backend ([`LocalBackend`]) appends CRC'd records to per-stream segment files;
+//! one committer thread batches every stream's pending records into one round of
+//! `fdatasync`s (group commit). A fragment is reported persisted only after its fsync
+//! returned. On open, each stream's newest segment is checked record by record and a torn tail
+//! is cut off. An object-store backend for cluster mode implements the same traits.
 
+mod backend;
 mod committer;
 mod fragment;
+mod local;
 mod log;
 mod record;
 
 use std::collections::HashMap;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::{Arc, Mutex};
 
+pub use backend::{Backend, Done, DurableLog, Recovered};
 pub use fragment::{FragmentMeta, LiveEvent, StoredFragment, StreamHeader};
+pub use local::{LocalBackend, SegmentLog};
 pub use log::{Partial, StreamLog};
+
+/// The embedded store: segment files on local disk.
+pub type LocalStore = Store<LocalBackend>;
+/// A stream log of the embedded store.
+pub type LocalStreamLog = StreamLog<SegmentLog>;
 
 /// Why a store operation failed.
 #[derive(Debug, thiserror::Error)]
@@ -59,70 +69,66 @@ impl Default for StoreConfig {
     }
 }
 
-/// All streams' logs under one directory.
-pub struct Store {
-    dir: PathBuf,
+/// Every stream's log, over one backend.
+pub struct Store<B: Backend> {
+    backend: B,
     config: StoreConfig,
-    committer: committer::Committer,
-    streams: Mutex<HashMap<String, Arc<StreamLog>>>,
+    streams: Mutex<HashMap<String, Arc<StreamLog<B::Log>>>>,
 }
 
-impl Store {
+impl Store<LocalBackend> {
+    /// The embedded store in `dir`.
     pub fn open(dir: &Path, config: StoreConfig) -> Result<Self, StoreError> {
-        std::fs::create_dir_all(dir)?;
-        Ok(Self {
-            dir: dir.to_path_buf(),
+        let backend = LocalBackend::new(dir, config.segment_bytes)?;
+        Ok(Self::with_backend(backend, config))
+    }
+}
+
+impl<B: Backend> Store<B> {
+    pub fn with_backend(backend: B, config: StoreConfig) -> Self {
+        Self {
+            backend,
             config,
-            committer: committer::Committer::start(),
             streams: Mutex::new(HashMap::new()),
-        })
+        }
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Arc<StreamLog>>> {
+    #[allow(clippy::type_complexity)]
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Arc<StreamLog<B::Log>>>> {
         self.streams.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     /// The log of one stream incarnation (`key` names it uniquely, e.g. name + creation ms),
     /// opened and recovered on first use.
-    pub fn stream(&self, key: &str) -> Result<Arc<StreamLog>, StoreError> {
-        if let Some(s) = self.lock().get(key) {
+    pub fn stream(&self, key: &str) -> Result<Arc<StreamLog<B::Log>>, StoreError> {
+        let mut streams = self.lock();
+        if let Some(s) = streams.get(key) {
             return Ok(Arc::clone(s));
         }
-        let log = Arc::new(StreamLog::open(
-            &self.dir.join(key),
-            self.config.clone(),
-            self.committer.clone(),
-        )?);
-        let mut streams = self.lock();
-        Ok(Arc::clone(streams.entry(key.to_string()).or_insert(log)))
+        let (durable, recovered) = self.backend.open(key)?;
+        let log = Arc::new(StreamLog::new(durable, recovered, self.config.clone()));
+        streams.insert(key.to_string(), Arc::clone(&log));
+        Ok(log)
     }
 
     /// Every stream log opened so far.
-    pub fn open_streams(&self) -> Vec<(String, Arc<StreamLog>)> {
+    pub fn open_streams(&self) -> Vec<(String, Arc<StreamLog<B::Log>>)> {
         self.lock()
             .iter()
             .map(|(k, v)| (k.clone(), Arc::clone(v)))
             .collect()
     }
 
-    /// Stream keys that have files on disk, opened or not.
+    /// Stream keys that have durable data, opened or not.
     pub fn keys_on_disk(&self) -> Result<Vec<String>, StoreError> {
-        Ok(std::fs::read_dir(&self.dir)?
-            .filter_map(|e| e.ok())
-            .filter(|e| e.path().is_dir())
-            .filter_map(|e| e.file_name().into_string().ok())
-            .collect())
+        self.backend.keys()
     }
 
-    /// Forgets a stream and deletes its files.
+    /// Forgets a stream and deletes its durable data.
     pub fn delete_stream(&self, key: &str) -> Result<(), StoreError> {
         if let Some(log) = self.lock().remove(key) {
             log.close();
         }
-        let dir = self.dir.join(key);
-        match std::fs::remove_dir_all(&dir) {
-            Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(e.into()),
-            _ => Ok(()),
-        }
+        self.backend.delete(key)
     }
 }

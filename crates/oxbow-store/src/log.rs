@@ -1,53 +1,37 @@
-//! One stream's log: segment files on disk, the index and live buffer in memory, and the
-//! broadcast that live readers follow.
+//! One stream's in-memory half: the index of fragments (by sequence, with producer and server
+//! timestamps), the live buffer, the fragment in progress, and the broadcast that live
+//! readers follow. Durability is the backend's ([`DurableLog`]).
 
-use std::collections::{HashMap, HashSet, VecDeque};
-use std::fs::{File, OpenOptions};
-use std::os::unix::fs::FileExt;
-use std::path::{Path, PathBuf};
+use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use bytes::Bytes;
 use tokio::sync::{broadcast, oneshot};
 
-use crate::committer::{Committer, Job, SegmentFile};
+use crate::backend::{DurableLog, Recovered};
 use crate::fragment::{FragmentMeta, LiveEvent, StoredFragment, StreamHeader};
-use crate::record::{self, HEAD_LEN};
+use crate::record;
 use crate::{StoreConfig, StoreError};
 
-/// Where a fragment's payload is on disk: (segment, payload offset, payload length).
-type DiskLocation = (Arc<SegmentFile>, u64, u32);
-
-/// Bytes to write at an offset of a segment.
-type Write = (Arc<SegmentFile>, u64, Vec<Bytes>);
-
-struct Entry {
+struct Entry<L> {
     meta: FragmentMeta,
-    disk: Option<DiskLocation>,
+    /// Where the backend keeps it, once written.
+    durable: Option<L>,
     /// The fragment itself while it is in the live buffer.
     memory: Option<Arc<StoredFragment>>,
 }
 
-struct Segment {
-    file: Arc<SegmentFile>,
-    /// Where the next record goes.
-    len: u64,
-    headers: HashSet<u32>,
-    last_server_ts_ms: i64,
-}
-
-struct Inner {
-    entries: VecDeque<Entry>,
+struct Inner<D: DurableLog> {
+    entries: VecDeque<Entry<D::Location>>,
     headers: HashMap<u32, StreamHeader>,
     current_header: Option<u32>,
     next_seq: u64,
     next_header_id: u32,
-    /// Sealed segments first, the active one last.
-    segments: Vec<Segment>,
     memory_bytes: usize,
     /// The fragment being received, so a reader joining mid-fragment gets it whole.
     partial: Option<Partial>,
+    durable: D,
 }
 
 /// The fragment in progress: its start and the frames received so far.
@@ -61,62 +45,50 @@ pub struct Partial {
     pub frames: Vec<Bytes>,
 }
 
-pub struct StreamLog {
-    dir: PathBuf,
+pub struct StreamLog<D: DurableLog> {
     config: StoreConfig,
-    committer: Committer,
-    inner: Mutex<Inner>,
+    inner: Mutex<Inner<D>>,
     live: broadcast::Sender<LiveEvent>,
     writer_epoch: AtomicU64,
     closed: AtomicBool,
 }
 
-fn open_segment(path: &Path) -> Result<File, StoreError> {
-    Ok(OpenOptions::new()
-        .read(true)
-        .write(true)
-        .create(true)
-        .truncate(false)
-        .open(path)?)
-}
-
-impl StreamLog {
-    /// Opens the log in `dir`, rebuilding the index from the segment files and cutting a torn
-    /// tail off the newest one.
-    pub fn open(dir: &Path, config: StoreConfig, committer: Committer) -> Result<Self, StoreError> {
-        std::fs::create_dir_all(dir)?;
-        let mut paths: Vec<PathBuf> = std::fs::read_dir(dir)?
-            .filter_map(|e| e.ok().map(|e| e.path()))
-            .filter(|p| p.extension().is_some_and(|x| x == "seg"))
-            .collect();
-        paths.sort();
+impl<D: DurableLog> StreamLog<D> {
+    /// The in-memory half over a backend's log and what it already held.
+    pub fn new(durable: D, recovered: Recovered<D::Location>, config: StoreConfig) -> Self {
         let mut inner = Inner {
             entries: VecDeque::new(),
             headers: HashMap::new(),
             current_header: None,
             next_seq: 1,
             next_header_id: 1,
-            segments: Vec::new(),
             memory_bytes: 0,
             partial: None,
+            durable,
         };
-        let last = paths.len().saturating_sub(1);
-        for (i, path) in paths.iter().enumerate() {
-            recover_segment(path, i == last, &mut inner)?;
+        for (id, h) in recovered.headers {
+            inner.next_header_id = inner.next_header_id.max(id + 1);
+            inner.headers.insert(id, h);
+        }
+        for (meta, location) in recovered.fragments {
+            inner.next_seq = inner.next_seq.max(meta.seq + 1);
+            inner.entries.push_back(Entry {
+                meta,
+                durable: Some(location),
+                memory: None,
+            });
         }
         let (live, _) = broadcast::channel(config.live_channel.max(16));
-        Ok(Self {
-            dir: dir.to_path_buf(),
+        Self {
             config,
-            committer,
             inner: Mutex::new(inner),
             live,
             writer_epoch: AtomicU64::new(0),
             closed: AtomicBool::new(false),
-        })
+        }
     }
 
-    fn lock(&self) -> MutexGuard<'_, Inner> {
+    fn lock(&self) -> MutexGuard<'_, Inner<D>> {
         self.inner.lock().unwrap_or_else(|p| p.into_inner())
     }
 
@@ -237,132 +209,79 @@ impl StreamLog {
             header_id: fragment.header_id,
             persisted: false,
         };
-        let job = {
-            let mut inner = self.lock();
-            inner.memory_bytes += fragment.cluster.len();
-            let mut job = None;
-            let mut disk = None;
-            if persist {
-                match self.place(&mut inner, &fragment) {
-                    Ok((j, loc)) => {
-                        job = Some(j);
-                        disk = Some(loc);
-                    }
-                    Err(e) => {
-                        inner.partial = None;
-                        let _ = self.live.send(LiveEvent::End {
-                            seq: fragment.seq,
-                            ok: false,
-                            tags: Vec::new(),
-                        });
+        let mut inner = self.lock();
+        inner.memory_bytes += fragment.cluster.len();
+        let mut tx = Some(tx);
+        let durable = if persist {
+            match self.append(&mut inner, &fragment, &mut tx) {
+                Ok(location) => Some(location),
+                Err(e) => {
+                    inner.partial = None;
+                    let _ = self.live.send(LiveEvent::End {
+                        seq: fragment.seq,
+                        ok: false,
+                        tags: Vec::new(),
+                    });
+                    if let Some(tx) = tx.take() {
                         let _ = tx.send(Err(e));
-                        return rx;
                     }
+                    return rx;
                 }
             }
-            inner.entries.push_back(Entry {
-                meta,
-                disk,
-                memory: Some(Arc::clone(&fragment)),
-            });
-            if inner
-                .partial
-                .as_ref()
-                .is_some_and(|p| p.seq == fragment.seq)
-            {
-                inner.partial = None;
-            }
-            let _ = self.live.send(LiveEvent::End {
-                seq: fragment.seq,
-                ok: true,
-                tags: fragment.tags.clone(),
-            });
-            job
+        } else {
+            None
         };
-        match job {
-            None => {
-                let _ = tx.send(Ok(()));
-            }
-            Some(parts) => self.submit(parts, fragment.seq, tx),
+        inner.entries.push_back(Entry {
+            meta,
+            durable,
+            memory: Some(Arc::clone(&fragment)),
+        });
+        if inner
+            .partial
+            .as_ref()
+            .is_some_and(|p| p.seq == fragment.seq)
+        {
+            inner.partial = None;
+        }
+        let _ = self.live.send(LiveEvent::End {
+            seq: fragment.seq,
+            ok: true,
+            tags: fragment.tags.clone(),
+        });
+        if let Some(tx) = tx.take() {
+            let _ = tx.send(Ok(()));
         }
         rx
     }
 
-    /// Decides where the fragment's record goes (rotating segments as needed) and returns the
-    /// bytes to write there.
-    fn place(
-        &self,
-        inner: &mut Inner,
-        f: &StoredFragment,
-    ) -> Result<(Write, DiskLocation), StoreError> {
-        let rotate = match inner.segments.last() {
-            None => true,
-            Some(s) => s.len >= self.config.segment_bytes || s.file.failed.load(Ordering::Acquire),
-        };
-        if rotate {
-            let path = self.dir.join(format!("{:020}.seg", f.seq));
-            let file = open_segment(&path)?;
-            let len = file.metadata()?.len();
-            inner.segments.push(Segment {
-                file: Arc::new(SegmentFile {
-                    path,
-                    file,
-                    failed: AtomicBool::new(false),
-                }),
-                len,
-                headers: HashSet::new(),
-                last_server_ts_ms: f.server_ts_ms,
-            });
-        }
-        let header = inner.headers.get(&f.header_id).cloned();
-        let seg = inner.segments.last_mut().ok_or(StoreError::Closed)?;
-        let offset = seg.len;
-        let mut parts = Vec::new();
-        if !seg.headers.contains(&f.header_id) {
-            if let Some(h) = header {
-                parts.extend(record::encode_header(f.header_id, &h));
-                seg.headers.insert(f.header_id);
-            }
-        }
-        let before: u64 = parts.iter().map(|p| p.len() as u64).sum();
-        let fragment_parts = record::encode_fragment(f);
-        let payload_len = fragment_parts
-            .iter()
-            .skip(1)
-            .map(|p| p.len())
-            .sum::<usize>() as u32;
-        parts.extend(fragment_parts);
-        let total: u64 = parts.iter().map(|p| p.len() as u64).sum();
-        seg.len += total;
-        seg.last_server_ts_ms = seg.last_server_ts_ms.max(f.server_ts_ms);
-        let payload_offset = offset + before + HEAD_LEN as u64;
-        let file = Arc::clone(&seg.file);
-        Ok((
-            (Arc::clone(&file), offset, parts),
-            (file, payload_offset, payload_len),
-        ))
-    }
-
-    fn submit(
+    /// Hands the fragment to the backend; the sender moves into the completion callback.
+    fn append(
         self: &Arc<Self>,
-        (file, offset, parts): Write,
-        seq: u64,
-        tx: oneshot::Sender<Result<(), StoreError>>,
-    ) {
+        inner: &mut Inner<D>,
+        fragment: &StoredFragment,
+        tx: &mut Option<oneshot::Sender<Result<(), StoreError>>>,
+    ) -> Result<D::Location, StoreError> {
+        let header = inner
+            .headers
+            .get(&fragment.header_id)
+            .cloned()
+            .ok_or(StoreError::Closed)?;
         let log = Arc::downgrade(self);
-        self.committer.submit(Job {
-            file,
-            offset,
-            parts,
-            done: Box::new(move |result| {
-                if result.is_ok() {
-                    if let Some(log) = log.upgrade() {
-                        log.mark_persisted(seq);
-                    }
+        let seq = fragment.seq;
+        let sender = tx.take();
+        let done: crate::backend::Done = Box::new(move |result| {
+            if result.is_ok() {
+                if let Some(log) = log.upgrade() {
+                    log.mark_persisted(seq);
                 }
+            }
+            if let Some(tx) = sender {
                 let _ = tx.send(result.map_err(StoreError::from));
-            }),
+            }
         });
+        inner
+            .durable
+            .append((fragment.header_id, &header), fragment, done)
     }
 
     fn mark_persisted(&self, seq: u64) {
@@ -390,9 +309,9 @@ impl StreamLog {
             if let Some(m) = &e.memory {
                 return Ok(Arc::clone(m));
             }
-            e.disk.clone().ok_or(StoreError::Gone(seq))?
+            e.durable.clone().ok_or(StoreError::Gone(seq))?
         };
-        tokio::task::spawn_blocking(move || read_fragment(&disk.0, disk.1, disk.2))
+        tokio::task::spawn_blocking(move || D::read(&disk))
             .await
             .map_err(|_| StoreError::Closed)?
             .map(Arc::new)
@@ -402,46 +321,29 @@ impl StreamLog {
     /// they leave the live buffer when `None`), whole segments once every fragment in them
     /// is gone, and live-buffer copies past its time or size window.
     pub fn enforce_retention(&self, now_ms: i64, retention_ms: Option<i64>) {
-        let mut doomed = Vec::new();
-        {
-            let mut inner = self.lock();
-            let cutoff = retention_ms.map(|r| now_ms - r);
-            while let Some(front) = inner.entries.front() {
-                let expired = cutoff.is_some_and(|c| front.meta.server_ts_ms < c);
-                let unkept = retention_ms.is_none() && front.memory.is_none();
-                if !(expired || unkept) {
-                    break;
-                }
-                if let Some(e) = inner.entries.pop_front() {
-                    if let Some(m) = e.memory {
-                        inner.memory_bytes = inner.memory_bytes.saturating_sub(m.cluster.len());
-                    }
-                }
+        let mut inner = self.lock();
+        let cutoff = retention_ms.map(|r| now_ms - r);
+        while let Some(front) = inner.entries.front() {
+            let expired = cutoff.is_some_and(|c| front.meta.server_ts_ms < c);
+            let unkept = retention_ms.is_none() && front.memory.is_none();
+            if !(expired || unkept) {
+                break;
             }
-            self.trim_memory(&mut inner, now_ms, retention_ms.is_some());
-            if let Some(c) = cutoff {
-                let sealed = inner.segments.len().saturating_sub(1);
-                let mut keep = Vec::new();
-                for (i, s) in std::mem::take(&mut inner.segments).into_iter().enumerate() {
-                    if i < sealed && s.last_server_ts_ms < c {
-                        doomed.push(s.file.path.clone());
-                    } else {
-                        keep.push(s);
-                    }
+            if let Some(e) = inner.entries.pop_front() {
+                if let Some(m) = e.memory {
+                    inner.memory_bytes = inner.memory_bytes.saturating_sub(m.cluster.len());
                 }
-                inner.segments = keep;
             }
         }
-        for path in doomed {
-            if let Err(e) = std::fs::remove_file(&path) {
-                tracing::warn!(path = %path.display(), error = %e, "could not delete an expired segment");
-            }
+        self.trim_memory(&mut inner, now_ms, retention_ms.is_some());
+        if let Some(c) = cutoff {
+            inner.durable.expire(c);
         }
     }
 
     /// Evicts live-buffer copies past the window; a fragment that is not on disk leaves the
     /// index with its copy.
-    fn trim_memory(&self, inner: &mut Inner, now_ms: i64, persisting: bool) {
+    fn trim_memory(&self, inner: &mut Inner<D>, now_ms: i64, persisting: bool) {
         // Streams with retention serve older fragments from disk (the page cache, mostly),
         // so their copies leave memory once durable; memory-only streams keep the window.
         let window = if persisting {
@@ -462,7 +364,7 @@ impl StreamLog {
             if !over && !old {
                 break;
             }
-            let on_disk = e.disk.is_some();
+            let on_disk = e.durable.is_some();
             if on_disk && !e.meta.persisted {
                 // Keep the copy until the write is durable.
                 i += 1;
@@ -483,103 +385,12 @@ impl StreamLog {
     }
 }
 
-fn find(entries: &VecDeque<Entry>, seq: u64) -> Option<&Entry> {
+fn find<L>(entries: &VecDeque<Entry<L>>, seq: u64) -> Option<&Entry<L>> {
     let i = entries.binary_search_by_key(&seq, |e| e.meta.seq).ok()?;
     entries.get(i)
 }
 
-fn find_mut(entries: &mut VecDeque<Entry>, seq: u64) -> Option<&mut Entry> {
+fn find_mut<L>(entries: &mut VecDeque<Entry<L>>, seq: u64) -> Option<&mut Entry<L>> {
     let i = entries.binary_search_by_key(&seq, |e| e.meta.seq).ok()?;
     entries.get_mut(i)
-}
-
-fn read_fragment(file: &SegmentFile, offset: u64, len: u32) -> Result<StoredFragment, StoreError> {
-    let mut buf = vec![0u8; len as usize];
-    file.file.read_exact_at(&mut buf, offset)?;
-    record::decode_fragment(Bytes::from(buf)).ok_or_else(|| StoreError::Corrupt {
-        path: file.path.display().to_string(),
-        offset,
-    })
-}
-
-/// Reads one segment into the index. The newest segment is verified record by record and cut
-/// at the first incomplete or corrupt one; older segments were sealed after an fsync and are
-/// only walked.
-fn recover_segment(path: &Path, newest: bool, inner: &mut Inner) -> Result<(), StoreError> {
-    let file = open_segment(path)?;
-    let file_len = file.metadata()?.len();
-    let seg = Arc::new(SegmentFile {
-        path: path.to_path_buf(),
-        file,
-        failed: AtomicBool::new(false),
-    });
-    let mut offset = 0u64;
-    let mut headers = HashSet::new();
-    let mut last_ts = i64::MIN;
-    let mut head_buf = [0u8; HEAD_LEN];
-    while offset + HEAD_LEN as u64 <= file_len {
-        if seg.file.read_exact_at(&mut head_buf, offset).is_err() {
-            break;
-        }
-        let Some(head) = record::parse_head(&head_buf) else {
-            break;
-        };
-        let payload_at = offset + HEAD_LEN as u64;
-        if payload_at + u64::from(head.len) > file_len {
-            break;
-        }
-        let need = if newest {
-            head.len as usize
-        } else {
-            record::FRAGMENT_PREFIX_LEN.min(head.len as usize)
-        };
-        let need = if record::is_fragment(&head) {
-            need
-        } else {
-            head.len as usize
-        };
-        let mut payload = vec![0u8; need];
-        seg.file.read_exact_at(&mut payload, payload_at)?;
-        if newest && !record::crc_ok(&head, &payload) {
-            break;
-        }
-        if record::is_fragment(&head) {
-            let meta =
-                record::fragment_meta(&payload, head.len).ok_or_else(|| StoreError::Corrupt {
-                    path: path.display().to_string(),
-                    offset,
-                })?;
-            last_ts = last_ts.max(meta.server_ts_ms);
-            inner.next_seq = inner.next_seq.max(meta.seq + 1);
-            inner.entries.push_back(Entry {
-                meta,
-                disk: Some((Arc::clone(&seg), payload_at, head.len)),
-                memory: None,
-            });
-        } else if let Some((id, h)) = record::decode_header(Bytes::from(payload)) {
-            headers.insert(id);
-            inner.next_header_id = inner.next_header_id.max(id + 1);
-            inner.headers.insert(id, h);
-        }
-        offset = payload_at + u64::from(head.len);
-    }
-    if offset < file_len {
-        if newest {
-            tracing::warn!(path = %path.display(), kept = offset, dropped = file_len - offset, "cut a torn tail off the log");
-            seg.file.set_len(offset)?;
-            seg.file.sync_all()?;
-        } else {
-            return Err(StoreError::Corrupt {
-                path: path.display().to_string(),
-                offset,
-            });
-        }
-    }
-    inner.segments.push(Segment {
-        file: seg,
-        len: offset,
-        headers,
-        last_server_ts_ms: last_ts,
-    });
-    Ok(())
 }

@@ -4,7 +4,7 @@
 use std::path::PathBuf;
 
 use bytes::Bytes;
-use oxbow_store::{LiveEvent, Store, StoreConfig, StoredFragment, StreamHeader};
+use oxbow_store::{LiveEvent, LocalStore as Store, StoreConfig, StoredFragment, StreamHeader};
 
 fn dir(tag: &str) -> PathBuf {
     let d = std::env::temp_dir().join(format!(

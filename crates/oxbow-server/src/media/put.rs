@@ -16,7 +16,7 @@ use oxbow_core::time::now_ms;
 use oxbow_core::validate::{self as v, Checks};
 use oxbow_core::ApiError;
 use oxbow_mkv::{Event, Frame, MkvError, MkvParser};
-use oxbow_store::{StoredFragment, StreamHeader, StreamLog};
+use oxbow_store::{LocalStreamLog as StreamLog, StoredFragment, StreamHeader};
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 

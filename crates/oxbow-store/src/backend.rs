@@ -1,0 +1,57 @@
+//! The durable half of the store, behind traits: where fragments become durable and how they
+//! are found again. [`crate::LocalBackend`] keeps them in segment files on local disk with
+//! group-committed fsyncs; an object-store backend (cluster mode) implements the same two
+//! traits with objects instead of segments. The in-memory half — index, live buffer, live
+//! events — is [`crate::StreamLog`] and is the same for every backend.
+
+use crate::fragment::{FragmentMeta, StoredFragment, StreamHeader};
+use crate::StoreError;
+
+/// Called once an append is durable (or failed).
+pub type Done = Box<dyn FnOnce(std::io::Result<()>) + Send>;
+
+/// What a stream's durable log already holds when it is opened, oldest first.
+pub struct Recovered<L> {
+    pub headers: Vec<(u32, StreamHeader)>,
+    pub fragments: Vec<(FragmentMeta, L)>,
+}
+
+/// One stream's durable log.
+pub trait DurableLog: Send + 'static {
+    /// Where a durable fragment can be read back.
+    type Location: Clone + Send + Sync + 'static;
+
+    /// Starts making `fragment` durable, with its stream header if the log needs it beside
+    /// the fragment; `done` runs once everything is durable. Never calls `done` before
+    /// returning.
+    fn append(
+        &mut self,
+        header: (u32, &StreamHeader),
+        fragment: &StoredFragment,
+        done: Done,
+    ) -> Result<Self::Location, StoreError>;
+
+    /// Reads a durable fragment back. Blocking: call it on a blocking thread.
+    fn read(location: &Self::Location) -> Result<StoredFragment, StoreError>;
+
+    /// Deletes durable data all of whose fragments arrived before `cutoff_ms` (server time).
+    fn expire(&mut self, cutoff_ms: i64);
+}
+
+/// Where streams' durable logs live.
+pub trait Backend: Send + Sync + 'static {
+    type Log: DurableLog;
+
+    /// Opens (creating if needed) one stream's log and returns what it already holds.
+    #[allow(clippy::type_complexity)]
+    fn open(
+        &self,
+        key: &str,
+    ) -> Result<(Self::Log, Recovered<<Self::Log as DurableLog>::Location>), StoreError>;
+
+    /// The keys of every stream with durable data.
+    fn keys(&self) -> Result<Vec<String>, StoreError>;
+
+    /// Deletes a stream's durable data.
+    fn delete(&self, key: &str) -> Result<(), StoreError>;
+}
