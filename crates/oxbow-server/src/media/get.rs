@@ -273,12 +273,20 @@ impl Reader {
         }
     }
 
-    async fn send_archived(&self, f: &StoredFragment) -> Result<(), Gone> {
-        let Some(header) = self.log.header(f.header_id) else {
-            return Ok(());
+    /// Sends a chunk's opening (document start and identifying tags); `false` if the
+    /// fragment's stream header is unknown.
+    async fn send_start(
+        &self,
+        seq: u64,
+        header_id: u32,
+        server_ts: i64,
+        producer_ts: i64,
+    ) -> Result<bool, Gone> {
+        let Some(header) = self.log.header(header_id) else {
+            return Ok(false);
         };
-        let number = self.number(f.seq);
-        let (server, producer) = (tag_seconds(f.server_ts_ms), tag_seconds(f.producer_ts_ms));
+        let number = self.number(seq);
+        let (server, producer) = (tag_seconds(server_ts), tag_seconds(producer_ts));
         self.send(chunk::start(
             &header,
             &[
@@ -288,6 +296,16 @@ impl Reader {
             ],
         ))
         .await?;
+        Ok(true)
+    }
+
+    async fn send_archived(&self, f: &StoredFragment) -> Result<(), Gone> {
+        if !self
+            .send_start(f.seq, f.header_id, f.server_ts_ms, f.producer_ts_ms)
+            .await?
+        {
+            return Ok(());
+        }
         self.send(f.cluster.clone()).await?;
         self.send_end(f.seq, f.server_ts_ms, &f.tags).await
     }
@@ -318,20 +336,12 @@ impl Reader {
         producer_ts: i64,
         timecode: u64,
     ) -> Result<bool, Gone> {
-        let Some(header) = self.log.header(header_id) else {
+        if !self
+            .send_start(seq, header_id, server_ts, producer_ts)
+            .await?
+        {
             return Ok(false);
-        };
-        let number = self.number(seq);
-        let (server, producer) = (tag_seconds(server_ts), tag_seconds(producer_ts));
-        self.send(chunk::start(
-            &header,
-            &[
-                ("AWS_KINESISVIDEO_FRAGMENT_NUMBER", &number),
-                ("AWS_KINESISVIDEO_SERVER_TIMESTAMP", &server),
-                ("AWS_KINESISVIDEO_PRODUCER_TIMESTAMP", &producer),
-            ],
-        ))
-        .await?;
+        }
         self.send(chunk::live_cluster_start(timecode)).await?;
         Ok(true)
     }
