@@ -177,6 +177,32 @@ async fn put_then_read_back_byte_identical() {
     assert_eq!(by_fragment, original);
 }
 
+/// boto3 reads the same media back, byte for byte.
+#[tokio::test]
+async fn boto3_reads_media_back_byte_identical() {
+    let server = TestServer::start();
+    create(&server, "py", 1).await;
+    let fixture = fixture(6);
+    put_file(&server, "py", &fixture, false).await;
+    let dir = temp_dir("boto3-media");
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/../../tests/boto3_media.py");
+    let out = std::process::Command::new("python3")
+        .arg(script)
+        .args([server.url.as_str(), ACCESS_KEY, SECRET_KEY, "py"])
+        .arg(&dir)
+        .env_remove("AWS_PROFILE")
+        .env_remove("AWS_CONFIG_FILE")
+        .env_remove("AWS_SHARED_CREDENTIALS_FILE")
+        .output()
+        .expect("python3 with boto3");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let original = frames(&std::fs::read(&fixture).unwrap());
+    for file in ["get_media.mkv", "for_list.mkv"] {
+        let got = frames(&std::fs::read(dir.join(file)).unwrap());
+        assert_eq!(got, original, "{file}");
+    }
+}
+
 #[tokio::test]
 async fn emitted_mkv_is_accepted_by_ffprobe_and_mkvinfo() {
     let server = TestServer::start();
