@@ -13,7 +13,7 @@ export OXBOW_ROOT_ACCESS_KEY_ID=AKIABENCHMARK0000001 OXBOW_ROOT_SECRET_ACCESS_KE
 ulimit -n 65536 2>/dev/null || true
 # shellcheck disable=SC2086
 RUST_LOG=warn "$bin" serve --listen "127.0.0.1:$port" --data-dir "$data" \
-  --get-media-max-connections 100 ${OXBOW_SERVE_FLAGS:-} >/dev/null &
+  --get-media-max-connections 100 --media-tps-per-stream 0 ${OXBOW_SERVE_FLAGS:-} >/dev/null &
 server=$!
 trap 'kill $server 2>/dev/null; rm -rf "$data"' EXIT
 for _ in $(seq 50); do curl -sf "http://127.0.0.1:$port/health" >/dev/null && break; sleep 0.1; done

@@ -195,7 +195,11 @@ async fn boto3_reads_media_back_byte_identical() {
         .env_remove("AWS_SHARED_CREDENTIALS_FILE")
         .output()
         .expect("python3 with boto3");
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let original = frames(&std::fs::read(&fixture).unwrap());
     for file in ["get_media.mkv", "for_list.mkv"] {
         let got = frames(&std::fs::read(dir.join(file)).unwrap());
@@ -527,7 +531,10 @@ fn error_ids(acks: &[Ack]) -> Vec<u64> {
 
 #[tokio::test]
 async fn ack_error_classes() {
+    // Eleven PutMedia calls in quick succession: lift the per-stream call rate.
     let server = TestServer::start_with(&[
+        "--media-tps-per-stream",
+        "0",
         "--put-max-fragment-bytes",
         "100000",
         "--put-max-fragment-duration-ms",
@@ -893,5 +900,44 @@ async fn connection_duration_limit() {
     assert!(
         acks.iter().any(|a| a.event == AckEvent::Persisted),
         "fragments before the limit were kept"
+    );
+}
+
+/// More than the allowed PutMedia/GetMedia calls per second on a stream:
+/// ClientLimitExceededException.
+#[tokio::test]
+async fn media_call_rate_limit() {
+    let server = TestServer::start_with(&[
+        "--media-tps-per-stream",
+        "2",
+        "--get-media-max-connections",
+        "10",
+    ]);
+    create(&server, "rate", 0).await;
+    let mut codes = Vec::new();
+    for _ in 0..3 {
+        let r = media_sdk(&server)
+            .get_media()
+            .stream_name("rate")
+            .start_selector(selector(StartSelectorType::Earliest))
+            .send()
+            .await;
+        codes.push(r.err().and_then(|e| {
+            aws_sdk_kinesisvideomedia::error::ProvideErrorMetadata::code(&e).map(str::to_string)
+        }));
+    }
+    assert_eq!(
+        codes,
+        [None, None, Some("ClientLimitExceededException".to_string())]
+    );
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    let (_tx, rx) = mpsc::channel(1);
+    drop(_tx);
+    assert!(
+        media_client(&server)
+            .put_media_raw("rate", "ABSOLUTE", rx)
+            .await
+            .is_ok(),
+        "a new second, a new allowance"
     );
 }

@@ -65,6 +65,10 @@ pub struct Limits {
     pub get_media_max_connections: usize,
     /// GetMedia: the response ends after this long with nothing new (KVS: 3 s).
     pub get_media_idle_ms: u64,
+    /// GetMedia: bytes per second sent per response (KVS: 25 MB/s); 0 = unlimited.
+    pub get_media_max_bytes_per_sec: u64,
+    /// PutMedia and GetMedia calls per second per stream (KVS: 5); 0 = unlimited.
+    pub media_tps_per_stream: u32,
 }
 
 impl Limits {
@@ -90,6 +94,8 @@ impl Limits {
             put_max_future_ms: 10 * 60 * 1000,
             get_media_max_connections: 3,
             get_media_idle_ms: 3_000,
+            get_media_max_bytes_per_sec: 25_000_000,
+            media_tps_per_stream: 5,
         }
     }
 }

@@ -22,6 +22,38 @@ pub struct AppState {
     pub store: Arc<Store>,
     /// Open GetMedia responses per stream.
     pub get_media_connections: Arc<ConnectionCounter>,
+    /// Media API calls per stream in the current second.
+    pub call_rate: CallRate,
+}
+
+/// (stream key, API name) → (start of the current one-second window, calls in it).
+type Windows = HashMap<(String, &'static str), (std::time::Instant, u32)>;
+
+/// Counts calls per (stream, API) in one-second windows.
+#[derive(Default)]
+pub struct CallRate {
+    windows: Mutex<Windows>,
+}
+
+impl CallRate {
+    /// Counts a call; false if `limit` calls were already made this second (0: unlimited).
+    pub fn allow(&self, key: &str, api: &'static str, limit: u32) -> bool {
+        if limit == 0 {
+            return true;
+        }
+        let now = std::time::Instant::now();
+        let mut windows = self.windows.lock().unwrap_or_else(|p| p.into_inner());
+        if windows.len() > 100_000 {
+            windows.retain(|_, (start, _)| now.duration_since(*start).as_secs() < 1);
+        }
+        let (start, count) = windows.entry((key.to_string(), api)).or_insert((now, 0));
+        if now.duration_since(*start).as_secs() >= 1 {
+            *start = now;
+            *count = 0;
+        }
+        *count += 1;
+        *count <= limit
+    }
 }
 
 /// Counts open connections per stream against a limit.
@@ -84,6 +116,7 @@ impl AppState {
             keys: KeyCache::default(),
             store,
             get_media_connections: Arc::default(),
+            call_rate: CallRate::default(),
         }
     }
 

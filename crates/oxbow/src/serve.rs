@@ -71,6 +71,12 @@ pub struct ServeArgs {
     /// GetMedia: concurrent connections per stream.
     #[arg(long, default_value_t = 3)]
     get_media_max_connections: usize,
+    /// GetMedia: bytes/s sent per response (0 = unlimited).
+    #[arg(long, default_value_t = 25_000_000)]
+    get_media_max_bytes_per_sec: u64,
+    /// PutMedia and GetMedia calls per second per stream (0 = unlimited).
+    #[arg(long, default_value_t = 5)]
+    media_tps_per_stream: u32,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -105,6 +111,8 @@ impl ServeArgs {
         limits.put_idle_ack_ms = self.put_idle_ack_ms;
         limits.put_max_bytes_per_sec = self.put_max_bytes_per_sec;
         limits.get_media_max_connections = self.get_media_max_connections;
+        limits.get_media_max_bytes_per_sec = self.get_media_max_bytes_per_sec;
+        limits.media_tps_per_stream = self.media_tps_per_stream;
         let tls = match (self.tls_cert, self.tls_key, self.tls_self_signed) {
             (Some(cert), Some(key), _) => Some(TlsConfig::Files { cert, key }),
             (_, _, true) => Some(TlsConfig::SelfSigned),

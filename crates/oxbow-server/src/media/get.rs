@@ -146,6 +146,7 @@ pub async fn get_media(state: &Arc<AppState>, req: GetMediaRequest) -> Result<Re
     let stream: StreamRecord = lookup::get(state, &target, Need::Live).await?;
     let start = start_of(req.start_selector.as_ref().expect("checked"), &stream)?;
     let key = media_key(&stream);
+    super::check_rate(state, &key, "GetMedia")?;
     let guard = state
         .get_media_connections
         .acquire(&key, state.config.limits.get_media_max_connections)
@@ -162,6 +163,9 @@ pub async fn get_media(state: &Arc<AppState>, req: GetMediaRequest) -> Result<Re
     let (tx, body) = ChannelBody::new(64);
     let idle = Duration::from_millis(state.config.limits.get_media_idle_ms);
     let reader = Reader {
+        max_bytes_per_sec: state.config.limits.get_media_max_bytes_per_sec,
+        sent: std::sync::atomic::AtomicU64::new(0),
+        started: std::time::Instant::now(),
         log,
         creation_ms: stream.creation_ms,
         tx,
@@ -183,6 +187,9 @@ fn media_response(body: ChannelBody) -> Reply {
 
 /// One GetMedia response being written.
 struct Reader {
+    max_bytes_per_sec: u64,
+    sent: std::sync::atomic::AtomicU64,
+    started: std::time::Instant,
     log: Arc<StreamLog>,
     creation_ms: i64,
     tx: mpsc::Sender<Bytes>,
@@ -194,6 +201,11 @@ struct Gone;
 
 impl Reader {
     async fn send(&self, b: Bytes) -> Result<(), Gone> {
+        let total = self
+            .sent
+            .fetch_add(b.len() as u64, std::sync::atomic::Ordering::Relaxed)
+            + b.len() as u64;
+        super::throttle(total, self.started, self.max_bytes_per_sec).await;
         self.tx.send(b).await.map_err(|_| Gone)
     }
 

@@ -65,6 +65,34 @@ pub fn media_key(s: &StreamRecord) -> String {
     format!("{}-{}", s.name, s.creation_ms)
 }
 
+/// Holds a transfer to `max_bytes_per_sec` (0: unlimited): sleeps while `bytes` moved since
+/// `started` are ahead of the rate. KVS reads PutMedia at most at 12.5 MB/s and sends GetMedia
+/// at most at 25 MB/s per stream.
+pub(crate) async fn throttle(bytes: u64, started: std::time::Instant, max_bytes_per_sec: u64) {
+    if max_bytes_per_sec == 0 {
+        return;
+    }
+    let due = std::time::Duration::from_secs_f64(bytes as f64 / max_bytes_per_sec as f64);
+    let elapsed = started.elapsed();
+    if due > elapsed + std::time::Duration::from_millis(5) {
+        tokio::time::sleep(due - elapsed).await;
+    }
+}
+
+/// Refuses a media call past the per-stream rate (KVS: 5 calls per second per stream).
+pub(crate) fn check_rate(state: &AppState, key: &str, api: &'static str) -> Result<(), ApiError> {
+    let limit = state.config.limits.media_tps_per_stream;
+    if state.call_rate.allow(key, api, limit) {
+        return Ok(());
+    }
+    Err(ApiError::new(
+        oxbow_core::ErrorKind::ClientLimitExceeded,
+        format!(
+            "{api} is limited to {limit} calls per second per stream. Try making the call later."
+        ),
+    ))
+}
+
 /// Epoch milliseconds as the decimal seconds KVS writes in MKV tags (`1726677687.758`).
 pub fn tag_seconds(ms: i64) -> String {
     format!("{}.{:03}", ms.div_euclid(1000), ms.rem_euclid(1000))

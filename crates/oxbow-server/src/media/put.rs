@@ -20,7 +20,7 @@ use oxbow_store::{LocalStreamLog as StreamLog, StoredFragment, StreamHeader};
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
-use super::{media_key, ChannelBody, FragmentNumber};
+use super::{media_key, throttle, ChannelBody, FragmentNumber};
 use crate::control::{lookup, Need, StreamRef};
 use crate::front::{boxed, Body};
 use crate::state::AppState;
@@ -151,6 +151,7 @@ pub async fn put_media(
     let req = PutRequest::from_headers(headers)?;
     let target = req.stream.resolve(&state, &mut Checks::new())?;
     let stream: StreamRecord = lookup::get(&state, &target, Need::Active).await?;
+    super::check_rate(&state, &media_key(&stream), "PutMedia")?;
     let log = state
         .store
         .stream(&media_key(&stream))
@@ -640,18 +641,6 @@ fn cluster_bytes(timecode: u64, frames: &[Bytes], frame_bytes: usize) -> Bytes {
         out.extend_from_slice(f);
     }
     Bytes::from(out)
-}
-
-/// Holds the reader to the per-stream ingest rate (KVS reads at most 12.5 MB/s).
-async fn throttle(received: u64, started: Instant, max_bytes_per_sec: u64) {
-    if max_bytes_per_sec == 0 {
-        return;
-    }
-    let due = Duration::from_secs_f64(received as f64 / max_bytes_per_sec as f64);
-    let elapsed = started.elapsed();
-    if due > elapsed + Duration::from_millis(5) {
-        tokio::time::sleep(due - elapsed).await;
-    }
 }
 
 #[cfg(test)]
