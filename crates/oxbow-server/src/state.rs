@@ -4,6 +4,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
 use oxbow_catalog::Catalog;
+use oxbow_core::{ResourceArn, ResourceType};
 use oxbow_store::LocalStore as Store;
 
 use crate::auth::KeyCache;
@@ -118,6 +119,19 @@ impl AppState {
             get_media_connections: Arc::default(),
             call_rate: CallRate::default(),
         }
+    }
+
+    /// The ARN of a resource created now: the name and the creation time in ms.
+    pub fn arn(&self, resource_type: ResourceType, name: &str, creation_ms: i64) -> String {
+        ResourceArn {
+            partition: self.config.partition.clone(),
+            region: self.config.region.clone(),
+            account: self.config.account_id.clone(),
+            resource_type,
+            name: name.to_string(),
+            creation_ms,
+        }
+        .to_string()
     }
 
     /// The KMS key a stream gets when CreateStream names none.

@@ -3,7 +3,7 @@
 use oxbow_catalog::{ChannelRecord, Lifecycle, Status};
 use oxbow_core::time::{ms_to_json_seconds, now_ms};
 use oxbow_core::validate::{self as v, Checks};
-use oxbow_core::{ids, ApiError, ErrorKind, ResourceArn, ResourceType};
+use oxbow_core::{ids, ApiError, ErrorKind, ResourceType};
 use serde::Deserialize;
 use serde_json::{json, Value};
 
@@ -117,15 +117,7 @@ pub async fn create(state: &AppState, req: CreateChannel) -> Reply {
     let name = req.channel_name.unwrap_or_default();
     let now = now_ms();
     let config = &state.config;
-    let arn = ResourceArn {
-        partition: config.partition.clone(),
-        region: config.region.clone(),
-        account: config.account_id.clone(),
-        resource_type: ResourceType::Channel,
-        name: name.clone(),
-        creation_ms: now,
-    }
-    .to_string();
+    let arn = state.arn(ResourceType::Channel, &name, now);
     let record = ChannelRecord {
         name,
         arn: arn.clone(),

@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use oxbow_catalog::{Lifecycle, Status, StreamRecord};
 use oxbow_core::time::{ms_to_json_seconds, now_ms};
 use oxbow_core::validate::{self as v, Checks};
-use oxbow_core::{ids, ApiError, ErrorKind, ResourceArn, ResourceType};
+use oxbow_core::{ids, ApiError, ErrorKind, ResourceType};
 use serde::Deserialize;
 use serde_json::{json, Map, Value};
 
@@ -122,15 +122,7 @@ pub async fn create(state: &AppState, req: CreateStream) -> Reply {
     let name = req.stream_name.unwrap_or_default();
     let now = now_ms();
     let config = &state.config;
-    let arn = ResourceArn {
-        partition: config.partition.clone(),
-        region: config.region.clone(),
-        account: config.account_id.clone(),
-        resource_type: ResourceType::Stream,
-        name: name.clone(),
-        creation_ms: now,
-    }
-    .to_string();
+    let arn = state.arn(ResourceType::Stream, &name, now);
     let record = StreamRecord {
         name,
         arn: arn.clone(),

@@ -16,15 +16,8 @@ use time::OffsetDateTime;
 
 #[derive(Args)]
 pub struct ControlArgs {
-    /// The server's base URL (plain HTTP).
-    #[arg(long, default_value = "http://127.0.0.1:7800")]
-    endpoint: String,
-    #[arg(long, env = "AWS_ACCESS_KEY_ID")]
-    access_key_id: String,
-    #[arg(long, env = "AWS_SECRET_ACCESS_KEY", hide_env_values = true)]
-    secret_access_key: String,
-    #[arg(long, default_value = "us-east-1")]
-    region: String,
+    #[command(flatten)]
+    target: super::Target,
     /// Concurrent keep-alive connections.
     #[arg(long, default_value_t = 64)]
     connections: usize,
@@ -62,10 +55,11 @@ struct Target {
 
 pub async fn control(args: ControlArgs) -> Result<(), Box<dyn std::error::Error>> {
     let addr = args
+        .target
         .endpoint
         .strip_prefix("http://")
         .map(|a| a.trim_end_matches('/').to_string())
-        .ok_or_else(|| BenchError::Endpoint(args.endpoint.clone()))?;
+        .ok_or_else(|| BenchError::Endpoint(args.target.endpoint.clone()))?;
     let stream = format!("bench-{}", std::process::id());
     let create = Target {
         method: "POST",
@@ -150,10 +144,10 @@ fn build(addr: &str, args: &ControlArgs, t: &Target) -> Request<Full<Bytes>> {
         headers.insert("content-type", HeaderValue::from_static("application/json"));
         let hash = hex::encode(Sha256::digest(&t.body));
         let p = SigningParams {
-            access_key_id: &args.access_key_id,
-            secret_access_key: &args.secret_access_key,
+            access_key_id: &args.target.access_key_id,
+            secret_access_key: &args.target.secret_access_key,
             security_token: None,
-            region: &args.region,
+            region: &args.target.region,
             service: "kinesisvideo",
             time: OffsetDateTime::now_utc(),
         };

@@ -19,15 +19,8 @@ use super::percentile;
 
 #[derive(Args)]
 pub struct MediaArgs {
-    /// The server's base URL (plain HTTP).
-    #[arg(long, default_value = "http://127.0.0.1:7800")]
-    endpoint: String,
-    #[arg(long, env = "AWS_ACCESS_KEY_ID")]
-    access_key_id: String,
-    #[arg(long, env = "AWS_SECRET_ACCESS_KEY", hide_env_values = true)]
-    secret_access_key: String,
-    #[arg(long, default_value = "us-east-1")]
-    region: String,
+    #[command(flatten)]
+    target: super::Target,
     /// Concurrent producers, one stream each.
     #[arg(long, default_value_t = 10)]
     streams: usize,
@@ -111,11 +104,11 @@ fn disk_baseline(dir: &std::path::Path) -> Option<f64> {
 
 pub async fn media(args: MediaArgs) -> Result<(), Box<dyn std::error::Error>> {
     let client = Client::new(
-        &args.endpoint,
-        &args.region,
+        &args.target.endpoint,
+        &args.target.region,
         Credentials {
-            access_key_id: args.access_key_id.clone(),
-            secret_access_key: args.secret_access_key.clone(),
+            access_key_id: args.target.access_key_id.clone(),
+            secret_access_key: args.target.secret_access_key.clone(),
             session_token: None,
         },
     )?;

@@ -4,7 +4,7 @@
 mod control;
 mod media;
 
-use clap::Subcommand;
+use clap::{Args, Subcommand};
 
 #[derive(Subcommand)]
 pub enum BenchCommand {
@@ -21,6 +21,20 @@ pub async fn run(cmd: BenchCommand) -> Result<(), Box<dyn std::error::Error>> {
         BenchCommand::Control(args) => control::control(args).await,
         BenchCommand::Media(args) => media::media(args).await,
     }
+}
+
+/// The server a benchmark drives and the credentials it signs with.
+#[derive(Args)]
+pub struct Target {
+    /// The server's base URL (plain HTTP).
+    #[arg(long, default_value = "http://127.0.0.1:7800")]
+    pub endpoint: String,
+    #[arg(long, env = "AWS_ACCESS_KEY_ID")]
+    pub access_key_id: String,
+    #[arg(long, env = "AWS_SECRET_ACCESS_KEY", hide_env_values = true)]
+    pub secret_access_key: String,
+    #[arg(long, default_value = "us-east-1")]
+    pub region: String,
 }
 
 /// The `q` quantile of sorted samples (nearest rank).
