@@ -1,4 +1,5 @@
-//! AWS Signature Version 4 verification, as the KVS clients sign: the `Authorization` header form
+//! Who may call: AWS Signature Version 4 verification (and signing), and IAM-style policies
+//! ([`policy`]). SigV4 verification, as the KVS clients sign: the `Authorization` header form
 //! (AWS SDKs, CLI, KVS producer SDK) and the presigned query form (WebSocket signaling URLs).
 //!
 //! Verification happens in two steps so the caller can look up the secret in between:
@@ -6,6 +7,7 @@
 //! signature with the secret and checks the clock.
 
 mod canonical;
+pub mod policy;
 mod sigv4;
 
 pub use sigv4::{
