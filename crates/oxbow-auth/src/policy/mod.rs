@@ -105,9 +105,14 @@ fn matcher(
 ) -> Result<Matcher, PolicyError> {
     let compile = |v: &Value, what: &str| -> Result<Vec<Pattern>, PolicyError> {
         // Seed 004's example carries a leading space inside an ARN: trim, as IAM does.
+        // Case-insensitive elements (actions) are lowercased here, and the request's action
+        // once per evaluation, so matching itself is exact (and takes the fast paths).
         Ok(strings(v, what)?
             .iter()
-            .map(|s| Pattern::new(s.trim(), case_insensitive))
+            .map(|s| match case_insensitive {
+                true => Pattern::new(&s.trim().to_ascii_lowercase(), false),
+                false => Pattern::new(s.trim(), false),
+            })
             .collect())
     };
     match (st.get(name), st.get(not)) {
@@ -161,10 +166,10 @@ impl Policy {
     }
 
     /// Deny if a matching statement denies, Allow if one allows, None if none matches.
-    fn decide(&self, req: &Request<'_>) -> Option<Effect> {
+    fn decide(&self, req: &Request<'_>, action: &str) -> Option<Effect> {
         let mut result = None;
         for s in &self.statements {
-            let hit = s.actions.matches(req.action, req.context)
+            let hit = s.actions.matches(action, req.context)
                 && s.resources.matches(req.resource, req.context)
                 && s.conditions.iter().all(|c| c.holds(req.context));
             if hit {
@@ -180,9 +185,10 @@ impl Policy {
 
 /// Judges a request against every policy that applies to the principal.
 pub fn evaluate<'p>(policies: impl IntoIterator<Item = &'p Policy>, req: &Request<'_>) -> Decision {
+    let action = req.action.to_ascii_lowercase();
     let mut allowed = false;
     for policy in policies {
-        match policy.decide(req) {
+        match policy.decide(req, &action) {
             Some(Effect::Deny) => return Decision::ExplicitDeny,
             Some(Effect::Allow) => allowed = true,
             None => {}

@@ -25,6 +25,11 @@ pub struct Pattern {
     parts: Vec<Part>,
     /// The tokens, when no variable needs the request to resolve.
     fixed: Option<Vec<Tok>>,
+    /// The literal text before the first wildcard or variable: a cheap early rejection.
+    prefix: String,
+    /// For patterns of literals and `*` only (most IAM patterns): the literal runs between
+    /// the stars, matched by anchored prefix/suffix and in-order substring search.
+    star_runs: Option<Vec<String>>,
     case_insensitive: bool,
 }
 
@@ -69,14 +74,47 @@ impl Pattern {
                 Part::Var(_) => None,
             })
             .collect();
+        let prefix = parts
+            .iter()
+            .map_while(|p| match p {
+                Part::Lit(c) => Some(fold(*c, case_insensitive)),
+                _ => None,
+            })
+            .collect();
+        let star_only =
+            !case_insensitive && parts.iter().all(|p| matches!(p, Part::Lit(_) | Part::Star));
+        let star_runs = star_only.then(|| {
+            let mut runs = vec![String::new()];
+            for p in &parts {
+                match p {
+                    Part::Lit(c) => runs.last_mut().expect("non-empty").push(*c),
+                    _ => runs.push(String::new()),
+                }
+            }
+            runs
+        });
         Self {
             parts,
             fixed,
+            prefix,
+            star_runs,
             case_insensitive,
         }
     }
 
     pub fn matches(&self, value: &str, vars: &Vars) -> bool {
+        let head = value.get(..self.prefix.len()).unwrap_or("");
+        let prefix_ok = if self.case_insensitive {
+            head.eq_ignore_ascii_case(&self.prefix)
+        } else {
+            head == self.prefix
+        };
+        if !prefix_ok {
+            return false;
+        }
+        if let Some(runs) = &self.star_runs {
+            return star_match(runs, value);
+        }
         let resolved;
         let toks = match &self.fixed {
             Some(t) => t,
@@ -97,12 +135,40 @@ impl Pattern {
                 &resolved
             }
         };
-        glob(
-            toks,
-            &value.chars().collect::<Vec<_>>(),
-            self.case_insensitive,
-        )
+        if value.is_ascii() {
+            glob(
+                toks,
+                value.as_bytes(),
+                |b| char::from(*b),
+                self.case_insensitive,
+            )
+        } else {
+            let chars: Vec<char> = value.chars().collect();
+            glob(toks, &chars, |c| *c, self.case_insensitive)
+        }
     }
+}
+
+/// `runs` are the literals between `*`s: the first anchors the start, the last the end, the
+/// others must appear in order (leftmost-first search is exact for star-only patterns).
+fn star_match(runs: &[String], value: &str) -> bool {
+    let [first, middle @ .., last] = runs else {
+        return runs.first().is_some_and(|only| value == only);
+    };
+    if value.len() < first.len() + last.len()
+        || !value.starts_with(first.as_str())
+        || !value.ends_with(last.as_str())
+    {
+        return false;
+    }
+    let mut rest = &value[first.len()..value.len() - last.len()];
+    for run in middle {
+        match rest.find(run.as_str()) {
+            Some(i) => rest = &rest[i + run.len()..],
+            None => return false,
+        }
+    }
+    true
 }
 
 /// A variable's (first) value; condition keys and variable names are case-insensitive.
@@ -114,7 +180,8 @@ pub fn lookup<'v>(vars: &'v Vars, name: &str) -> Option<&'v str> {
 }
 
 /// Glob matching with backtracking to the last `*`: linear in practice, no recursion.
-fn glob(toks: &[Tok], text: &[char], ci: bool) -> bool {
+/// (No allocation; `text` is bytes for ASCII values — the usual ARNs and actions — else chars.)
+fn glob<T>(toks: &[Tok], text: &[T], at: impl Fn(&T) -> char, ci: bool) -> bool {
     let (mut t, mut s) = (0, 0);
     let mut star: Option<(usize, usize)> = None;
     while s < text.len() {
@@ -127,7 +194,7 @@ fn glob(toks: &[Tok], text: &[char], ci: bool) -> bool {
                 t += 1;
                 s += 1;
             }
-            Some(Tok::Lit(c)) if fold(*c, ci) == fold(text[s], ci) => {
+            Some(Tok::Lit(c)) if fold(*c, ci) == fold(at(&text[s]), ci) => {
                 t += 1;
                 s += 1;
             }

@@ -3,6 +3,7 @@
 
 mod control;
 mod media;
+mod policy;
 
 use clap::{Args, Subcommand};
 
@@ -14,12 +15,16 @@ pub enum BenchCommand {
     /// Real-time PutMedia producers and live GetMedia consumers: ingest rate against raw disk
     /// writes, PERSISTED ack latency, live latency, server CPU and memory per stream.
     Media(media::MediaArgs),
+    /// Cost of judging a request against many attached policies, against one SigV4
+    /// verification measured in the same run.
+    Policy(policy::PolicyArgs),
 }
 
 pub async fn run(cmd: BenchCommand) -> Result<(), Box<dyn std::error::Error>> {
     match cmd {
         BenchCommand::Control(args) => control::control(args).await,
         BenchCommand::Media(args) => media::media(args).await,
+        BenchCommand::Policy(args) => policy::policy(args).await,
     }
 }
 
