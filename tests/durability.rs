@@ -14,16 +14,9 @@ use oxbow_client::{Ack, AckEvent};
 
 /// The frame elements of each Cluster of an MKV file, by Cluster timecode.
 fn clusters(mkv: &[u8]) -> HashMap<u64, Vec<Bytes>> {
-    let mut r = oxbow_client::ChunkReader::default();
-    r.push(mkv);
     let mut out: HashMap<u64, Vec<Bytes>> = HashMap::new();
     let mut current = 0;
-    let mut events = Vec::new();
-    while let Some(e) = r.next_event().unwrap() {
-        events.push(e);
-    }
-    events.extend(r.finish().unwrap());
-    for e in events {
+    for e in events(mkv) {
         match e {
             oxbow_mkv::Event::ClusterStart { timecode } => current = timecode,
             oxbow_mkv::Event::Frame(f) => out.entry(current).or_default().push(f.element),

@@ -447,16 +447,9 @@ pub fn frames(mkv: &[u8]) -> Vec<bytes::Bytes> {
 
 /// Frames with the fragment number tag of the chunk they came in (if any).
 pub fn tagged_frames(mkv: &[u8]) -> Vec<(String, bytes::Bytes)> {
-    let mut r = oxbow_client::ChunkReader::default();
-    r.push(mkv);
     let mut out = Vec::new();
     let mut number = String::new();
-    let mut events = Vec::new();
-    while let Some(e) = r.next_event().unwrap() {
-        events.push(e);
-    }
-    events.extend(r.finish().unwrap());
-    for e in events {
+    for e in events(mkv) {
         match e {
             oxbow_mkv::Event::Tags(tags) => {
                 for (k, v) in tags {
@@ -474,15 +467,20 @@ pub fn tagged_frames(mkv: &[u8]) -> Vec<(String, bytes::Bytes)> {
 
 /// All tag pairs of MKV data, in order.
 pub fn all_tags(mkv: &[u8]) -> Vec<(String, String)> {
+    events(mkv)
+        .into_iter()
+        .flat_map(|e| match e {
+            oxbow_mkv::Event::Tags(t) => t,
+            _ => Vec::new(),
+        })
+        .collect()
+}
+
+/// Every parser event of MKV data (back-to-back documents included), in order.
+pub fn events(mkv: &[u8]) -> Vec<oxbow_mkv::Event> {
     let mut r = oxbow_client::ChunkReader::default();
     r.push(mkv);
-    let mut out = Vec::new();
-    while let Some(e) = r.next_event().unwrap() {
-        if let oxbow_mkv::Event::Tags(t) = e {
-            out.extend(t);
-        }
-    }
-    out
+    r.finish().unwrap()
 }
 
 /// Streams a file with the producer; returns its acks and summary.

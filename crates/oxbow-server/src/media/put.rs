@@ -246,32 +246,17 @@ impl Session {
     }
 
     fn ack(&self, line: String) {
-        let mut b = BytesMut::with_capacity(line.len() + 1);
-        b.extend_from_slice(line.as_bytes());
-        b.extend_from_slice(b"\n");
-        if self.acks.try_send(b.freeze()).is_err() {
-            tracing::debug!(stream = %self.stream.name, "ack dropped: the producer is not reading acks");
-        }
+        send_ack(&self.acks, &self.stream.name, line);
     }
 
     fn ack_event(&self, event: &str, timecode: u64, number: &str) {
-        self.ack(format!(
-            r#"{{"EventType":"{event}","FragmentTimecode":{timecode},"FragmentNumber":"{number}"}}"#
-        ));
+        self.ack(event_line(event, timecode, number));
     }
 
     fn ack_error(&self, err: AckError, timecode: Option<u64>, number: Option<&str>) {
         let (id, code) = err.id_and_code();
-        let mut line = String::from(r#"{"EventType":"ERROR""#);
-        if let Some(t) = timecode {
-            line.push_str(&format!(r#","FragmentTimecode":{t}"#));
-        }
-        if let Some(n) = number {
-            line.push_str(&format!(r#","FragmentNumber":"{n}""#));
-        }
-        line.push_str(&format!(r#","ErrorId":{id},"ErrorCode":"{code}"}}"#));
         tracing::info!(stream = %self.stream.name, error_id = id, code, "PutMedia error ack");
-        self.ack(line);
+        self.ack(error_line(err, timecode, number));
     }
 
     async fn run(mut self, mut body: Incoming) {
@@ -612,20 +597,46 @@ impl Session {
             self.persisting.retain(|t| !t.is_finished());
             self.persisting.push(tokio::spawn(async move {
                 let line = match done.await {
-                    Ok(Ok(())) => format!(
-                        r#"{{"EventType":"PERSISTED","FragmentTimecode":{timecode},"FragmentNumber":"{number}"}}"#
-                    ),
+                    Ok(Ok(())) => event_line("PERSISTED", timecode, &number),
                     other => {
                         tracing::error!(%stream, result = ?other.map(|r| r.err().map(|e| e.to_string())), "fragment not persisted");
-                        let (id, code) = AckError::ArchivalError.id_and_code();
-                        format!(
-                            r#"{{"EventType":"ERROR","FragmentTimecode":{timecode},"FragmentNumber":"{number}","ErrorId":{id},"ErrorCode":"{code}"}}"#
-                        )
+                        error_line(AckError::ArchivalError, Some(timecode), Some(&number))
                     }
                 };
-                let _ = acks.try_send(Bytes::from(line + "\n"));
+                send_ack(&acks, &stream, line);
             }));
         }
+    }
+}
+
+/// An ack line for a fragment event, in the flat shape the producer SDK's parser reads.
+fn event_line(event: &str, timecode: u64, number: &str) -> String {
+    format!(
+        r#"{{"EventType":"{event}","FragmentTimecode":{timecode},"FragmentNumber":"{number}"}}"#
+    )
+}
+
+/// An ERROR ack line; timecode and number are present when a fragment is concerned.
+fn error_line(err: AckError, timecode: Option<u64>, number: Option<&str>) -> String {
+    let (id, code) = err.id_and_code();
+    let mut line = String::from(r#"{"EventType":"ERROR""#);
+    if let Some(t) = timecode {
+        line.push_str(&format!(r#","FragmentTimecode":{t}"#));
+    }
+    if let Some(n) = number {
+        line.push_str(&format!(r#","FragmentNumber":"{n}""#));
+    }
+    line.push_str(&format!(r#","ErrorId":{id},"ErrorCode":"{code}"}}"#));
+    line
+}
+
+/// Queues one ack line; a producer that does not read its acks loses them, not the session.
+fn send_ack(acks: &mpsc::Sender<Bytes>, stream: &str, line: String) {
+    let mut b = BytesMut::with_capacity(line.len() + 1);
+    b.extend_from_slice(line.as_bytes());
+    b.extend_from_slice(b"\n");
+    if acks.try_send(b.freeze()).is_err() {
+        tracing::debug!(%stream, "ack dropped: the producer is not reading acks");
     }
 }
 
