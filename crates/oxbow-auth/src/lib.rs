@@ -11,5 +11,6 @@ pub mod policy;
 mod sigv4;
 
 pub use sigv4::{
-    parse, sign, verify, ParsedAuth, Request, SigningParams, EMPTY_SHA256, UNSIGNED_PAYLOAD,
+    parse, presign, sign, verify, ParsedAuth, Request, SigningParams, EMPTY_SHA256,
+    UNSIGNED_PAYLOAD,
 };

@@ -1,4 +1,4 @@
-//! Oxbow's metadata catalog: streams, signaling channels and access keys, each a table of
+//! Oxbow's metadata catalog: streams, signaling channels, access keys and identities, each a table of
 //! JSON documents keyed by name. The [`Catalog`] trait is what the server sees; [`SqliteCatalog`]
 //! is the embedded backend (one file in the data directory). A PostgreSQL backend for cluster
 //! mode implements the same two traits.
@@ -7,12 +7,17 @@
 //! rules live in the server, which hands read-modify-write closures to [`Table::update`] so
 //! that every change is atomic whatever the backend.
 
+pub mod iam;
 pub mod model;
 mod sqlite;
 
 use async_trait::async_trait;
 use oxbow_core::ApiError;
 
+pub use iam::{
+    CameraOwnerRecord, CertificateRecord, CertificateStatus, PolicyRecord, RoleAliasRecord,
+    RoleRecord, ThingRecord, UserRecord,
+};
 pub use model::{AccessKey, ChannelRecord, EdgeRecord, Lifecycle, Status, StreamRecord};
 pub use sqlite::SqliteCatalog;
 
@@ -66,4 +71,11 @@ pub trait Catalog: Send + Sync {
     fn streams(&self) -> &dyn Table<StreamRecord>;
     fn channels(&self) -> &dyn Table<ChannelRecord>;
     fn access_keys(&self) -> &dyn Table<AccessKey>;
+    fn users(&self) -> &dyn Table<UserRecord>;
+    fn roles(&self) -> &dyn Table<RoleRecord>;
+    fn policies(&self) -> &dyn Table<PolicyRecord>;
+    fn role_aliases(&self) -> &dyn Table<RoleAliasRecord>;
+    fn things(&self) -> &dyn Table<ThingRecord>;
+    fn certificates(&self) -> &dyn Table<CertificateRecord>;
+    fn camera_owners(&self) -> &dyn Table<CameraOwnerRecord>;
 }

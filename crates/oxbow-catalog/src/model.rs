@@ -128,13 +128,38 @@ impl Resource for ChannelRecord {
 pub struct AccessKey {
     pub access_key_id: String,
     pub secret_access_key: String,
-    /// Who signs with it; `root` may do everything.
+    /// Who signs with it: `root` (may do everything), `user/<name>`, `role/<name>` (an
+    /// assumed role's session) or `session` (rights from `session_policy` alone).
     pub principal: String,
     /// Temporary credentials carry a session token and an expiry.
     pub session_token: Option<String>,
     pub expires_ms: Option<i64>,
     pub created_ms: i64,
     pub active: bool,
+    /// Policy variables the session carries, e.g. `credentials-iot:ThingName`.
+    #[serde(default)]
+    pub context: BTreeMap<String, String>,
+    /// A policy that further limits a temporary key: a request needs both the principal's
+    /// policies and this one to allow it.
+    #[serde(default)]
+    pub session_policy: Option<String>,
+}
+
+impl AccessKey {
+    /// A long-term key for `principal`, active from `now_ms`.
+    pub fn long_term(id: &str, secret: &str, principal: &str, now_ms: i64) -> Self {
+        Self {
+            access_key_id: id.to_string(),
+            secret_access_key: secret.to_string(),
+            principal: principal.to_string(),
+            session_token: None,
+            expires_ms: None,
+            created_ms: now_ms,
+            active: true,
+            context: BTreeMap::new(),
+            session_policy: None,
+        }
+    }
 }
 
 impl Resource for AccessKey {

@@ -12,16 +12,29 @@ use async_trait::async_trait;
 use rusqlite::{params, Connection, OpenFlags, OptionalExtension};
 
 use crate::{
-    AccessKey, Catalog, CatalogError, ChannelRecord, Resource, StreamRecord, Table, Update,
+    AccessKey, CameraOwnerRecord, Catalog, CatalogError, CertificateRecord, ChannelRecord,
+    PolicyRecord, Resource, RoleAliasRecord, RoleRecord, StreamRecord, Table, ThingRecord, Update,
+    UserRecord,
 };
 
 /// Schema migrations, applied in order; `PRAGMA user_version` records how many have run.
 /// Never edit a released entry: append a new one.
-const MIGRATIONS: &[&str] = &["
+const MIGRATIONS: &[&str] = &[
+    "
     CREATE TABLE streams (name TEXT PRIMARY KEY, doc TEXT NOT NULL) WITHOUT ROWID;
     CREATE TABLE channels (name TEXT PRIMARY KEY, doc TEXT NOT NULL) WITHOUT ROWID;
     CREATE TABLE access_keys (name TEXT PRIMARY KEY, doc TEXT NOT NULL) WITHOUT ROWID;
-"];
+",
+    "
+    CREATE TABLE users (name TEXT PRIMARY KEY, doc TEXT NOT NULL) WITHOUT ROWID;
+    CREATE TABLE roles (name TEXT PRIMARY KEY, doc TEXT NOT NULL) WITHOUT ROWID;
+    CREATE TABLE policies (name TEXT PRIMARY KEY, doc TEXT NOT NULL) WITHOUT ROWID;
+    CREATE TABLE role_aliases (name TEXT PRIMARY KEY, doc TEXT NOT NULL) WITHOUT ROWID;
+    CREATE TABLE things (name TEXT PRIMARY KEY, doc TEXT NOT NULL) WITHOUT ROWID;
+    CREATE TABLE certificates (name TEXT PRIMARY KEY, doc TEXT NOT NULL) WITHOUT ROWID;
+    CREATE TABLE camera_owners (name TEXT PRIMARY KEY, doc TEXT NOT NULL) WITHOUT ROWID;
+",
+];
 
 const READERS: usize = 4;
 
@@ -68,6 +81,13 @@ pub struct SqliteCatalog {
     streams: SqliteTable<StreamRecord>,
     channels: SqliteTable<ChannelRecord>,
     access_keys: SqliteTable<AccessKey>,
+    users: SqliteTable<UserRecord>,
+    roles: SqliteTable<RoleRecord>,
+    policies: SqliteTable<PolicyRecord>,
+    role_aliases: SqliteTable<RoleAliasRecord>,
+    things: SqliteTable<ThingRecord>,
+    certificates: SqliteTable<CertificateRecord>,
+    camera_owners: SqliteTable<CameraOwnerRecord>,
 }
 
 impl SqliteCatalog {
@@ -100,6 +120,13 @@ impl SqliteCatalog {
             streams: SqliteTable::new(&db),
             channels: SqliteTable::new(&db),
             access_keys: SqliteTable::new(&db),
+            users: SqliteTable::new(&db),
+            roles: SqliteTable::new(&db),
+            policies: SqliteTable::new(&db),
+            role_aliases: SqliteTable::new(&db),
+            things: SqliteTable::new(&db),
+            certificates: SqliteTable::new(&db),
+            camera_owners: SqliteTable::new(&db),
         })
     }
 }
@@ -128,6 +155,27 @@ impl Catalog for SqliteCatalog {
     }
     fn access_keys(&self) -> &dyn Table<AccessKey> {
         &self.access_keys
+    }
+    fn users(&self) -> &dyn Table<UserRecord> {
+        &self.users
+    }
+    fn roles(&self) -> &dyn Table<RoleRecord> {
+        &self.roles
+    }
+    fn policies(&self) -> &dyn Table<PolicyRecord> {
+        &self.policies
+    }
+    fn role_aliases(&self) -> &dyn Table<RoleAliasRecord> {
+        &self.role_aliases
+    }
+    fn things(&self) -> &dyn Table<ThingRecord> {
+        &self.things
+    }
+    fn certificates(&self) -> &dyn Table<CertificateRecord> {
+        &self.certificates
+    }
+    fn camera_owners(&self) -> &dyn Table<CameraOwnerRecord> {
+        &self.camera_owners
     }
 }
 
@@ -264,15 +312,7 @@ mod tests {
     use oxbow_core::{ApiError, ErrorKind};
 
     fn key(id: &str) -> AccessKey {
-        AccessKey {
-            access_key_id: id.to_string(),
-            secret_access_key: "s".into(),
-            principal: "root".into(),
-            session_token: None,
-            expires_ms: None,
-            created_ms: 0,
-            active: true,
-        }
+        AccessKey::long_term(id, "s", "root", 0)
     }
 
     fn temp_path() -> std::path::PathBuf {

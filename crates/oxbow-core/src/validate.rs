@@ -49,6 +49,38 @@ anchored!(DESTINATION_URI_RE, r"[a-zA-Z_0-9]+:(//)?([^/]+)/?([^*]*)");
 anchored!(REGION_RE, r"[a-z]+(-[a-z]+)?-[a-z]+-[0-9]");
 anchored!(FORMAT_CONFIG_VALUE_RE, r"[a-zA-Z_0-9]+");
 
+anchored!(IAM_NAME_RE, r"[\w+=,.@-]+");
+anchored!(THING_NAME_RE, r"[a-zA-Z0-9:_-]+");
+anchored!(ROLE_ALIAS_RE, r"[\w=,@-]+");
+anchored!(CERTIFICATE_ID_RE, r"(0x)?[a-fA-F0-9]+");
+
+/// User, role and session names (IAM).
+pub static IAM_NAME: StrRule = StrRule {
+    min: 1,
+    max: 64,
+    pattern: Some((&IAM_NAME_RE, "[\\w+=,.@-]+")),
+};
+pub static POLICY_NAME: StrRule = StrRule {
+    min: 1,
+    max: 128,
+    pattern: Some((&IAM_NAME_RE, "[\\w+=,.@-]+")),
+};
+pub static THING_NAME: StrRule = StrRule {
+    min: 1,
+    max: 128,
+    pattern: Some((&THING_NAME_RE, "[a-zA-Z0-9:_-]+")),
+};
+pub static ROLE_ALIAS: StrRule = StrRule {
+    min: 1,
+    max: 128,
+    pattern: Some((&ROLE_ALIAS_RE, "[\\w=,@-]+")),
+};
+pub static CERTIFICATE_ID: StrRule = StrRule {
+    min: 64,
+    max: 64,
+    pattern: Some((&CERTIFICATE_ID_RE, "(0x)?[a-fA-F0-9]+")),
+};
+
 pub static STREAM_NAME: StrRule = StrRule {
     min: 1,
     max: 256,

@@ -1,9 +1,8 @@
-//! Who is calling: SigV4 verification against the access keys in the catalog. Authorization
-//! (policies) builds on the principal returned here; today every active key acts as its
-//! principal and the root key may do everything.
+//! Who is calling: SigV4 verification against the access keys in the catalog. The key that
+//! signed is returned; [`crate::authz`] then decides what its principal may do.
 
 use std::collections::HashMap;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use oxbow_auth::{ParsedAuth, Request};
@@ -15,12 +14,8 @@ use crate::state::AppState;
 
 /// The SigV4 service name every KVS client signs with.
 pub const SERVICE: &str = "kinesisvideo";
-
-#[derive(Debug, Clone)]
-pub struct Principal {
-    pub name: String,
-    pub access_key_id: String,
-}
+/// The service name STS requests (AssumeRole) are signed with.
+pub const STS_SERVICE: &str = "sts";
 
 fn invalid_token() -> ApiError {
     ApiError::new(
@@ -35,15 +30,18 @@ fn invalid_token() -> ApiError {
 const KEY_CACHE_TTL: Duration = Duration::from_secs(2);
 const KEY_CACHE_MAX: usize = 10_000;
 
+/// Key id → the key (or `None`: unknown) and when it was looked up.
+type KeyEntries = HashMap<String, (Option<Arc<AccessKey>>, Instant)>;
+
 /// Recently used access keys (including unknown ones, so a flood of bad keys does not reach
 /// the catalog either).
 #[derive(Default)]
 pub struct KeyCache {
-    entries: Mutex<HashMap<String, (Option<AccessKey>, Instant)>>,
+    entries: Mutex<KeyEntries>,
 }
 
 impl KeyCache {
-    async fn get(&self, state: &AppState, id: &str) -> Result<Option<AccessKey>, ApiError> {
+    async fn get(&self, state: &AppState, id: &str) -> Result<Option<Arc<AccessKey>>, ApiError> {
         let now = Instant::now();
         if let Some((key, at)) = self.lock().get(id) {
             if now.duration_since(*at) < KEY_CACHE_TTL {
@@ -55,7 +53,8 @@ impl KeyCache {
             .access_keys()
             .get(id)
             .await
-            .map_err(|e| ApiError::internal(e.to_string()))?;
+            .map_err(|e| ApiError::internal(e.to_string()))?
+            .map(Arc::new);
         let mut entries = self.lock();
         if entries.len() >= KEY_CACHE_MAX {
             entries.retain(|_, (_, at)| now.duration_since(*at) < KEY_CACHE_TTL);
@@ -65,18 +64,21 @@ impl KeyCache {
     }
 
     /// Forgets a key after it changed, so the change applies to the next request.
-    #[allow(dead_code)]
     pub fn invalidate(&self, id: &str) {
         self.lock().remove(id);
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, (Option<AccessKey>, Instant)>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, KeyEntries> {
         self.entries.lock().unwrap_or_else(|p| p.into_inner())
     }
 }
 
-/// Verifies the request's signature and returns the principal behind its access key.
-pub async fn authenticate(state: &AppState, req: &Request<'_>) -> Result<Principal, ApiError> {
+/// Verifies the request's signature for `service` and returns the key that signed it.
+pub async fn authenticate(
+    state: &AppState,
+    req: &Request<'_>,
+    service: &str,
+) -> Result<Arc<AccessKey>, ApiError> {
     let parsed = oxbow_auth::parse(req)?;
     let key = state
         .keys
@@ -90,13 +92,10 @@ pub async fn authenticate(state: &AppState, req: &Request<'_>) -> Result<Princip
         req,
         &key.secret_access_key,
         &state.config.region,
-        SERVICE,
+        service,
         OffsetDateTime::now_utc(),
     )?;
-    Ok(Principal {
-        name: key.principal,
-        access_key_id: key.access_key_id,
-    })
+    Ok(key)
 }
 
 /// Temporary keys need their session token and must not have expired; long-term keys take none.

@@ -72,15 +72,7 @@ pub async fn root_credentials(
 }
 
 fn root_key(id: &str, secret: &str) -> AccessKey {
-    AccessKey {
-        access_key_id: id.to_string(),
-        secret_access_key: secret.to_string(),
-        principal: ROOT_PRINCIPAL.into(),
-        session_token: None,
-        expires_ms: None,
-        created_ms: now_ms(),
-        active: true,
-    }
+    AccessKey::long_term(id, secret, ROOT_PRINCIPAL, now_ms())
 }
 
 /// Writes `<data>/aws/credentials` and `<data>/aws/config` (profile `oxbow`). Returns the folder.

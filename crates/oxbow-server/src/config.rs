@@ -20,6 +20,10 @@ pub struct ServerConfig {
     pub tls: Option<TlsConfig>,
     /// Root credentials from the environment; generated and kept in the catalog otherwise.
     pub root_credentials: Option<(String, String)>,
+    /// Where the IoT credentials provider (mutual TLS) listens; off when `None`.
+    pub iot_listen: Option<SocketAddr>,
+    /// Extra CAs whose device certificates the IoT listener accepts (besides Oxbow's own).
+    pub iot_trusted_cas: Vec<PathBuf>,
     pub limits: Limits,
 }
 
@@ -113,6 +117,8 @@ impl ServerConfig {
             public_url: None,
             tls: None,
             root_credentials: None,
+            iot_listen: None,
+            iot_trusted_cas: Vec::new(),
             limits: Limits::for_region("us-east-1"),
         }
     }

@@ -17,9 +17,13 @@ use oxbow_auth::{EMPTY_SHA256, UNSIGNED_PAYLOAD};
 use oxbow_core::{ids, ApiError, ErrorKind};
 use sha2::{Digest, Sha256};
 
+use crate::auth::{SERVICE, STS_SERVICE};
+use crate::authz::{self, Access, RequestEnv};
 use crate::control::{self, Op};
 use crate::media::{self, MediaOp};
 use crate::state::AppState;
+use crate::{access, admin, camera, sts};
+use oxbow_catalog::AccessKey;
 
 pub type Body = UnsyncBoxBody<Bytes, Infallible>;
 pub type Reply = Response<Body>;
@@ -37,26 +41,59 @@ pub fn full(data: impl Into<Bytes>) -> Body {
     boxed(Full::new(data.into()))
 }
 
+/// The connection a request arrived on.
+#[derive(Debug, Clone, Copy)]
+pub struct Conn {
+    pub peer: SocketAddr,
+    /// Whether it is TLS (`aws:SecureTransport`).
+    pub secure: bool,
+}
+
 /// Where a request goes.
 enum Route {
     Control(Op),
     PutMedia,
     Media(MediaOp),
+    /// STS (AssumeRole): `POST /` with a form body, answered in XML.
+    Sts,
+    /// `POST /admin/<Action>`.
+    Admin(String),
+    /// `GET /camera-url`: a presigned signaling URL for a camera the caller owns.
+    CameraUrl,
+    /// `GET /?X-Amz-ChannelARN=...`: a signaling WebSocket handshake.
+    Handshake,
 }
 
-fn route(method: &Method, path: &str) -> Option<Route> {
-    if method != Method::POST {
+fn route(parts: &http::request::Parts) -> Option<Route> {
+    let path = parts.uri.path();
+    if parts.method == Method::GET {
+        return match path {
+            "/camera-url" => Some(Route::CameraUrl),
+            "/" if camera::is_handshake(parts.uri.query()) => Some(Route::Handshake),
+            _ => None,
+        };
+    }
+    if parts.method != Method::POST {
         return None;
     }
-    if path == "/putMedia" {
-        return Some(Route::PutMedia);
+    let content_type = parts
+        .headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok());
+    match path {
+        "/putMedia" => Some(Route::PutMedia),
+        "/" if sts::is_sts(content_type) => Some(Route::Sts),
+        _ => match path.strip_prefix(admin::PREFIX) {
+            Some(action) => Some(Route::Admin(action.to_string())),
+            None => Op::from_path(path)
+                .map(Route::Control)
+                .or_else(|| MediaOp::from_path(path).map(Route::Media)),
+        },
     }
-    Op::from_path(path)
-        .map(Route::Control)
-        .or_else(|| MediaOp::from_path(path).map(Route::Media))
 }
 
-pub async fn handle(state: Arc<AppState>, req: Request<Incoming>, peer: SocketAddr) -> Reply {
+pub async fn handle(state: Arc<AppState>, req: Request<Incoming>, conn: Conn) -> Reply {
+    let peer = conn.peer;
     let started = Instant::now();
     let request_id = ids::request_id();
     let method = req.method().clone();
@@ -66,7 +103,7 @@ pub async fn handle(state: Arc<AppState>, req: Request<Incoming>, peer: SocketAd
         (&Method::GET, "/health") => {
             json(StatusCode::OK, Bytes::from_static(b"{\"status\":\"ok\"}"))
         }
-        _ => match api(&state, req).await {
+        _ => match api(&state, req, conn, &request_id).await {
             Ok(reply) => reply,
             Err(e) => error_response(&e),
         },
@@ -93,9 +130,14 @@ pub async fn handle(state: Arc<AppState>, req: Request<Incoming>, peer: SocketAd
     response
 }
 
-async fn api(state: &Arc<AppState>, req: Request<Incoming>) -> Result<Reply, ApiError> {
+async fn api(
+    state: &Arc<AppState>,
+    req: Request<Incoming>,
+    conn: Conn,
+    request_id: &str,
+) -> Result<Reply, ApiError> {
     let (parts, body) = req.into_parts();
-    let route = route(&parts.method, parts.uri.path()).ok_or_else(|| {
+    let route = route(&parts).ok_or_else(|| {
         ApiError::new(
             ErrorKind::UnknownOperation,
             format!("No operation at {} {}", parts.method, parts.uri.path()),
@@ -103,37 +145,137 @@ async fn api(state: &Arc<AppState>, req: Request<Incoming>) -> Result<Reply, Api
     })?;
     if let Route::PutMedia = route {
         // The producer SDK signs the streaming body as if it were empty.
-        authenticate(state, &parts, &[EMPTY_SHA256, UNSIGNED_PAYLOAD]).await?;
+        let key = authenticate(state, &parts, &[EMPTY_SHA256, UNSIGNED_PAYLOAD], SERVICE).await?;
+        if !is_root(&key) {
+            let access = access::put_media(state, &parts.headers).await;
+            authorize(state, &key, &access, conn).await?;
+        }
         return media::put_media(Arc::clone(state), &parts.headers, body).await;
     }
     let body = read_body(body, state.config.limits.max_request_bytes).await?;
     let body_hash = hex::encode(Sha256::digest(&body));
-    let hashes = [body_hash.as_str(), EMPTY_SHA256];
-    authenticate(
-        state,
-        &parts,
-        if body.is_empty() {
-            &hashes[1..]
-        } else {
-            &hashes[..1]
-        },
-    )
-    .await?;
+    let hashes = [body_hash.as_str(), EMPTY_SHA256, UNSIGNED_PAYLOAD];
+    let hashes = if body.is_empty() {
+        &hashes[1..]
+    } else {
+        &hashes[..1]
+    };
     match route {
-        Route::Control(op) => Ok(match control::dispatch(op, &body, state).await? {
-            Some(v) => json(StatusCode::OK, Bytes::from(v.to_string())),
-            None => json(StatusCode::OK, Bytes::new()),
-        }),
-        Route::Media(op) => media::dispatch(op, &body, state).await,
-        Route::PutMedia => unreachable!("handled above"),
+        Route::Sts => Ok(sts_call(state, &parts, hashes, &body, conn, request_id).await),
+        Route::Handshake => Ok(handshake(state, &parts, hashes, conn).await),
+        route => {
+            let key = authenticate(state, &parts, hashes, SERVICE).await?;
+            signed_api(state, route, &key, &parts, &body, conn).await
+        }
     }
+}
+
+/// The JSON APIs, once the caller is known.
+async fn signed_api(
+    state: &Arc<AppState>,
+    route: Route,
+    key: &AccessKey,
+    parts: &http::request::Parts,
+    body: &[u8],
+    conn: Conn,
+) -> Result<Reply, ApiError> {
+    let ok = |v: serde_json::Value| json(StatusCode::OK, Bytes::from(v.to_string()));
+    match route {
+        Route::Control(op) => {
+            if !is_root(key) {
+                authorize(state, key, &access::control(state, op, body).await, conn).await?;
+            }
+            Ok(match control::dispatch(op, body, state).await? {
+                Some(v) => ok(v),
+                None => json(StatusCode::OK, Bytes::new()),
+            })
+        }
+        Route::Media(op) => {
+            if !is_root(key) {
+                authorize(state, key, &access::media(state, op, body).await, conn).await?;
+            }
+            media::dispatch(op, body, state).await
+        }
+        Route::Admin(action) => Ok(ok(admin::handle(state, key, &action, body).await?)),
+        Route::CameraUrl => Ok(ok(camera::camera_url(state, key, parts.uri.query()).await?)),
+        Route::PutMedia | Route::Sts | Route::Handshake => {
+            unreachable!("routed before authentication")
+        }
+    }
+}
+
+/// STS answers every outcome, errors included, in its own XML shape.
+async fn sts_call(
+    state: &AppState,
+    parts: &http::request::Parts,
+    hashes: &[&str],
+    body: &[u8],
+    conn: Conn,
+    request_id: &str,
+) -> Reply {
+    match authenticate(state, parts, hashes, STS_SERVICE).await {
+        Ok(key) => sts::handle(state, &key, body, env(conn), request_id).await,
+        Err(e) => sts::error(&e, request_id),
+    }
+}
+
+/// A signaling handshake: denials are 403 here, as the WebRTC guide lists them.
+async fn handshake(
+    state: &AppState,
+    parts: &http::request::Parts,
+    hashes: &[&str],
+    conn: Conn,
+) -> Reply {
+    let result = match authenticate(state, parts, hashes, SERVICE).await {
+        Ok(key) => camera::authorize_handshake(state, &key, parts.uri.query(), env(conn)).await,
+        Err(e) => Err(e),
+    };
+    match result {
+        Ok(()) => {
+            let e = ApiError::new(
+                ErrorKind::ServiceUnavailable,
+                "The connection is authorized, but WebSocket signaling is not served by this version of Oxbow yet.",
+            );
+            let mut r = error_response(&e);
+            *r.status_mut() = StatusCode::NOT_IMPLEMENTED;
+            r
+        }
+        Err(e) => {
+            let mut r = error_response(&e);
+            if matches!(e.kind, ErrorKind::AccessDenied | ErrorKind::NotAuthorized) {
+                *r.status_mut() = StatusCode::FORBIDDEN;
+            }
+            r
+        }
+    }
+}
+
+fn env(conn: Conn) -> RequestEnv {
+    RequestEnv {
+        source_ip: conn.peer.ip(),
+        secure_transport: conn.secure,
+    }
+}
+
+fn is_root(key: &AccessKey) -> bool {
+    key.principal == authz::ROOT
+}
+
+async fn authorize(
+    state: &AppState,
+    key: &AccessKey,
+    access: &Access,
+    conn: Conn,
+) -> Result<(), ApiError> {
+    state.authz.authorize(state, key, access, env(conn)).await
 }
 
 async fn authenticate(
     state: &AppState,
     parts: &http::request::Parts,
     hashes: &[&str],
-) -> Result<(), ApiError> {
+    service: &str,
+) -> Result<Arc<AccessKey>, ApiError> {
     let signed = oxbow_auth::Request {
         method: parts.method.as_str(),
         path: parts.uri.path(),
@@ -141,9 +283,9 @@ async fn authenticate(
         headers: &parts.headers,
         payload_hashes: hashes,
     };
-    let principal = crate::auth::authenticate(state, &signed).await?;
-    tracing::trace!(principal = %principal.name, key = %principal.access_key_id, path = parts.uri.path(), "authenticated");
-    Ok(())
+    let key = crate::auth::authenticate(state, &signed, service).await?;
+    tracing::trace!(principal = %key.principal, key = %key.access_key_id, path = parts.uri.path(), "authenticated");
+    Ok(key)
 }
 
 async fn read_body(body: Incoming, limit: usize) -> Result<Bytes, ApiError> {

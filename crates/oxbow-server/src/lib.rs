@@ -2,15 +2,22 @@
 //! the API handlers. [`Server::bind`] opens the catalog and sockets, then [`Server::serve`] runs
 //! until the shutdown future completes.
 
+mod access;
+pub mod admin;
 mod auth;
+mod authz;
 mod bootstrap;
+mod camera;
 pub mod config;
 pub mod control;
 mod front;
+mod iot;
 mod listener;
 pub mod media;
 mod reaper;
+mod sessions;
 mod state;
+mod sts;
 mod tls;
 
 use std::future::Future;
@@ -53,6 +60,7 @@ pub struct Server {
     primary: TcpListener,
     plain: Option<TcpListener>,
     tls: Option<tokio_rustls::TlsAcceptor>,
+    iot: Option<IotListener>,
     /// What the operator needs to know to connect: URLs, credentials, CA path.
     pub info: ServerInfo,
 }
@@ -66,6 +74,48 @@ pub struct ServerInfo {
     pub ca_path: Option<std::path::PathBuf>,
     pub root: RootCredentials,
     pub aws_config_dir: std::path::PathBuf,
+    /// `https://host:port` of the IoT credentials provider, when enabled.
+    pub iot_url: Option<String>,
+    /// The CA that signs device certificates (`CreateKeysAndCertificate`).
+    pub iot_ca_path: std::path::PathBuf,
+    /// The CA devices verify the IoT listener with (`curl --cacert`), when self-signed.
+    pub iot_server_ca: Option<std::path::PathBuf>,
+}
+
+/// The bound IoT credentials listener.
+struct IotListener {
+    listener: TcpListener,
+    acceptor: tokio_rustls::TlsAcceptor,
+    url: String,
+    server_ca: Option<std::path::PathBuf>,
+}
+
+/// Binds the IoT credentials provider. It always speaks TLS: with the main listener's
+/// certificate, or a self-signed one when the main listener is plain.
+async fn iot_listener(
+    config: &ServerConfig,
+    addr: SocketAddr,
+    identity: Option<tls::Identity>,
+    public_url: &str,
+    ca: &iot::ca::IotCa,
+) -> Result<IotListener, ServerError> {
+    let identity = match identity {
+        Some(i) => i,
+        None => tls::identity(&TlsConfig::SelfSigned, &config.data_dir, public_url)?,
+    };
+    let mut client_cas = vec![ca.path.clone()];
+    client_cas.extend(config.iot_trusted_cas.iter().cloned());
+    let acceptor = tls::mutual_acceptor(&identity, &client_cas)?;
+    let listener = bind(addr).await?;
+    let local = listener
+        .local_addr()
+        .map_err(|source| ServerError::Bind { addr, source })?;
+    Ok(IotListener {
+        listener,
+        acceptor,
+        url: format!("https://{}", display_addr(local)),
+        server_ca: identity.ca,
+    })
 }
 
 impl Server {
@@ -102,12 +152,16 @@ impl Server {
             .unwrap_or_else(|| url.clone())
             .trim_end_matches('/')
             .to_string();
-        let (tls, ca_path) = match &config.tls {
-            Some(t) => {
-                let (acceptor, ca) = tls::acceptor(t, &config.data_dir, &public_url)?;
-                (Some(acceptor), ca)
-            }
-            None => (None, None),
+        let identity = match &config.tls {
+            Some(t) => Some(tls::identity(t, &config.data_dir, &public_url)?),
+            None => None,
+        };
+        let tls = identity.as_ref().map(tls::acceptor).transpose()?;
+        let ca_path = identity.as_ref().and_then(|i| i.ca.clone());
+        let iot_ca = iot::ca::IotCa::open_or_create(&config.data_dir.join("iot"))?;
+        let iot = match config.iot_listen {
+            Some(addr) => Some(iot_listener(&config, addr, identity, &public_url, &iot_ca).await?),
+            None => None,
         };
         let root = bootstrap::root_credentials(&catalog, &config).await?;
         let aws_config_dir =
@@ -116,17 +170,22 @@ impl Server {
             .as_ref()
             .and_then(|l| l.local_addr().ok())
             .map(|a| format!("http://{}", display_addr(a)));
+        let iot_ca_path = iot_ca.path.clone();
+        let iot_url = iot.as_ref().map(|l| l.url.clone());
+        let iot_server_ca = iot.as_ref().and_then(|l| l.server_ca.clone());
         let state = Arc::new(AppState::new(
             Arc::new(catalog),
             Arc::new(store),
             config,
             &public_url,
+            iot_ca,
         ));
         Ok(Server {
             state,
             primary,
             plain,
             tls,
+            iot,
             info: ServerInfo {
                 url,
                 plain_url,
@@ -134,6 +193,9 @@ impl Server {
                 ca_path,
                 root,
                 aws_config_dir,
+                iot_url,
+                iot_ca_path,
+                iot_server_ca,
             },
         })
     }
@@ -152,6 +214,14 @@ impl Server {
             tasks.push(tokio::spawn(listener::run(
                 plain,
                 None,
+                Arc::clone(&self.state),
+                stop_rx.clone(),
+            )));
+        }
+        if let Some(iot) = self.iot {
+            tasks.push(tokio::spawn(iot::run(
+                iot.listener,
+                iot.acceptor,
                 Arc::clone(&self.state),
                 stop_rx,
             )));

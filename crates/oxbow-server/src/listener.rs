@@ -41,10 +41,14 @@ pub async fn run(
         let state = Arc::clone(&state);
         let tls = tls.clone();
         let watcher = graceful.watcher();
+        let conn = front::Conn {
+            peer,
+            secure: tls.is_some(),
+        };
         tokio::spawn(async move {
             let service = hyper::service::service_fn(move |req| {
                 let state = Arc::clone(&state);
-                async move { Ok::<_, std::convert::Infallible>(front::handle(state, req, peer).await) }
+                async move { Ok::<_, std::convert::Infallible>(front::handle(state, req, conn).await) }
             });
             let builder = {
                 let mut b = http1::Builder::new();

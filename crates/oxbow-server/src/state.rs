@@ -8,7 +8,9 @@ use oxbow_core::{ResourceArn, ResourceType};
 use oxbow_store::LocalStore as Store;
 
 use crate::auth::KeyCache;
+use crate::authz::Authorizer;
 use crate::config::ServerConfig;
+use crate::iot::ca::IotCa;
 
 pub struct AppState {
     pub catalog: Arc<dyn Catalog>,
@@ -19,6 +21,10 @@ pub struct AppState {
     pub public_ws_url: String,
     /// Recently used access keys, so verifying a signature rarely touches the catalog.
     pub keys: KeyCache,
+    /// Signs device certificates for the IoT credentials provider.
+    pub iot_ca: IotCa,
+    /// Compiled policies and recent decisions per access key.
+    pub authz: Authorizer,
     /// Every stream's fragments.
     pub store: Arc<Store>,
     /// Open GetMedia responses per stream.
@@ -103,6 +109,7 @@ impl AppState {
         store: Arc<Store>,
         config: ServerConfig,
         public_url: &str,
+        iot_ca: IotCa,
     ) -> Self {
         let public_ws_url = if let Some(rest) = public_url.strip_prefix("https://") {
             format!("wss://{rest}")
@@ -115,6 +122,8 @@ impl AppState {
             public_url: public_url.to_string(),
             public_ws_url,
             keys: KeyCache::default(),
+            authz: Authorizer::default(),
+            iot_ca,
             store,
             get_media_connections: Arc::default(),
             call_rate: CallRate::default(),
@@ -132,6 +141,22 @@ impl AppState {
             creation_ms,
         }
         .to_string()
+    }
+
+    /// `arn:aws:iam::<account>:<kind>/<name>` (users, roles, policies).
+    pub fn iam_arn(&self, kind: &str, name: &str) -> String {
+        format!(
+            "arn:{}:iam::{}:{kind}/{name}",
+            self.config.partition, self.config.account_id
+        )
+    }
+
+    /// `arn:aws:iot:<region>:<account>:<kind>/<name>` (things, certificates, role aliases).
+    pub fn iot_arn(&self, kind: &str, name: &str) -> String {
+        format!(
+            "arn:{}:iot:{}:{}:{kind}/{name}",
+            self.config.partition, self.config.region, self.config.account_id
+        )
     }
 
     /// The KMS key a stream gets when CreateStream names none.

@@ -18,12 +18,19 @@ fn tls_err(e: impl std::fmt::Display) -> ServerError {
     ServerError::Tls(e.to_string())
 }
 
-/// Builds the acceptor; for self-signed TLS also returns the CA file clients should trust.
-pub fn acceptor(
+/// The server's certificate chain and key, and (self-signed) the CA file clients should trust.
+pub struct Identity {
+    certs: Vec<CertificateDer<'static>>,
+    key: PrivateKeyDer<'static>,
+    pub ca: Option<PathBuf>,
+}
+
+/// Loads the configured certificate, or creates the self-signed one.
+pub fn identity(
     config: &TlsConfig,
     data_dir: &Path,
     public_url: &str,
-) -> Result<(TlsAcceptor, Option<PathBuf>), ServerError> {
+) -> Result<Identity, ServerError> {
     let (cert_path, key_path, ca) = match config {
         TlsConfig::Files { cert, key } => (cert.clone(), key.clone(), None),
         TlsConfig::SelfSigned => {
@@ -32,17 +39,52 @@ pub fn acceptor(
             (dir.join("server.pem"), dir.join("server-key.pem"), Some(ca))
         }
     };
-    let certs = load_certs(&cert_path)?;
-    let key = load_key(&key_path)?;
-    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
-    let mut server = rustls::ServerConfig::builder_with_provider(provider)
+    Ok(Identity {
+        certs: load_certs(&cert_path)?,
+        key: load_key(&key_path)?,
+        ca,
+    })
+}
+
+fn provider() -> Arc<rustls::crypto::CryptoProvider> {
+    Arc::new(rustls::crypto::aws_lc_rs::default_provider())
+}
+
+/// The acceptor of the main listener.
+pub fn acceptor(id: &Identity) -> Result<TlsAcceptor, ServerError> {
+    let mut server = rustls::ServerConfig::builder_with_provider(provider())
         .with_safe_default_protocol_versions()
         .map_err(tls_err)?
         .with_no_client_auth()
-        .with_single_cert(certs, key)
+        .with_single_cert(id.certs.clone(), id.key.clone_key())
         .map_err(tls_err)?;
     server.alpn_protocols = vec![b"http/1.1".to_vec()];
-    Ok((TlsAcceptor::from(Arc::new(server)), ca))
+    Ok(TlsAcceptor::from(Arc::new(server)))
+}
+
+/// The acceptor of the IoT credentials listener: a client certificate is required and must
+/// chain to one of `client_cas` (PEM files).
+pub fn mutual_acceptor(id: &Identity, client_cas: &[PathBuf]) -> Result<TlsAcceptor, ServerError> {
+    let mut roots = rustls::RootCertStore::empty();
+    for path in client_cas {
+        for cert in load_certs(path)? {
+            roots
+                .add(cert)
+                .map_err(|e| tls_err(format!("{}: {e}", path.display())))?;
+        }
+    }
+    let verifier =
+        rustls::server::WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider())
+            .build()
+            .map_err(tls_err)?;
+    let mut server = rustls::ServerConfig::builder_with_provider(provider())
+        .with_safe_default_protocol_versions()
+        .map_err(tls_err)?
+        .with_client_cert_verifier(verifier)
+        .with_single_cert(id.certs.clone(), id.key.clone_key())
+        .map_err(tls_err)?;
+    server.alpn_protocols = vec![b"http/1.1".to_vec()];
+    Ok(TlsAcceptor::from(Arc::new(server)))
 }
 
 fn load_certs(path: &Path) -> Result<Vec<CertificateDer<'static>>, ServerError> {

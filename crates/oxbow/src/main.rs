@@ -1,5 +1,6 @@
 //! The `oxbow` command: `oxbow serve` runs the service; `oxbow bench` measures it.
 
+mod admin;
 mod bench;
 mod media_cli;
 mod serve;
@@ -25,6 +26,9 @@ enum Command {
     Put(media_cli::PutArgs),
     /// Read a stream (GetMedia) as MKV on standard output, or as a summary.
     Get(media_cli::GetArgs),
+    /// Manage users, keys, policies, roles, IoT role aliases, things, certificates and
+    /// camera owners (root credentials only).
+    Admin(admin::AdminArgs),
     /// Load generators that measure a running server.
     #[command(subcommand)]
     Bench(bench::BenchCommand),
@@ -55,6 +59,7 @@ fn main() -> std::process::ExitCode {
             Command::Put(args) => media_cli::put(args).await,
             Command::Get(args) => media_cli::get(args).await,
             Command::Bench(cmd) => bench::run(cmd).await,
+            Command::Admin(args) => admin::run(args).await,
         }
     });
     match result {

@@ -38,6 +38,14 @@ pub struct ServeArgs {
     /// Serve TLS with a CA and certificate for localhost created in the data directory.
     #[arg(long)]
     tls_self_signed: bool,
+    /// Serve the IoT credentials provider (mutual TLS, `GET /role-aliases/<alias>/credentials`)
+    /// on this address, e.g. 127.0.0.1:7843.
+    #[arg(long, env = "OXBOW_IOT_LISTEN")]
+    iot_listen: Option<SocketAddr>,
+    /// A PEM CA file whose device certificates the IoT listener also accepts (repeatable);
+    /// register the devices' certificates with `oxbow admin register-certificate`.
+    #[arg(long = "iot-ca")]
+    iot_trusted_cas: Vec<PathBuf>,
     /// Streams per account [default: 10000 in us-east-1 and us-west-2, else 5000].
     #[arg(long)]
     max_streams: Option<u64>,
@@ -125,6 +133,8 @@ impl ServeArgs {
         config.public_url = self.public_url;
         config.tls = tls;
         config.root_credentials = root;
+        config.iot_listen = self.iot_listen;
+        config.iot_trusted_cas = self.iot_trusted_cas;
         config.limits = limits;
         Ok(config)
     }
@@ -156,6 +166,17 @@ fn print_ready(info: &oxbow_server::ServerInfo, region: &str) {
     if let Some(ca) = &info.ca_path {
         let _ = writeln!(out, "  TLS CA certificate: {}", ca.display());
     }
+    if let Some(iot) = &info.iot_url {
+        let _ = writeln!(out, "  IoT credentials provider (mutual TLS): {iot}");
+        if let Some(ca) = &info.iot_server_ca {
+            let _ = writeln!(out, "    devices verify it with {}", ca.display());
+        }
+    }
+    let _ = writeln!(
+        out,
+        "  IoT device CA (create-keys-and-certificate): {}",
+        info.iot_ca_path.display()
+    );
     let _ = writeln!(
         out,
         "  region {region}, root access key {}",

@@ -165,6 +165,12 @@ impl Policy {
         Ok(Policy { statements })
     }
 
+    /// Whether any statement has a Condition: such a policy's answer can depend on the request
+    /// (source address, time), so callers must not reuse a decision made for another request.
+    pub fn has_conditions(&self) -> bool {
+        self.statements.iter().any(|s| !s.conditions.is_empty())
+    }
+
     /// Deny if a matching statement denies, Allow if one allows, None if none matches.
     fn decide(&self, req: &Request<'_>, action: &str) -> Option<Effect> {
         let mut result = None;

@@ -1,0 +1,176 @@
+//! The identity records: users, roles and the policies attached to them, plus the IoT side
+//! (role aliases, things, device certificates) and camera ownership. Policies are stored as
+//! their JSON documents and attached by name, as IAM managed policies are, so changing a
+//! policy changes every principal it is attached to.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use crate::Resource;
+
+/// A person or program with long-term access keys.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct UserRecord {
+    pub name: String,
+    pub arn: String,
+    pub created_ms: i64,
+    /// Names of the attached policies.
+    #[serde(default)]
+    pub policies: Vec<String>,
+}
+
+impl Resource for UserRecord {
+    const TABLE: &'static str = "users";
+    fn key(&self) -> &str {
+        &self.name
+    }
+}
+
+/// An identity assumed for a while: through STS AssumeRole or the IoT credentials provider.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct RoleRecord {
+    pub name: String,
+    pub arn: String,
+    pub created_ms: i64,
+    #[serde(default)]
+    pub policies: Vec<String>,
+    /// The longest session AssumeRole may grant (IAM's `MaxSessionDuration`, 1–12 h).
+    pub max_session_seconds: i64,
+}
+
+impl Resource for RoleRecord {
+    const TABLE: &'static str = "roles";
+    fn key(&self) -> &str {
+        &self.name
+    }
+}
+
+/// A named policy document in the IAM grammar.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct PolicyRecord {
+    pub name: String,
+    pub arn: String,
+    pub created_ms: i64,
+    pub updated_ms: i64,
+    pub document: String,
+}
+
+impl Resource for PolicyRecord {
+    const TABLE: &'static str = "policies";
+    fn key(&self) -> &str {
+        &self.name
+    }
+}
+
+/// What a device names to get credentials: an alias for a role and how long its
+/// credentials last (`aws iot create-role-alias`).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct RoleAliasRecord {
+    pub alias: String,
+    pub arn: String,
+    pub role: String,
+    pub credential_duration_seconds: i64,
+    pub created_ms: i64,
+}
+
+impl Resource for RoleAliasRecord {
+    const TABLE: &'static str = "role_aliases";
+    fn key(&self) -> &str {
+        &self.alias
+    }
+}
+
+/// A device as IoT knows it; its name is what `${credentials-iot:ThingName}` becomes.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ThingRecord {
+    pub name: String,
+    pub arn: String,
+    pub created_ms: i64,
+    #[serde(default)]
+    pub attributes: BTreeMap<String, String>,
+}
+
+impl Resource for ThingRecord {
+    const TABLE: &'static str = "things";
+    fn key(&self) -> &str {
+        &self.name
+    }
+}
+
+/// `ACTIVE`, `INACTIVE` or `REVOKED`; only active certificates obtain credentials.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum CertificateStatus {
+    Active,
+    Inactive,
+    Revoked,
+}
+
+impl CertificateStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Active => "ACTIVE",
+            Self::Inactive => "INACTIVE",
+            Self::Revoked => "REVOKED",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "ACTIVE" => Some(Self::Active),
+            "INACTIVE" => Some(Self::Inactive),
+            "REVOKED" => Some(Self::Revoked),
+            _ => None,
+        }
+    }
+}
+
+/// A device certificate, keyed like AWS IoT by the SHA-256 of its DER encoding (hex).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct CertificateRecord {
+    pub id: String,
+    pub arn: String,
+    pub pem: String,
+    pub status: CertificateStatus,
+    pub created_ms: i64,
+    /// Things attached to the certificate (`attach-thing-principal`).
+    #[serde(default)]
+    pub things: Vec<String>,
+    /// Policies attached to the certificate (`attach-policy`); they decide
+    /// `iot:AssumeRoleWithCertificate` on a role alias.
+    #[serde(default)]
+    pub policies: Vec<String>,
+}
+
+impl Resource for CertificateRecord {
+    const TABLE: &'static str = "certificates";
+    fn key(&self) -> &str {
+        &self.id
+    }
+}
+
+/// That `owner` (a user) owns the camera behind signaling channel `channel`, and which
+/// signaling roles it may take on it. Keyed `owner/channel` so one user's cameras list by prefix.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct CameraOwnerRecord {
+    pub key: String,
+    pub owner: String,
+    pub channel: String,
+    /// `VIEWER` and/or `MASTER`.
+    pub roles: Vec<String>,
+    pub created_ms: i64,
+}
+
+impl CameraOwnerRecord {
+    pub fn key_for(owner: &str, channel: &str) -> String {
+        format!("{owner}/{channel}")
+    }
+}
+
+impl Resource for CameraOwnerRecord {
+    const TABLE: &'static str = "camera_owners";
+    fn key(&self) -> &str {
+        &self.key
+    }
+}

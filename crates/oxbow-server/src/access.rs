@@ -1,0 +1,179 @@
+//! What each API asks permission for: its IAM action (`kinesisvideo:<Api>`), the ARN of the
+//! resource the request names, and the error a denial gets. The spec declares
+//! NotAuthorizedException for the stream APIs and the media data plane and
+//! AccessDeniedException for the channel, tagging, configuration and edge APIs.
+//!
+//! A request that names a resource by name is judged against the resource's real ARN; a
+//! resource that does not exist yet is judged against the ARN it would get if created now, so
+//! `stream/cam-1/*` patterns work for CreateStream and for requests that then get a 404.
+
+use http::HeaderMap;
+use oxbow_catalog::Table;
+use oxbow_core::time::now_ms;
+use oxbow_core::{ErrorKind, ResourceType};
+use serde_json::Value;
+
+use crate::authz::Access;
+use crate::control::{lookup::Managed, Op};
+use crate::media::MediaOp;
+use crate::state::AppState;
+
+/// Where a request names its resource.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Names {
+    Stream,
+    Channel,
+    /// `ResourceARN` (TagResource and friends).
+    AnyArn,
+    /// No particular resource (the List operations).
+    Nothing,
+}
+
+fn names(op: Op) -> Names {
+    use Op::*;
+    match op {
+        ListStreams | ListSignalingChannels | ListEdgeAgentConfigurations => Names::Nothing,
+        TagResource | UntagResource | ListTagsForResource => Names::AnyArn,
+        CreateSignalingChannel
+        | DescribeSignalingChannel
+        | DeleteSignalingChannel
+        | UpdateSignalingChannel
+        | GetSignalingChannelEndpoint
+        | DescribeMediaStorageConfiguration
+        | UpdateMediaStorageConfiguration => Names::Channel,
+        _ => Names::Stream,
+    }
+}
+
+/// The error a denied control-plane call answers with.
+pub fn denied_error(op: Op) -> ErrorKind {
+    use Op::*;
+    match op {
+        CreateStream
+        | DescribeStream
+        | ListStreams
+        | DeleteStream
+        | UpdateStream
+        | UpdateDataRetention
+        | GetDataEndpoint
+        | TagStream
+        | UntagStream
+        | ListTagsForStream
+        | ListEdgeAgentConfigurations => ErrorKind::NotAuthorized,
+        _ => ErrorKind::AccessDenied,
+    }
+}
+
+fn action(api: &str) -> String {
+    format!("kinesisvideo:{api}")
+}
+
+/// The permission a control-plane request needs.
+pub async fn control(state: &AppState, op: Op, body: &[u8]) -> Access {
+    let doc: Value = serde_json::from_slice(body).unwrap_or(Value::Null);
+    let field = |k: &str| doc.get(k).and_then(Value::as_str);
+    let resource = match names(op) {
+        Names::Nothing => "*".to_string(),
+        Names::AnyArn => field("ResourceARN").unwrap_or("*").to_string(),
+        Names::Stream => {
+            named(
+                state,
+                ResourceType::Stream,
+                field("StreamARN"),
+                field("StreamName"),
+            )
+            .await
+        }
+        Names::Channel => {
+            named(
+                state,
+                ResourceType::Channel,
+                field("ChannelARN"),
+                field("ChannelName"),
+            )
+            .await
+        }
+    };
+    Access {
+        action: action(op.name()),
+        resource,
+        denied: denied_error(op),
+    }
+}
+
+/// The permission a GetMedia, ListFragments or GetMediaForFragmentList request needs.
+pub async fn media(state: &AppState, op: MediaOp, body: &[u8]) -> Access {
+    let doc: Value = serde_json::from_slice(body).unwrap_or(Value::Null);
+    let field = |k: &str| doc.get(k).and_then(Value::as_str);
+    // GetMedia nests nothing: StreamName/StreamARN are top level in all three.
+    Access {
+        action: action(op.name()),
+        resource: named(
+            state,
+            ResourceType::Stream,
+            field("StreamARN"),
+            field("StreamName"),
+        )
+        .await,
+        denied: ErrorKind::NotAuthorized,
+    }
+}
+
+/// The permission a PutMedia request needs (the stream is named in headers).
+pub async fn put_media(state: &AppState, headers: &HeaderMap) -> Access {
+    let header = |k: &str| headers.get(k).and_then(|v| v.to_str().ok());
+    Access {
+        action: action("PutMedia"),
+        resource: named(
+            state,
+            ResourceType::Stream,
+            header("x-amzn-stream-arn"),
+            header("x-amzn-stream-name"),
+        )
+        .await,
+        denied: ErrorKind::NotAuthorized,
+    }
+}
+
+/// The permission to connect to a channel's signaling as master or viewer.
+pub fn connect(channel_arn: &str, as_master: bool) -> Access {
+    Access {
+        action: action(if as_master {
+            "ConnectAsMaster"
+        } else {
+            "ConnectAsViewer"
+        }),
+        resource: channel_arn.to_string(),
+        denied: ErrorKind::AccessDenied,
+    }
+}
+
+/// The ARN a request names: the given ARN, else the named resource's ARN, else (no such
+/// resource yet) the ARN it would get now; `*` if the request names nothing.
+async fn named(
+    state: &AppState,
+    kind: ResourceType,
+    arn: Option<&str>,
+    name: Option<&str>,
+) -> String {
+    if let Some(arn) = arn {
+        return arn.to_string();
+    }
+    let Some(name) = name else {
+        return "*".to_string();
+    };
+    let existing = match kind {
+        ResourceType::Stream => current_arn(state.catalog.streams(), name).await,
+        ResourceType::Channel => current_arn(state.catalog.channels(), name).await,
+    };
+    existing.unwrap_or_else(|| state.arn(kind, name, now_ms()))
+}
+
+/// The ARN of the live record called `name`, if any.
+async fn current_arn<T: Managed>(table: &dyn Table<T>, name: &str) -> Option<String> {
+    let record = table.get(name).await.ok().flatten()?;
+    record
+        .lifecycle()
+        .at(now_ms())
+        .map(|_| record.arn().to_string())
+}

@@ -1,0 +1,299 @@
+//! The IoT side: role aliases, things and device certificates, named as in the AWS IoT API
+//! so the seed's `aws iot ...` steps map one to one.
+
+use oxbow_catalog::{
+    CatalogError, CertificateRecord, CertificateStatus, RoleAliasRecord, ThingRecord,
+};
+use oxbow_core::time::{ms_to_json_seconds, now_ms};
+use oxbow_core::validate as v;
+use oxbow_core::ApiError;
+use serde_json::{json, Value};
+
+use super::{all, exists, find, not_found, storage, Args};
+use crate::iot::ca::{certificate_id, pem_to_der};
+use crate::state::AppState;
+
+fn alias_json(a: &RoleAliasRecord) -> Value {
+    json!({"RoleAlias": a.alias, "RoleAliasArn": a.arn, "RoleName": a.role,
+           "CredentialDurationSeconds": a.credential_duration_seconds})
+}
+
+fn thing_json(t: &ThingRecord) -> Value {
+    json!({"ThingName": t.name, "ThingArn": t.arn})
+}
+
+fn cert_json(c: &CertificateRecord) -> Value {
+    json!({"CertificateId": c.id, "CertificateArn": c.arn, "Status": c.status.as_str(),
+           "CreationDate": ms_to_json_seconds(c.created_ms), "Things": c.things,
+           "AttachedPolicies": c.policies})
+}
+
+fn conflict(what: &'static str, name: String) -> impl FnOnce(CatalogError) -> ApiError {
+    move |e| match e {
+        CatalogError::Exists => exists(what, &name),
+        e => storage(e),
+    }
+}
+
+/// `RoleAlias`, `RoleName` (or `RoleArn`), `CredentialDurationSeconds` (900–43200, 3600).
+pub async fn create_role_alias(state: &AppState, a: &Args) -> Result<Value, ApiError> {
+    let alias = a.req("RoleAlias", &v::ROLE_ALIAS)?;
+    let role = match (a.opt("RoleName", &v::IAM_NAME)?, a.text("RoleArn").ok()) {
+        (Some(name), _) => name,
+        (None, Some(arn)) => arn
+            .rsplit_once(":role/")
+            .map(|(_, n)| n.to_string())
+            .ok_or_else(|| ApiError::invalid_argument("RoleArn is not a role ARN."))?,
+        (None, None) => return Err(ApiError::invalid_argument("RoleName is required.")),
+    };
+    if state
+        .catalog
+        .roles()
+        .get(&role)
+        .await
+        .map_err(storage)?
+        .is_none()
+    {
+        return Err(not_found("role", &role));
+    }
+    let record = RoleAliasRecord {
+        arn: state.iot_arn("rolealias", &alias),
+        alias: alias.clone(),
+        role,
+        credential_duration_seconds: a.int("CredentialDurationSeconds", 3600, 900, 43_200)?,
+        created_ms: now_ms(),
+    };
+    state
+        .catalog
+        .role_aliases()
+        .insert(record.clone(), u64::MAX)
+        .await
+        .map_err(conflict("role alias", alias))?;
+    Ok(alias_json(&record))
+}
+
+pub async fn list_role_aliases(state: &AppState) -> Result<Value, ApiError> {
+    let all = all(state.catalog.role_aliases()).await?;
+    Ok(json!({ "RoleAliases": all.iter().map(alias_json).collect::<Vec<_>>() }))
+}
+
+pub async fn delete_role_alias(state: &AppState, a: &Args) -> Result<Value, ApiError> {
+    let alias = a.req("RoleAlias", &v::ROLE_ALIAS)?;
+    let table = state.catalog.role_aliases();
+    if table.get(&alias).await.map_err(storage)?.is_none() {
+        return Err(not_found("role alias", &alias));
+    }
+    table.remove(&alias).await.map_err(storage)?;
+    Ok(json!({}))
+}
+
+pub async fn create_thing(state: &AppState, a: &Args) -> Result<Value, ApiError> {
+    let name = a.req("ThingName", &v::THING_NAME)?;
+    let record = ThingRecord {
+        arn: state.iot_arn("thing", &name),
+        name: name.clone(),
+        created_ms: now_ms(),
+        attributes: Default::default(),
+    };
+    state
+        .catalog
+        .things()
+        .insert(record.clone(), u64::MAX)
+        .await
+        .map_err(conflict("thing", name))?;
+    Ok(thing_json(&record))
+}
+
+pub async fn list_things(state: &AppState) -> Result<Value, ApiError> {
+    let all = all(state.catalog.things()).await?;
+    Ok(json!({ "Things": all.iter().map(thing_json).collect::<Vec<_>>() }))
+}
+
+/// Deleting a thing detaches it from every certificate.
+pub async fn delete_thing(state: &AppState, a: &Args) -> Result<Value, ApiError> {
+    let name = a.req("ThingName", &v::THING_NAME)?;
+    let c = &state.catalog;
+    if c.things().get(&name).await.map_err(storage)?.is_none() {
+        return Err(not_found("thing", &name));
+    }
+    for cert in all(c.certificates()).await? {
+        if cert.things.contains(&name) {
+            set_thing(state, &cert.id, &name, false).await?;
+        }
+    }
+    c.things().remove(&name).await.map_err(storage)?;
+    Ok(json!({}))
+}
+
+fn status_of(a: &Args) -> CertificateStatus {
+    if a.flag("SetAsActive") {
+        CertificateStatus::Active
+    } else {
+        CertificateStatus::Inactive
+    }
+}
+
+async fn store_certificate(
+    state: &AppState,
+    pem: String,
+    der: &[u8],
+    status: CertificateStatus,
+) -> Result<CertificateRecord, ApiError> {
+    let id = certificate_id(der);
+    let record = CertificateRecord {
+        arn: state.iot_arn("cert", &id),
+        id: id.clone(),
+        pem,
+        status,
+        created_ms: now_ms(),
+        things: Vec::new(),
+        policies: Vec::new(),
+    };
+    state
+        .catalog
+        .certificates()
+        .insert(record.clone(), u64::MAX)
+        .await
+        .map_err(conflict("certificate", id))?;
+    Ok(record)
+}
+
+/// A key pair and a certificate from Oxbow's device CA (`SetAsActive` as on AWS IoT).
+pub async fn create_keys_and_certificate(state: &AppState, a: &Args) -> Result<Value, ApiError> {
+    let issued = state
+        .iot_ca
+        .issue()
+        .map_err(|e| ApiError::internal(e.to_string()))?;
+    let record = store_certificate(
+        state,
+        issued.certificate_pem.clone(),
+        &issued.der,
+        status_of(a),
+    )
+    .await?;
+    Ok(json!({
+        "CertificateArn": record.arn,
+        "CertificateId": record.id,
+        "CertificatePem": issued.certificate_pem,
+        "KeyPair": {"PublicKey": issued.public_key_pem, "PrivateKey": issued.private_key_pem},
+    }))
+}
+
+/// A certificate from an external CA; the CA must be trusted with `oxbow serve --iot-ca`.
+pub async fn register_certificate(state: &AppState, a: &Args) -> Result<Value, ApiError> {
+    let pem = a.text("CertificatePem")?;
+    let der = pem_to_der(&pem)
+        .ok_or_else(|| ApiError::invalid_argument("CertificatePem holds no certificate."))?;
+    let record = store_certificate(state, pem, &der, status_of(a)).await?;
+    Ok(json!({"CertificateArn": record.arn, "CertificateId": record.id}))
+}
+
+fn cert_id(a: &Args) -> Result<String, ApiError> {
+    Ok(a.req("CertificateId", &v::CERTIFICATE_ID)?
+        .trim_start_matches("0x")
+        .to_ascii_lowercase())
+}
+
+pub async fn get_certificate(state: &AppState, a: &Args) -> Result<Value, ApiError> {
+    let id = cert_id(a)?;
+    let c = find(state.catalog.certificates(), &id, "certificate").await?;
+    let mut out = cert_json(&c);
+    out["CertificatePem"] = c.pem.into();
+    Ok(json!({ "CertificateDescription": out }))
+}
+
+pub async fn list_certificates(state: &AppState) -> Result<Value, ApiError> {
+    let all = all(state.catalog.certificates()).await?;
+    Ok(json!({ "Certificates": all.iter().map(cert_json).collect::<Vec<_>>() }))
+}
+
+/// `NewStatus`: ACTIVE, INACTIVE or REVOKED. Credentials already issued stay valid until
+/// they expire, as on AWS.
+pub async fn update_certificate(state: &AppState, a: &Args) -> Result<Value, ApiError> {
+    let id = cert_id(a)?;
+    let status = CertificateStatus::parse(&a.text("NewStatus")?).ok_or_else(|| {
+        ApiError::invalid_argument("NewStatus must be ACTIVE, INACTIVE or REVOKED.")
+    })?;
+    state
+        .catalog
+        .certificates()
+        .update(
+            &id,
+            Box::new(move |c: &mut CertificateRecord| {
+                c.status = status;
+                Ok(())
+            }),
+        )
+        .await
+        .map_err(|e| match e {
+            CatalogError::NotFound => not_found("certificate", &id),
+            e => storage(e),
+        })?;
+    Ok(json!({}))
+}
+
+pub async fn delete_certificate(state: &AppState, a: &Args) -> Result<Value, ApiError> {
+    let id = cert_id(a)?;
+    let table = state.catalog.certificates();
+    let cert = table
+        .get(&id)
+        .await
+        .map_err(storage)?
+        .ok_or_else(|| not_found("certificate", &id))?;
+    if cert.status == CertificateStatus::Active {
+        return Err(ApiError::invalid_argument(
+            "Deactivate the certificate (UpdateCertificate) before deleting it.",
+        ));
+    }
+    table.remove(&id).await.map_err(storage)?;
+    Ok(json!({}))
+}
+
+async fn set_thing(state: &AppState, id: &str, thing: &str, on: bool) -> Result<(), ApiError> {
+    let t = thing.to_string();
+    state
+        .catalog
+        .certificates()
+        .update(
+            id,
+            Box::new(move |c: &mut CertificateRecord| {
+                c.things.retain(|x| x != &t);
+                if on {
+                    c.things.push(t);
+                }
+                Ok(())
+            }),
+        )
+        .await
+        .map(drop)
+        .map_err(|e| match e {
+            CatalogError::NotFound => not_found("certificate", id),
+            e => storage(e),
+        })
+}
+
+/// AttachThingPrincipal / DetachThingPrincipal: `ThingName` and `CertificateId` (or
+/// `Principal`, the certificate ARN, as the IoT API takes it).
+pub async fn attach_thing(state: &AppState, a: &Args, on: bool) -> Result<Value, ApiError> {
+    let thing = a.req("ThingName", &v::THING_NAME)?;
+    let id = match a.text("Principal").ok() {
+        Some(arn) => arn
+            .rsplit_once(":cert/")
+            .map(|(_, id)| id.to_ascii_lowercase())
+            .ok_or_else(|| ApiError::invalid_argument("Principal is not a certificate ARN."))?,
+        None => cert_id(a)?,
+    };
+    if on
+        && state
+            .catalog
+            .things()
+            .get(&thing)
+            .await
+            .map_err(storage)?
+            .is_none()
+    {
+        return Err(not_found("thing", &thing));
+    }
+    set_thing(state, &id, &thing, on).await?;
+    Ok(json!({}))
+}

@@ -1,0 +1,373 @@
+//! Authorization: may the principal behind this access key perform this action on this
+//! resource? Root may do everything. Users and assumed roles are judged by the policies
+//! attached to them; a temporary key may also carry a session policy that narrows what its
+//! principal may do (a request needs both to allow it). Default deny, explicit deny wins.
+//!
+//! Compiled policy sets and decisions are cached per access key for a short time, so a
+//! principal with hundreds of statements pays for their evaluation once per (action,
+//! resource), not on every request. Any identity change made through this node clears the
+//! caches; a change made on another node applies within [`CACHE_TTL`].
+
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use oxbow_auth::policy::{evaluate, Decision, Policy, Request, Vars};
+use oxbow_catalog::AccessKey;
+use oxbow_core::{ApiError, ErrorKind};
+use time::format_description::well_known::Rfc3339;
+use time::OffsetDateTime;
+
+use crate::state::AppState;
+
+/// The principal of the key `oxbow serve` creates; it is never judged by policies.
+pub const ROOT: &str = "root";
+
+/// How long a compiled policy set or a decision is reused.
+pub const CACHE_TTL: Duration = Duration::from_secs(2);
+const MAX_ENTRIES: usize = 100_000;
+
+/// Whom an access key stands for, from its `principal` field.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PrincipalRef<'a> {
+    Root,
+    User(&'a str),
+    Role(&'a str),
+    /// Rights come from the key's session policy alone (camera-owner signaling URLs).
+    Session,
+}
+
+impl<'a> PrincipalRef<'a> {
+    pub fn parse(principal: &'a str) -> Option<Self> {
+        match principal.split_once('/') {
+            None if principal == ROOT => Some(Self::Root),
+            None if principal == "session" => Some(Self::Session),
+            Some(("user", name)) => Some(Self::User(name)),
+            Some(("role", name)) => Some(Self::Role(name)),
+            _ => None,
+        }
+    }
+}
+
+/// One authorization question about a request.
+#[derive(Debug, Clone)]
+pub struct Access {
+    /// `kinesisvideo:DescribeStream`, `sts:AssumeRole`, ...
+    pub action: String,
+    /// The resource's ARN, or `*`.
+    pub resource: String,
+    /// The error this API answers a denial with (NotAuthorized or AccessDenied, per the spec).
+    pub denied: ErrorKind,
+}
+
+/// Facts about the request that conditions may test.
+#[derive(Debug, Clone, Copy)]
+pub struct RequestEnv {
+    pub source_ip: IpAddr,
+    pub secure_transport: bool,
+}
+
+/// The policies that judge one access key.
+struct PolicySet {
+    identity: Vec<Policy>,
+    session: Option<Policy>,
+    /// True if some policy has conditions: its decisions are never cached.
+    conditional: bool,
+}
+
+type Entries<T> = Mutex<HashMap<String, (T, Instant)>>;
+
+#[derive(Default)]
+pub struct Authorizer {
+    sets: Entries<Arc<PolicySet>>,
+    decisions: Entries<Decision>,
+}
+
+fn lock<T>(m: &Entries<T>) -> MutexGuard<'_, HashMap<String, (T, Instant)>> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+fn cached<T: Clone>(m: &Entries<T>, key: &str) -> Option<T> {
+    let entries = lock(m);
+    let (value, at) = entries.get(key)?;
+    (at.elapsed() < CACHE_TTL).then(|| value.clone())
+}
+
+fn remember<T>(m: &Entries<T>, key: String, value: T) {
+    let mut entries = lock(m);
+    if entries.len() >= MAX_ENTRIES {
+        entries.retain(|_, (_, at)| at.elapsed() < CACHE_TTL);
+        if entries.len() >= MAX_ENTRIES {
+            entries.clear();
+        }
+    }
+    entries.insert(key, (value, Instant::now()));
+}
+
+impl Authorizer {
+    /// Forgets every cached policy set and decision, after an identity or policy changed.
+    pub fn clear(&self) {
+        lock(&self.sets).clear();
+        lock(&self.decisions).clear();
+    }
+
+    /// Ok if `key`'s principal may perform `access`; otherwise the API's denial error.
+    pub async fn authorize(
+        &self,
+        state: &AppState,
+        key: &AccessKey,
+        access: &Access,
+        env: RequestEnv,
+    ) -> Result<(), ApiError> {
+        let principal = PrincipalRef::parse(&key.principal);
+        if principal == Some(PrincipalRef::Root) {
+            return Ok(());
+        }
+        let decision_key = format!(
+            "{}\n{}\n{}",
+            key.access_key_id, access.action, access.resource
+        );
+        let decision = match cached(&self.decisions, &decision_key) {
+            Some(d) => d,
+            None => {
+                let set = self.policy_set(state, key, principal).await?;
+                let vars = request_vars(state, key, principal, env);
+                let d = decide(&set, access, &vars);
+                if !set.conditional {
+                    remember(&self.decisions, decision_key, d);
+                }
+                d
+            }
+        };
+        match decision {
+            Decision::Allow => Ok(()),
+            d => Err(denial(state, key, access, d)),
+        }
+    }
+
+    async fn policy_set(
+        &self,
+        state: &AppState,
+        key: &AccessKey,
+        principal: Option<PrincipalRef<'_>>,
+    ) -> Result<Arc<PolicySet>, ApiError> {
+        if let Some(set) = cached(&self.sets, &key.access_key_id) {
+            return Ok(set);
+        }
+        let names = match principal {
+            Some(PrincipalRef::User(name)) => state
+                .catalog
+                .users()
+                .get(name)
+                .await
+                .map_err(internal)?
+                .map(|u| u.policies)
+                .unwrap_or_default(),
+            Some(PrincipalRef::Role(name)) => state
+                .catalog
+                .roles()
+                .get(name)
+                .await
+                .map_err(internal)?
+                .map(|r| r.policies)
+                .unwrap_or_default(),
+            _ => Vec::new(),
+        };
+        let identity = load_policies(state, &names).await?;
+        let session = key
+            .session_policy
+            .as_deref()
+            .map(Policy::parse)
+            .transpose()
+            .map_err(|e| ApiError::internal(format!("stored session policy: {e}")))?;
+        let conditional = identity.iter().chain(&session).any(Policy::has_conditions);
+        let set = Arc::new(PolicySet {
+            identity,
+            session,
+            conditional,
+        });
+        remember(&self.sets, key.access_key_id.clone(), Arc::clone(&set));
+        Ok(set)
+    }
+}
+
+fn internal(e: impl std::fmt::Display) -> ApiError {
+    ApiError::internal(e.to_string())
+}
+
+/// Compiles the named policies; a name whose policy was deleted grants nothing.
+pub async fn load_policies(state: &AppState, names: &[String]) -> Result<Vec<Policy>, ApiError> {
+    let mut out = Vec::with_capacity(names.len());
+    for name in names {
+        let Some(record) = state.catalog.policies().get(name).await.map_err(internal)? else {
+            continue;
+        };
+        match Policy::parse(&record.document) {
+            Ok(p) => out.push(p),
+            Err(e) => tracing::warn!(policy = %name, error = %e, "stored policy does not parse"),
+        }
+    }
+    Ok(out)
+}
+
+/// Identity policies decide; a session policy, if any, must allow as well.
+fn decide(set: &PolicySet, access: &Access, vars: &Vars) -> Decision {
+    let req = Request {
+        action: &access.action,
+        resource: &access.resource,
+        context: vars,
+    };
+    let session = set.session.as_ref().map(|p| evaluate([p], &req));
+    if session == Some(Decision::ExplicitDeny) {
+        return Decision::ExplicitDeny;
+    }
+    let identity = if set.identity.is_empty() {
+        // A session-only principal: its session policy is all it has.
+        session.unwrap_or(Decision::ImplicitDeny)
+    } else {
+        evaluate(&set.identity, &req)
+    };
+    match (identity, session) {
+        (Decision::Allow, None | Some(Decision::Allow)) => Decision::Allow,
+        (Decision::ExplicitDeny, _) => Decision::ExplicitDeny,
+        _ => Decision::ImplicitDeny,
+    }
+}
+
+/// The ARN AWS would name the principal by in a denial.
+pub fn principal_arn(state: &AppState, key: &AccessKey) -> String {
+    let account = &state.config.account_id;
+    let partition = &state.config.partition;
+    match PrincipalRef::parse(&key.principal) {
+        Some(PrincipalRef::User(name)) => format!("arn:{partition}:iam::{account}:user/{name}"),
+        Some(PrincipalRef::Role(name)) => {
+            let session = key
+                .context
+                .get("aws:RoleSessionName")
+                .map(String::as_str)
+                .unwrap_or("session");
+            format!("arn:{partition}:sts::{account}:assumed-role/{name}/{session}")
+        }
+        Some(PrincipalRef::Root) => format!("arn:{partition}:iam::{account}:root"),
+        _ => format!(
+            "arn:{partition}:sts::{account}:federated-user/{}",
+            key.access_key_id
+        ),
+    }
+}
+
+fn request_vars(
+    state: &AppState,
+    key: &AccessKey,
+    principal: Option<PrincipalRef<'_>>,
+    env: RequestEnv,
+) -> Vars {
+    let now = OffsetDateTime::now_utc();
+    let mut vars: Vars = key
+        .context
+        .iter()
+        .map(|(k, v)| (k.clone(), vec![v.clone()]))
+        .collect();
+    let mut set = |k: &str, v: String| {
+        vars.insert(k.to_string(), vec![v]);
+    };
+    set("aws:SourceIp", env.source_ip.to_string());
+    set("aws:SecureTransport", env.secure_transport.to_string());
+    set("aws:EpochTime", now.unix_timestamp().to_string());
+    if let Ok(t) = now.replace_nanosecond(0).unwrap_or(now).format(&Rfc3339) {
+        set("aws:CurrentTime", t);
+    }
+    set("aws:PrincipalArn", principal_arn(state, key));
+    set("aws:PrincipalAccount", state.config.account_id.clone());
+    if let Some(PrincipalRef::User(name)) = principal {
+        set("aws:username", name.to_string());
+        set("aws:userid", name.to_string());
+    }
+    if key.session_token.is_some() {
+        set("aws:TokenIssueTime", key.created_ms.to_string());
+    }
+    vars
+}
+
+fn denial(state: &AppState, key: &AccessKey, access: &Access, decision: Decision) -> ApiError {
+    let why = match decision {
+        Decision::ExplicitDeny => "with an explicit deny in a policy",
+        _ => "because no policy allows the action",
+    };
+    ApiError::new(
+        access.denied,
+        format!(
+            "User: {} is not authorized to perform: {} on resource: {} {why}",
+            principal_arn(state, key),
+            access.action,
+            access.resource
+        ),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn principals_parse() {
+        assert_eq!(PrincipalRef::parse("root"), Some(PrincipalRef::Root));
+        assert_eq!(
+            PrincipalRef::parse("user/alice"),
+            Some(PrincipalRef::User("alice"))
+        );
+        assert_eq!(
+            PrincipalRef::parse("role/cam"),
+            Some(PrincipalRef::Role("cam"))
+        );
+        assert_eq!(PrincipalRef::parse("session"), Some(PrincipalRef::Session));
+        assert_eq!(PrincipalRef::parse("group/x"), None);
+    }
+
+    fn set(identity: &[&str], session: Option<&str>) -> PolicySet {
+        PolicySet {
+            identity: identity.iter().map(|d| Policy::parse(d).unwrap()).collect(),
+            session: session.map(|d| Policy::parse(d).unwrap()),
+            conditional: false,
+        }
+    }
+
+    const ALL: &str =
+        r#"{"Statement":{"Effect":"Allow","Action":"kinesisvideo:*","Resource":"*"}}"#;
+    const VIEW_A: &str = r#"{"Statement":{"Effect":"Allow","Action":"kinesisvideo:ConnectAsViewer","Resource":"arn:aws:kinesisvideo:us-east-1:1:channel/a/*"}}"#;
+
+    fn access(action: &str, resource: &str) -> Access {
+        Access {
+            action: action.into(),
+            resource: resource.into(),
+            denied: ErrorKind::AccessDenied,
+        }
+    }
+
+    #[test]
+    fn session_policy_narrows_identity() {
+        let vars = Vars::new();
+        let a = access(
+            "kinesisvideo:ConnectAsViewer",
+            "arn:aws:kinesisvideo:us-east-1:1:channel/a/5",
+        );
+        let b = access(
+            "kinesisvideo:ConnectAsViewer",
+            "arn:aws:kinesisvideo:us-east-1:1:channel/b/5",
+        );
+        let m = access(
+            "kinesisvideo:ConnectAsMaster",
+            "arn:aws:kinesisvideo:us-east-1:1:channel/a/5",
+        );
+        let narrowed = set(&[ALL], Some(VIEW_A));
+        assert_eq!(decide(&narrowed, &a, &vars), Decision::Allow);
+        assert_eq!(decide(&narrowed, &b, &vars), Decision::ImplicitDeny);
+        assert_eq!(decide(&narrowed, &m, &vars), Decision::ImplicitDeny);
+        let session_only = set(&[], Some(VIEW_A));
+        assert_eq!(decide(&session_only, &a, &vars), Decision::Allow);
+        assert_eq!(decide(&session_only, &b, &vars), Decision::ImplicitDeny);
+        let nothing = set(&[], None);
+        assert_eq!(decide(&nothing, &a, &vars), Decision::ImplicitDeny);
+    }
+}

@@ -1,0 +1,201 @@
+//! A slice of AWS STS, enough for `aws sts assume-role --endpoint-url` and the SDKs'
+//! AssumeRole credential providers: `AssumeRole` and `GetCallerIdentity`, in STS's query
+//! protocol (form-encoded `POST /`, XML answers, signed for service `sts`).
+//!
+//! The caller needs `sts:AssumeRole` on the role's ARN (root always has it); an unknown role
+//! is refused the same way, so callers cannot probe which roles exist. A `Policy` parameter
+//! becomes the session policy, which can only narrow the role's rights.
+
+use std::collections::{BTreeMap, HashMap};
+
+use bytes::Bytes;
+use http::{header, HeaderValue, Response, StatusCode};
+use oxbow_auth::policy::Policy;
+use oxbow_catalog::AccessKey;
+use oxbow_core::validate::{self as v, Checks};
+use oxbow_core::{ApiError, ErrorKind};
+
+use crate::authz::{self, Access, RequestEnv};
+use crate::front::{full, Reply};
+use crate::sessions::{self, SessionSpec};
+use crate::state::AppState;
+
+const NS: &str = "https://sts.amazonaws.com/doc/2011-06-15/";
+
+/// Whether a `POST /` body is an STS call.
+pub fn is_sts(content_type: Option<&str>) -> bool {
+    content_type.is_some_and(|c| c.starts_with("application/x-www-form-urlencoded"))
+}
+
+/// Runs the STS action in `body` for the caller holding `key`.
+pub async fn handle(
+    state: &AppState,
+    key: &AccessKey,
+    body: &[u8],
+    env: RequestEnv,
+    request_id: &str,
+) -> Reply {
+    let params: HashMap<String, String> = form_urlencoded::parse(body).into_owned().collect();
+    let result = match params.get("Action").map(String::as_str) {
+        Some("AssumeRole") => assume_role(state, key, &params, env).await,
+        Some("GetCallerIdentity") => Ok(caller_identity(state, key)),
+        other => Err(ApiError::new(
+            ErrorKind::InvalidArgument,
+            format!("Unsupported STS action {}", other.unwrap_or("(none)")),
+        )),
+    };
+    match result {
+        Ok((action, inner)) => xml(
+            StatusCode::OK,
+            format!(
+                "<{action}Response xmlns=\"{NS}\"><{action}Result>{inner}</{action}Result>\
+                 <ResponseMetadata><RequestId>{request_id}</RequestId></ResponseMetadata>\
+                 </{action}Response>"
+            ),
+        ),
+        Err(e) => error(&e, request_id),
+    }
+}
+
+fn xml(status: StatusCode, body: String) -> Reply {
+    let mut r = Response::new(full(Bytes::from(body)));
+    *r.status_mut() = status;
+    r.headers_mut()
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static("text/xml"));
+    r
+}
+
+fn escape(s: &str) -> String {
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
+}
+
+/// An error in STS's XML shape, with the code and status STS uses for it.
+pub fn error(e: &ApiError, request_id: &str) -> Reply {
+    use ErrorKind::*;
+    let (code, status) = match e.kind {
+        AccessDenied | NotAuthorized => ("AccessDenied", 403),
+        InvalidArgument | Serialization => ("ValidationError", 400),
+        UnrecognizedClient => ("InvalidClientTokenId", 403),
+        InvalidSignature => ("SignatureDoesNotMatch", 403),
+        IncompleteSignature => ("IncompleteSignature", 400),
+        MissingAuthenticationToken => ("MissingAuthenticationToken", 403),
+        ExpiredToken => ("ExpiredToken", 400),
+        RequestEntityTooLarge => ("ValidationError", 413),
+        _ => ("InternalFailure", 500),
+    };
+    xml(
+        StatusCode::from_u16(status).unwrap_or(StatusCode::BAD_REQUEST),
+        format!(
+            "<ErrorResponse xmlns=\"{NS}\"><Error><Type>Sender</Type><Code>{code}</Code>\
+             <Message>{}</Message></Error><RequestId>{request_id}</RequestId></ErrorResponse>",
+            escape(&e.message)
+        ),
+    )
+}
+
+fn caller_identity(state: &AppState, key: &AccessKey) -> (&'static str, String) {
+    (
+        "GetCallerIdentity",
+        format!(
+            "<Arn>{}</Arn><UserId>{}</UserId><Account>{}</Account>",
+            escape(&authz::principal_arn(state, key)),
+            escape(&key.access_key_id),
+            state.config.account_id
+        ),
+    )
+}
+
+fn role_name(arn: &str) -> Option<&str> {
+    let (prefix, name) = arn.rsplit_once(":role/")?;
+    let name = name.rsplit('/').next()?;
+    (prefix.starts_with("arn:") && prefix.contains(":iam::")).then_some(name)
+}
+
+async fn assume_role(
+    state: &AppState,
+    key: &AccessKey,
+    p: &HashMap<String, String>,
+    env: RequestEnv,
+) -> Result<(&'static str, String), ApiError> {
+    let arn = p.get("RoleArn").map(String::as_str);
+    let session = p.get("RoleSessionName").map(String::as_str);
+    Checks::new()
+        .required("roleArn", arn)
+        .required("roleSessionName", session)
+        .string("roleSessionName", session, &v::IAM_NAME)
+        .finish()?;
+    let (arn, session) = (arn.unwrap_or_default(), session.unwrap_or_default());
+    let access = Access {
+        action: "sts:AssumeRole".into(),
+        resource: arn.to_string(),
+        denied: ErrorKind::AccessDenied,
+    };
+    state.authz.authorize(state, key, &access, env).await?;
+    let denied = || {
+        ApiError::new(
+            ErrorKind::AccessDenied,
+            format!(
+                "User: {} is not authorized to perform: sts:AssumeRole on resource: {arn}",
+                authz::principal_arn(state, key)
+            ),
+        )
+    };
+    let role = match role_name(arn) {
+        Some(name) => state
+            .catalog
+            .roles()
+            .get(name)
+            .await
+            .map_err(|e| ApiError::internal(e.to_string()))?,
+        None => None,
+    }
+    .filter(|r| r.arn == arn)
+    .ok_or_else(denied)?;
+    let duration = match p.get("DurationSeconds") {
+        None => 3600.min(role.max_session_seconds),
+        Some(d) => d
+            .parse::<i64>()
+            .ok()
+            .filter(|d| (900..=role.max_session_seconds).contains(d))
+            .ok_or_else(|| {
+                ApiError::invalid_argument(format!(
+                    "The requested DurationSeconds exceeds the MaxSessionDuration set for this role ({}) or is below 900.",
+                    role.max_session_seconds
+                ))
+            })?,
+    };
+    let session_policy = p.get("Policy").cloned();
+    if let Some(doc) = &session_policy {
+        Policy::parse(doc).map_err(|e| ApiError::invalid_argument(e.to_string()))?;
+    }
+    let mut context = BTreeMap::new();
+    context.insert("aws:RoleSessionName".to_string(), session.to_string());
+    let creds = sessions::mint(
+        state,
+        SessionSpec {
+            principal: format!("role/{}", role.name),
+            duration_secs: duration,
+            context,
+            session_policy,
+        },
+    )
+    .await?;
+    Ok((
+        "AssumeRole",
+        format!(
+            "<Credentials><AccessKeyId>{}</AccessKeyId><SecretAccessKey>{}</SecretAccessKey>\
+             <SessionToken>{}</SessionToken><Expiration>{}</Expiration></Credentials>\
+             <AssumedRoleUser><AssumedRoleId>{}:{}</AssumedRoleId><Arn>{}</Arn></AssumedRoleUser>",
+            creds.access_key_id,
+            creds.secret_access_key,
+            creds.session_token.as_deref().unwrap_or_default(),
+            sessions::expiration(&creds),
+            escape(&role.name),
+            escape(session),
+            escape(&authz::principal_arn(state, &creds)),
+        ),
+    ))
+}
