@@ -236,6 +236,10 @@ pub struct Signing<'a> {
     /// The `host` value to sign and send (the KVS C SDK sends one without the port).
     pub host: Option<&'a str>,
     pub presigned: bool,
+    /// The session token of temporary credentials.
+    pub token: Option<&'a str>,
+    /// The SigV4 service name.
+    pub service: &'a str,
 }
 
 impl Default for Signing<'_> {
@@ -247,6 +251,8 @@ impl Default for Signing<'_> {
             time: SystemTime::now(),
             host: None,
             presigned: false,
+            token: None,
+            service: "kinesisvideo",
         }
     }
 }
@@ -265,7 +271,14 @@ pub fn sign(
     };
     use aws_sigv4::sign::v4;
     let host = s.host.unwrap_or(addr);
-    let identity = aws_credential_types::Credentials::new(s.key, s.secret, None, None, "t").into();
+    let identity = aws_credential_types::Credentials::new(
+        s.key,
+        s.secret,
+        s.token.map(str::to_string),
+        None,
+        "t",
+    )
+    .into();
     let mut settings = SigningSettings::default();
     if s.presigned {
         settings.signature_location = SignatureLocation::QueryParams;
@@ -274,7 +287,7 @@ pub fn sign(
     let params = v4::SigningParams::builder()
         .identity(&identity)
         .region(s.region)
-        .name("kinesisvideo")
+        .name(s.service)
         .time(s.time)
         .settings(settings)
         .build()
@@ -336,6 +349,29 @@ pub fn post(server: &TestServer, path: &str, body: &str, s: &Signing<'_>) -> Raw
         head.push_str(&format!("{k}: {v}\n"));
     }
     send_raw(&addr, &head, body.as_bytes())
+}
+
+/// Any signed request: `method` to `path_and_query` with an optional content type and body.
+pub fn request(
+    server: &TestServer,
+    method: &str,
+    path_and_query: &str,
+    content_type: Option<&str>,
+    body: &[u8],
+    s: &Signing<'_>,
+) -> Raw {
+    let addr = server.addr();
+    let len = body.len().to_string();
+    let mut extra = vec![("content-length", len.as_str())];
+    if let Some(ct) = content_type {
+        extra.push(("content-type", ct));
+    }
+    let (target, headers) = sign(method, &addr, path_and_query, &extra, body, s);
+    let mut head = format!("{method} {target} HTTP/1.1\nconnection: close\n");
+    for (k, v) in headers {
+        head.push_str(&format!("{k}: {v}\n"));
+    }
+    send_raw(&addr, &head, body)
 }
 
 /// `post` with the default signing.

@@ -24,6 +24,8 @@ pub struct ServerConfig {
     pub iot_listen: Option<SocketAddr>,
     /// Extra CAs whose device certificates the IoT listener accepts (besides Oxbow's own).
     pub iot_trusted_cas: Vec<PathBuf>,
+    /// The shortest session AssumeRole grants (AWS: 900 s); lower only to test expiry.
+    pub min_session_seconds: i64,
     pub limits: Limits,
 }
 
@@ -119,6 +121,7 @@ impl ServerConfig {
             root_credentials: None,
             iot_listen: None,
             iot_trusted_cas: Vec::new(),
+            min_session_seconds: 900,
             limits: Limits::for_region("us-east-1"),
         }
     }

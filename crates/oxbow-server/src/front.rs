@@ -197,7 +197,10 @@ async fn signed_api(
             media::dispatch(op, body, state).await
         }
         Route::Admin(action) => Ok(ok(admin::handle(state, key, &action, body).await?)),
-        Route::CameraUrl => Ok(ok(camera::camera_url(state, key, parts.uri.query()).await?)),
+        Route::CameraUrl => match camera::camera_url(state, key, parts.uri.query()).await {
+            Ok(v) => Ok(ok(v)),
+            Err(e) => Ok(forbidden_on_denial(&e)),
+        },
         Route::PutMedia | Route::Sts | Route::Handshake => {
             unreachable!("routed before authentication")
         }
@@ -240,14 +243,18 @@ async fn handshake(
             *r.status_mut() = StatusCode::NOT_IMPLEMENTED;
             r
         }
-        Err(e) => {
-            let mut r = error_response(&e);
-            if matches!(e.kind, ErrorKind::AccessDenied | ErrorKind::NotAuthorized) {
-                *r.status_mut() = StatusCode::FORBIDDEN;
-            }
-            r
-        }
+        Err(e) => forbidden_on_denial(&e),
     }
+}
+
+/// The error reply, with denials as 403 Forbidden: the WebRTC guide's handshake errors and
+/// seed 001's URL vending answer a refusal that way (the KVS JSON APIs use 401).
+fn forbidden_on_denial(e: &ApiError) -> Reply {
+    let mut r = error_response(e);
+    if matches!(e.kind, ErrorKind::AccessDenied | ErrorKind::NotAuthorized) {
+        *r.status_mut() = StatusCode::FORBIDDEN;
+    }
+    r
 }
 
 fn env(conn: Conn) -> RequestEnv {

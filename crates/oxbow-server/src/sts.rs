@@ -154,15 +154,16 @@ async fn assume_role(
     }
     .filter(|r| r.arn == arn)
     .ok_or_else(denied)?;
+    let min = state.config.min_session_seconds;
     let duration = match p.get("DurationSeconds") {
         None => 3600.min(role.max_session_seconds),
         Some(d) => d
             .parse::<i64>()
             .ok()
-            .filter(|d| (900..=role.max_session_seconds).contains(d))
+            .filter(|d| (min..=role.max_session_seconds).contains(d))
             .ok_or_else(|| {
                 ApiError::invalid_argument(format!(
-                    "The requested DurationSeconds exceeds the MaxSessionDuration set for this role ({}) or is below 900.",
+                    "The requested DurationSeconds exceeds the MaxSessionDuration set for this role ({}) or is below {min}.",
                     role.max_session_seconds
                 ))
             })?,

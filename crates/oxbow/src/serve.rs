@@ -46,6 +46,10 @@ pub struct ServeArgs {
     /// register the devices' certificates with `oxbow admin register-certificate`.
     #[arg(long = "iot-ca")]
     iot_trusted_cas: Vec<PathBuf>,
+    /// The shortest session STS AssumeRole grants, in seconds (AWS: 900). Lower it only to
+    /// test how clients handle expiring credentials.
+    #[arg(long, default_value_t = 900)]
+    min_session_seconds: i64,
     /// Streams per account [default: 10000 in us-east-1 and us-west-2, else 5000].
     #[arg(long)]
     max_streams: Option<u64>,
@@ -135,6 +139,7 @@ impl ServeArgs {
         config.root_credentials = root;
         config.iot_listen = self.iot_listen;
         config.iot_trusted_cas = self.iot_trusted_cas;
+        config.min_session_seconds = self.min_session_seconds;
         config.limits = limits;
         Ok(config)
     }

@@ -1,0 +1,670 @@
+//! Access control end to end: identities and policies made through the admin API, enforced on
+//! every API for the official Rust SDK, `oxbow-client` PutMedia and raw signed requests; STS
+//! AssumeRole; the IoT credentials provider of seed 003 driven by `curl --cert`; camera-owner
+//! signaling URLs (seed 001).
+
+mod common;
+
+use std::process::Command;
+
+use aws_sdk_kinesisvideo::config::{BehaviorVersion, Credentials, Region};
+use aws_sdk_kinesisvideo::error::{ProvideErrorMetadata, SdkError};
+use aws_smithy_runtime_api::http::Response as HttpResponse;
+use common::{request, Raw, Signing, TestServer, REGION};
+use serde_json::{json, Value};
+
+/// An access key, secret and (temporary credentials) session token.
+#[derive(Debug, Clone)]
+struct Creds {
+    key: String,
+    secret: String,
+    token: Option<String>,
+}
+
+impl Creds {
+    fn signing(&self) -> Signing<'_> {
+        Signing {
+            key: &self.key,
+            secret: &self.secret,
+            token: self.token.as_deref(),
+            ..Signing::default()
+        }
+    }
+}
+
+fn sdk(server: &TestServer, c: &Creds) -> aws_sdk_kinesisvideo::Client {
+    let config = aws_sdk_kinesisvideo::Config::builder()
+        .behavior_version(BehaviorVersion::latest())
+        .region(Region::new(REGION))
+        .endpoint_url(&server.url)
+        .credentials_provider(Credentials::new(
+            &c.key,
+            &c.secret,
+            c.token.clone(),
+            None,
+            "access-tests",
+        ))
+        .build();
+    aws_sdk_kinesisvideo::Client::from_conf(config)
+}
+
+async fn admin(server: &TestServer, action: &str, body: Value) -> Value {
+    common::media_client(server)
+        .call_json(&format!("/admin/{action}"), &body)
+        .await
+        .unwrap_or_else(|e| panic!("{action}: {e}"))
+}
+
+/// A user with the given policy documents attached, and an access key.
+async fn user(server: &TestServer, name: &str, policies: &[Value]) -> Creds {
+    admin(server, "CreateUser", json!({ "UserName": name })).await;
+    for (i, doc) in policies.iter().enumerate() {
+        let policy = format!("{name}-{i}");
+        admin(
+            server,
+            "CreatePolicy",
+            json!({"PolicyName": policy, "PolicyDocument": doc.to_string()}),
+        )
+        .await;
+        admin(
+            server,
+            "AttachPolicy",
+            json!({"PolicyName": policy, "UserName": name}),
+        )
+        .await;
+    }
+    let k = admin(server, "CreateAccessKey", json!({ "UserName": name })).await;
+    Creds {
+        key: k["AccessKey"]["AccessKeyId"].as_str().unwrap().into(),
+        secret: k["AccessKey"]["SecretAccessKey"].as_str().unwrap().into(),
+        token: None,
+    }
+}
+
+/// A role with one policy document attached.
+async fn role(server: &TestServer, name: &str, policy: &Value) -> String {
+    let r = admin(server, "CreateRole", json!({ "RoleName": name })).await;
+    admin(
+        server,
+        "CreatePolicy",
+        json!({"PolicyName": name, "PolicyDocument": policy.to_string()}),
+    )
+    .await;
+    admin(
+        server,
+        "AttachPolicy",
+        json!({"PolicyName": name, "RoleName": name}),
+    )
+    .await;
+    r["Role"]["Arn"].as_str().unwrap().to_string()
+}
+
+fn allow(actions: &[&str], resource: &str) -> Value {
+    json!({"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": actions, "Resource": resource}]})
+}
+
+/// The error code and HTTP status of a failed SDK call.
+fn sdk_error<E>(e: SdkError<E, HttpResponse>) -> (String, u16)
+where
+    E: ProvideErrorMetadata,
+{
+    let status = e.raw_response().map(|r| r.status().as_u16()).unwrap_or(0);
+    (e.code().unwrap_or_default().to_string(), status)
+}
+
+fn xml_field(xml: &str, name: &str) -> Option<String> {
+    let start = xml.find(&format!("<{name}>"))? + name.len() + 2;
+    let end = xml[start..].find(&format!("</{name}>"))? + start;
+    Some(xml[start..end].to_string())
+}
+
+/// STS AssumeRole signed by `caller`: the credentials, or the raw refusal.
+fn assume_role(
+    server: &TestServer,
+    caller: &Creds,
+    role_arn: &str,
+    extra: &str,
+) -> Result<Creds, Raw> {
+    let body = format!(
+        "Action=AssumeRole&Version=2011-06-15&RoleArn={}&RoleSessionName=tests{extra}",
+        common::urlencode(role_arn)
+    );
+    let s = Signing {
+        service: "sts",
+        ..caller.signing()
+    };
+    let r = request(
+        server,
+        "POST",
+        "/",
+        Some("application/x-www-form-urlencoded; charset=utf-8"),
+        body.as_bytes(),
+        &s,
+    );
+    if r.status != 200 {
+        return Err(r);
+    }
+    Ok(Creds {
+        key: xml_field(&r.body, "AccessKeyId").unwrap(),
+        secret: xml_field(&r.body, "SecretAccessKey").unwrap(),
+        token: xml_field(&r.body, "SessionToken"),
+    })
+}
+
+fn root() -> Creds {
+    Creds {
+        key: common::ACCESS_KEY.into(),
+        secret: common::SECRET_KEY.into(),
+        token: None,
+    }
+}
+
+async fn create_stream(server: &TestServer, name: &str) -> String {
+    server
+        .client()
+        .create_stream()
+        .stream_name(name)
+        .data_retention_in_hours(1)
+        .send()
+        .await
+        .unwrap()
+        .stream_arn
+        .unwrap()
+}
+
+async fn create_channel(server: &TestServer, name: &str) -> String {
+    server
+        .client()
+        .create_signaling_channel()
+        .channel_name(name)
+        .send()
+        .await
+        .unwrap()
+        .channel_arn
+        .unwrap()
+}
+
+/// PutMedia of a short real clip with `creds`: Ok(acks) or the error type.
+async fn put_media(server: &TestServer, creds: &Creds, stream: &str) -> Result<usize, String> {
+    let client = oxbow_client::Client::new(
+        &server.url,
+        REGION,
+        oxbow_client::Credentials {
+            access_key_id: creds.key.clone(),
+            secret_access_key: creds.secret.clone(),
+            session_token: creds.token.clone(),
+        },
+    )
+    .unwrap();
+    let data = std::fs::read(common::fixture(2)).unwrap();
+    let (tx, rx) = tokio::sync::mpsc::channel(1);
+    tx.send(bytes::Bytes::from(data)).await.unwrap();
+    drop(tx);
+    client
+        .put_media_raw(stream, "ABSOLUTE", rx)
+        .await
+        .map(|acks| acks.len())
+        .map_err(|e| e.error_type().unwrap_or("other").to_string())
+}
+
+#[tokio::test]
+async fn explicit_deny_beats_allow_and_errors_follow_the_spec() {
+    let server = TestServer::start();
+    create_stream(&server, "open").await;
+    create_stream(&server, "protected").await;
+    create_channel(&server, "chan").await;
+    let deny = json!({"Statement": [{"Effect": "Deny", "Action": "kinesisvideo:Delete*",
+        "Resource": "arn:aws:kinesisvideo:*:*:stream/protected/*"}]});
+    let alice = user(&server, "alice", &[allow(&["kinesisvideo:*"], "*"), deny]).await;
+    let kv = sdk(&server, &alice);
+    kv.describe_stream()
+        .stream_name("protected")
+        .send()
+        .await
+        .unwrap();
+    let e = kv
+        .delete_stream()
+        .stream_arn(
+            kv.describe_stream()
+                .stream_name("protected")
+                .send()
+                .await
+                .unwrap()
+                .stream_info
+                .unwrap()
+                .stream_arn
+                .unwrap(),
+        )
+        .send()
+        .await
+        .unwrap_err();
+    assert_eq!(sdk_error(e), ("NotAuthorizedException".into(), 401));
+    let arn = kv
+        .describe_stream()
+        .stream_name("open")
+        .send()
+        .await
+        .unwrap()
+        .stream_info
+        .unwrap()
+        .stream_arn
+        .unwrap();
+    kv.delete_stream().stream_arn(arn).send().await.unwrap();
+
+    // A principal with nothing attached: stream APIs say NotAuthorized, channel APIs
+    // AccessDenied, both 401.
+    let bob = user(&server, "bob", &[]).await;
+    let kv = sdk(&server, &bob);
+    let e = kv.list_streams().send().await.unwrap_err();
+    assert_eq!(sdk_error(e), ("NotAuthorizedException".into(), 401));
+    let e = kv
+        .describe_signaling_channel()
+        .channel_name("chan")
+        .send()
+        .await
+        .unwrap_err();
+    assert_eq!(sdk_error(e), ("AccessDeniedException".into(), 401));
+    let e = kv
+        .describe_image_generation_configuration()
+        .stream_name("protected")
+        .send()
+        .await
+        .unwrap_err();
+    assert_eq!(sdk_error(e), ("AccessDeniedException".into(), 401));
+
+    // Every routed operation is judged: none succeeds for bob.
+    for op in [
+        "/createStream",
+        "/describeStream",
+        "/getDataEndpoint",
+        "/TagResource",
+        "/listSignalingChannels",
+        "/getMedia",
+        "/listFragments",
+        "/getMediaForFragmentList",
+        "/describeEdgeConfiguration",
+        "/listEdgeAgentConfigurations",
+    ] {
+        let r = common::post(
+            &server,
+            op,
+            r#"{"StreamName":"protected","ChannelName":"chan"}"#,
+            &bob.signing(),
+        );
+        assert_eq!(r.status, 401, "{op}: {}", r.body);
+    }
+    // The admin API is root's alone.
+    let r = common::post(
+        &server,
+        "/admin/CreateUser",
+        r#"{"UserName":"mallory"}"#,
+        &alice.signing(),
+    );
+    assert_eq!((r.status, r.error_type()), (401, "AccessDeniedException"));
+}
+
+#[tokio::test]
+async fn revoked_keys_and_expired_sessions_are_refused() {
+    let server = TestServer::start_with(&["--min-session-seconds", "1"]);
+    let carol = user(&server, "carol", &[allow(&["kinesisvideo:List*"], "*")]).await;
+    sdk(&server, &carol).list_streams().send().await.unwrap();
+    admin(
+        &server,
+        "UpdateAccessKey",
+        json!({"AccessKeyId": carol.key, "Status": "Inactive"}),
+    )
+    .await;
+    let e = sdk(&server, &carol)
+        .list_streams()
+        .send()
+        .await
+        .unwrap_err();
+    assert_eq!(sdk_error(e), ("UnrecognizedClientException".into(), 403));
+    admin(
+        &server,
+        "DeleteAccessKey",
+        json!({"AccessKeyId": carol.key}),
+    )
+    .await;
+    let e = sdk(&server, &carol)
+        .list_streams()
+        .send()
+        .await
+        .unwrap_err();
+    assert_eq!(sdk_error(e).1, 403);
+
+    // AssumeRole: root may assume any role; the session expires.
+    let arn = role(&server, "lister", &allow(&["kinesisvideo:List*"], "*")).await;
+    let session = assume_role(&server, &root(), &arn, "&DurationSeconds=1").unwrap();
+    sdk(&server, &session).list_streams().send().await.unwrap();
+    let e = sdk(&server, &session)
+        .describe_stream()
+        .stream_name("x")
+        .send()
+        .await
+        .unwrap_err();
+    assert_eq!(sdk_error(e).0, "NotAuthorizedException");
+    tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
+    let e = sdk(&server, &session)
+        .list_streams()
+        .send()
+        .await
+        .unwrap_err();
+    assert_eq!(sdk_error(e), ("ExpiredTokenException".into(), 403));
+
+    // A user needs sts:AssumeRole on the role; refusals are STS's XML AccessDenied.
+    let dave = user(&server, "dave", &[]).await;
+    let refused = assume_role(&server, &dave, &arn, "").unwrap_err();
+    assert_eq!(refused.status, 403);
+    assert_eq!(
+        xml_field(&refused.body, "Code").as_deref(),
+        Some("AccessDenied")
+    );
+    let erin = user(&server, "erin", &[allow(&["sts:AssumeRole"], &arn)]).await;
+    let s = assume_role(&server, &erin, &arn, "").unwrap();
+    sdk(&server, &s).list_streams().send().await.unwrap();
+    let unknown = assume_role(&server, &erin, "arn:aws:iam::123456789012:role/nope", "");
+    assert_eq!(unknown.unwrap_err().status, 403);
+}
+
+/// The seed-004 style split: the viewer role may connect as viewer, not as master.
+#[tokio::test]
+async fn viewer_role_connects_as_viewer_not_master() {
+    let server = TestServer::start();
+    let channel = create_channel(&server, "front-door").await;
+    let arn = role(
+        &server,
+        "viewer",
+        &allow(
+            &[
+                "kinesisvideo:DescribeSignalingChannel",
+                "kinesisvideo:GetSignalingChannelEndpoint",
+                "kinesisvideo:ConnectAsViewer",
+            ],
+            &channel,
+        ),
+    )
+    .await;
+    let viewer = assume_role(&server, &root(), &arn, "").unwrap();
+    let kv = sdk(&server, &viewer);
+    kv.describe_signaling_channel()
+        .channel_name("front-door")
+        .send()
+        .await
+        .unwrap();
+    let handshake = |client_id: Option<&str>| {
+        let mut q = format!("/?X-Amz-ChannelARN={}", common::urlencode(&channel));
+        if let Some(id) = client_id {
+            q.push_str(&format!("&X-Amz-ClientId={id}"));
+        }
+        let s = Signing {
+            presigned: true,
+            ..viewer.signing()
+        };
+        request(&server, "GET", &q, None, b"", &s)
+    };
+    let as_viewer = handshake(Some("viewer-1"));
+    assert_eq!(as_viewer.status, 501, "authorized: {}", as_viewer.body);
+    let as_master = handshake(None);
+    assert_eq!(as_master.status, 403, "{}", as_master.body);
+    assert_eq!(as_master.error_type(), "AccessDeniedException");
+}
+
+#[tokio::test]
+async fn camera_owner_gets_a_url_for_their_camera_only() {
+    let server = TestServer::start();
+    let garage = create_channel(&server, "garage-cam").await;
+    create_channel(&server, "neighbour-cam").await;
+    let owner = user(&server, "owner", &[]).await;
+    let stranger = user(&server, "stranger", &[]).await;
+    admin(
+        &server,
+        "AddCameraOwner",
+        json!({"UserName": "owner", "ChannelName": "garage-cam", "Roles": ["VIEWER"]}),
+    )
+    .await;
+    let ask = |who: &Creds, q: &str| {
+        request(
+            &server,
+            "GET",
+            &format!("/camera-url?{q}"),
+            None,
+            b"",
+            &who.signing(),
+        )
+    };
+    let r = ask(&owner, "channelName=garage-cam&clientId=phone-1");
+    assert_eq!(r.status, 200, "{}", r.body);
+    let answer = r.json();
+    let url = answer["signedURL"].as_str().unwrap();
+    assert!(url.contains("X-Amz-ChannelARN=") && url.contains("X-Amz-Expires=299"));
+    assert_eq!(answer["ChannelARN"], garage.as_str());
+    // The URL opens the handshake (authorized; signaling itself is not served yet).
+    let path = &url[url.find("/?").unwrap()..];
+    let head = format!(
+        "GET {path} HTTP/1.1\nhost: {}\nconnection: close\n",
+        server.addr()
+    );
+    let opened = common::send_raw(&server.addr(), &head, b"");
+    assert_eq!(opened.status, 501, "{}", opened.body);
+    // Pointing the URL at another channel breaks the signature.
+    let moved = head.replace("garage-cam", "neighbour-cam");
+    assert_eq!(common::send_raw(&server.addr(), &moved, b"").status, 403);
+
+    // Not the owner, not this camera, not this role, unknown camera: 403 without revealing
+    // whether the channel exists.
+    for (who, q) in [
+        (&stranger, "channelName=garage-cam"),
+        (&owner, "channelName=neighbour-cam"),
+        (&owner, "channelName=garage-cam&role=MASTER"),
+        (&owner, "channelName=no-such-cam"),
+    ] {
+        let r = ask(who, q);
+        assert_eq!(
+            (r.status, r.error_type()),
+            (403, "AccessDeniedException"),
+            "{q}: {}",
+            r.body
+        );
+    }
+    let r = ask(&owner, "role=VIEWER");
+    assert_eq!(r.status, 400);
+}
+
+fn curl_credentials(iot_url: &str, ca: &str, dir: &std::path::Path, thing: &str) -> (u16, Value) {
+    let out = Command::new("curl")
+        .args(["--silent", "--show-error", "-w", "\n%{http_code}"])
+        .arg("-H")
+        .arg(format!("x-amzn-iot-thingname:{thing}"))
+        .arg("--cert")
+        .arg(dir.join("certificate.pem"))
+        .arg("--key")
+        .arg(dir.join("private.pem.key"))
+        .arg("--cacert")
+        .arg(ca)
+        .arg(format!(
+            "{iot_url}/role-aliases/KvsCameraIoTRoleAlias/credentials"
+        ))
+        .output()
+        .expect("curl");
+    let text = String::from_utf8_lossy(&out.stdout);
+    let (body, code) = text.rsplit_once('\n').unwrap_or(("", "0"));
+    (
+        code.trim().parse().unwrap_or(0),
+        serde_json::from_str(body).unwrap_or(Value::Null),
+    )
+}
+
+/// A certificate from Oxbow's CA, saved as curl wants it, attached to `thing` and allowed to
+/// assume the role alias. Returns the certificate id.
+async fn device(server: &TestServer, dir: &std::path::Path, thing: &str) -> String {
+    std::fs::create_dir_all(dir).unwrap();
+    admin(server, "CreateThing", json!({ "ThingName": thing })).await;
+    let c = admin(
+        server,
+        "CreateKeysAndCertificate",
+        json!({"SetAsActive": true}),
+    )
+    .await;
+    std::fs::write(
+        dir.join("certificate.pem"),
+        c["CertificatePem"].as_str().unwrap(),
+    )
+    .unwrap();
+    std::fs::write(
+        dir.join("private.pem.key"),
+        c["KeyPair"]["PrivateKey"].as_str().unwrap(),
+    )
+    .unwrap();
+    let id = c["CertificateId"].as_str().unwrap().to_string();
+    admin(
+        server,
+        "AttachPolicy",
+        json!({"PolicyName": "KvsCameraIoTPolicy", "CertificateId": id}),
+    )
+    .await;
+    admin(
+        server,
+        "AttachThingPrincipal",
+        json!({"ThingName": thing, "CertificateId": id}),
+    )
+    .await;
+    id
+}
+
+fn banner_value(banner: &str, prefix: &str) -> String {
+    banner
+        .lines()
+        .find_map(|l| l.trim().strip_prefix(prefix))
+        .unwrap_or_else(|| panic!("no '{prefix}' in {banner}"))
+        .trim()
+        .to_string()
+}
+
+fn creds_of(v: &Value) -> Creds {
+    let c = &v["credentials"];
+    Creds {
+        key: c["accessKeyId"].as_str().unwrap().into(),
+        secret: c["secretAccessKey"].as_str().unwrap().into(),
+        token: c["sessionToken"].as_str().map(str::to_string),
+    }
+}
+
+/// Seed 003 end to end: certificate → credentials (curl --cert) → the Rust SDK and PutMedia,
+/// scoped by `${credentials-iot:ThingName}`, and the `AwsCertificateId` variant.
+#[tokio::test]
+async fn iot_certificate_credentials_reach_only_the_devices_stream() {
+    let port = common::free_port().to_string();
+    let server = TestServer::start_with(&["--iot-listen", &format!("127.0.0.1:{port}")]);
+    let iot_url = banner_value(&server.banner, "IoT credentials provider (mutual TLS):");
+    let ca = banner_value(&server.banner, "devices verify it with");
+    let role_policy = allow(
+        &[
+            "kinesisvideo:DescribeStream",
+            "kinesisvideo:PutMedia",
+            "kinesisvideo:TagStream",
+            "kinesisvideo:GetDataEndpoint",
+        ],
+        "arn:aws:kinesisvideo:*:*:stream/${credentials-iot:ThingName}/*",
+    );
+    role(&server, "KVSCameraCertificateBasedIAMRole", &role_policy).await;
+    admin(
+        &server,
+        "CreateRoleAlias",
+        json!({"RoleAlias": "KvsCameraIoTRoleAlias", "RoleName": "KVSCameraCertificateBasedIAMRole",
+               "CredentialDurationSeconds": 3600}),
+    )
+    .await;
+    let iot_policy = allow(
+        &["iot:AssumeRoleWithCertificate"],
+        "arn:aws:iot:us-east-1:123456789012:rolealias/KvsCameraIoTRoleAlias",
+    );
+    admin(
+        &server,
+        "CreatePolicy",
+        json!({"PolicyName": "KvsCameraIoTPolicy", "PolicyDocument": iot_policy.to_string()}),
+    )
+    .await;
+    let dir_a = common::temp_dir("iot-a");
+    let cert_a = device(&server, &dir_a, "camera-a").await;
+    create_stream(&server, "camera-a").await;
+    create_stream(&server, "camera-b").await;
+
+    let (status, body) = curl_credentials(&iot_url, &ca, &dir_a, "camera-a");
+    assert_eq!(status, 200, "{body}");
+    assert!(body["credentials"]["expiration"]
+        .as_str()
+        .unwrap()
+        .ends_with('Z'));
+    let creds = creds_of(&body);
+    let kv = sdk(&server, &creds);
+    kv.describe_stream()
+        .stream_name("camera-a")
+        .send()
+        .await
+        .unwrap();
+    kv.get_data_endpoint()
+        .stream_name("camera-a")
+        .api_name(aws_sdk_kinesisvideo::types::ApiName::PutMedia)
+        .send()
+        .await
+        .unwrap();
+    let e = kv
+        .describe_stream()
+        .stream_name("camera-b")
+        .send()
+        .await
+        .unwrap_err();
+    assert_eq!(sdk_error(e), ("NotAuthorizedException".into(), 401));
+    assert!(put_media(&server, &creds, "camera-a").await.unwrap() > 0);
+    assert_eq!(
+        put_media(&server, &creds, "camera-b").await.unwrap_err(),
+        "NotAuthorizedException"
+    );
+
+    // The thing must be the certificate's.
+    let (status, body) = curl_credentials(&iot_url, &ca, &dir_a, "camera-b");
+    assert_eq!(
+        (status, body["message"].as_str()),
+        (403, Some("Invalid thing name passed"))
+    );
+    // A deactivated certificate gets nothing.
+    admin(
+        &server,
+        "UpdateCertificate",
+        json!({"CertificateId": cert_a, "NewStatus": "INACTIVE"}),
+    )
+    .await;
+    let (status, _) = curl_credentials(&iot_url, &ca, &dir_a, "camera-a");
+    assert_eq!(status, 403);
+
+    // The certificate-id variant: streams named by the certificate id.
+    let cert_policy = allow(
+        &["kinesisvideo:DescribeStream", "kinesisvideo:PutMedia"],
+        "arn:aws:kinesisvideo:*:*:stream/${credentials-iot:AwsCertificateId}/*",
+    );
+    admin(
+        &server,
+        "UpdatePolicy",
+        json!({"PolicyName": "KVSCameraCertificateBasedIAMRole", "PolicyDocument": cert_policy.to_string()}),
+    )
+    .await;
+    let dir_c = common::temp_dir("iot-c");
+    let cert_c = device(&server, &dir_c, "camera-c").await;
+    create_stream(&server, &cert_c).await;
+    let (status, body) = curl_credentials(&iot_url, &ca, &dir_c, "camera-c");
+    assert_eq!(status, 200, "{body}");
+    let kv = sdk(&server, &creds_of(&body));
+    kv.describe_stream()
+        .stream_name(&cert_c)
+        .send()
+        .await
+        .unwrap();
+    let e = kv
+        .describe_stream()
+        .stream_name("camera-c")
+        .send()
+        .await
+        .unwrap_err();
+    assert_eq!(sdk_error(e).0, "NotAuthorizedException");
+}
