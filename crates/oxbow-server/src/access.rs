@@ -162,14 +162,24 @@ async fn named(
     let Some(name) = name else {
         return "*".to_string();
     };
+    if let Some(arn) = state.authz.known_arn(kind.as_str(), name) {
+        return arn;
+    }
     let existing = match kind {
         ResourceType::Stream => current_arn(state.catalog.streams(), name).await,
         ResourceType::Channel => current_arn(state.catalog.channels(), name).await,
     };
-    existing.unwrap_or_else(|| state.arn(kind, name, now_ms()))
+    match existing {
+        Some(arn) => {
+            state.authz.remember_arn(kind.as_str(), name, &arn);
+            arn
+        }
+        None => state.arn(kind, name, now_ms()),
+    }
 }
 
-/// The ARN of the live record called `name`, if any.
+/// The ARN of the live record called `name`, if any. Callers cache it: every change to a
+/// stream or channel goes through `control::lookup`, which forgets the cached ARN.
 async fn current_arn<T: Managed>(table: &dyn Table<T>, name: &str) -> Option<String> {
     let record = table.get(name).await.ok().flatten()?;
     record

@@ -82,6 +82,8 @@ type Entries<T> = Mutex<HashMap<String, (T, Instant)>>;
 pub struct Authorizer {
     sets: Entries<Arc<PolicySet>>,
     decisions: Entries<Decision>,
+    /// `stream/<name>` or `channel/<name>` → the live resource's ARN.
+    arns: Entries<String>,
 }
 
 fn lock<T>(m: &Entries<T>) -> MutexGuard<'_, HashMap<String, (T, Instant)>> {
@@ -110,6 +112,20 @@ impl Authorizer {
     pub fn clear(&self) {
         lock(&self.sets).clear();
         lock(&self.decisions).clear();
+    }
+
+    /// The cached ARN of a live resource (`kind` is `stream` or `channel`).
+    pub fn known_arn(&self, kind: &str, name: &str) -> Option<String> {
+        cached(&self.arns, &format!("{kind}/{name}"))
+    }
+
+    pub fn remember_arn(&self, kind: &str, name: &str, arn: &str) {
+        remember(&self.arns, format!("{kind}/{name}"), arn.to_string());
+    }
+
+    /// Forgets a resource's ARN after it was created, changed or deleted on this node.
+    pub fn forget_arn(&self, kind: &str, name: &str) {
+        lock(&self.arns).remove(&format!("{kind}/{name}"));
     }
 
     /// Ok if `key`'s principal may perform `access`; otherwise the API's denial error.

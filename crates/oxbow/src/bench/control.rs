@@ -1,5 +1,6 @@
 //! `oxbow bench control`: signed DescribeStream over many keep-alive connections against
-//! unauthenticated `GET /health` on the same server as the baseline.
+//! unauthenticated `GET /health` on the same server as the baseline, signed by root and by a
+//! user bound by many policies (the cost of authorization), runs interleaved.
 
 use std::time::{Duration, Instant};
 
@@ -27,6 +28,12 @@ pub struct ControlArgs {
     /// Runs per target; the report gives medians.
     #[arg(long, default_value_t = 5)]
     runs: usize,
+    /// Policies attached to the policy-bound user (0: skip that target).
+    #[arg(long, default_value_t = 100)]
+    policies: usize,
+    /// Statements per policy; only the very last one allows the request.
+    #[arg(long, default_value_t = 10)]
+    statements: usize,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -51,6 +58,75 @@ struct Target {
     path: &'static str,
     body: Bytes,
     signed: bool,
+    /// Sign with this key and secret instead of the root key.
+    key: Option<(String, String)>,
+}
+
+impl Target {
+    fn admin(action: &'static str, body: serde_json::Value) -> Self {
+        Target {
+            method: "POST",
+            path: action,
+            body: Bytes::from(body.to_string()),
+            signed: true,
+            key: None,
+        }
+    }
+}
+
+/// A user with `policies` × `statements` statements of which only the last allows
+/// DescribeStream on `stream`; returns its access key.
+async fn policy_bound_user(
+    addr: &str,
+    args: &ControlArgs,
+    stream: &str,
+) -> Result<(String, String), Box<dyn std::error::Error>> {
+    let user = format!("{stream}-user");
+    let call = |action, body| async move {
+        let (status, bytes) = one_call(addr, args, &Target::admin(action, body)).await?;
+        if status != 200 {
+            return Err(BenchError::Http(format!(
+                "{action}: HTTP {status} {}",
+                String::from_utf8_lossy(&bytes)
+            )));
+        }
+        Ok::<_, BenchError>(serde_json::from_slice::<serde_json::Value>(&bytes).unwrap_or_default())
+    };
+    call("/admin/CreateUser", serde_json::json!({ "UserName": user })).await?;
+    for p in 0..args.policies {
+        let statements: Vec<serde_json::Value> = (0..args.statements)
+            .map(|s| {
+                let last = p + 1 == args.policies && s + 1 == args.statements;
+                let target = if last {
+                    stream.to_string()
+                } else {
+                    format!("other-{p}-{s}")
+                };
+                serde_json::json!({"Effect": "Allow",
+                    "Action": ["kinesisvideo:Describe*", "kinesisvideo:PutMedia"],
+                    "Resource": format!("arn:aws:kinesisvideo:*:*:stream/{target}/*")})
+            })
+            .collect();
+        let name = format!("{user}-{p}");
+        let doc = serde_json::json!({"Version": "2012-10-17", "Statement": statements});
+        call(
+            "/admin/CreatePolicy",
+            serde_json::json!({"PolicyName": name, "PolicyDocument": doc.to_string()}),
+        )
+        .await?;
+        call(
+            "/admin/AttachPolicy",
+            serde_json::json!({"PolicyName": name, "UserName": user}),
+        )
+        .await?;
+    }
+    let key = call(
+        "/admin/CreateAccessKey",
+        serde_json::json!({ "UserName": user }),
+    )
+    .await?;
+    let field = |k: &str| key["AccessKey"][k].as_str().unwrap_or_default().to_string();
+    Ok((field("AccessKeyId"), field("SecretAccessKey")))
 }
 
 pub async fn control(args: ControlArgs) -> Result<(), Box<dyn std::error::Error>> {
@@ -66,52 +142,70 @@ pub async fn control(args: ControlArgs) -> Result<(), Box<dyn std::error::Error>
         path: "/createStream",
         body: Bytes::from(format!(r#"{{"StreamName":"{stream}"}}"#)),
         signed: true,
+        key: None,
     };
-    let status = one_request(&addr, &args, &create).await?;
+    let (status, _) = one_call(&addr, &args, &create).await?;
     eprintln!("created stream {stream} (HTTP {status})");
-    let targets = [
+    let describe = Target {
+        method: "POST",
+        path: "/describeStream",
+        body: Bytes::from(format!(r#"{{"StreamName":"{stream}"}}"#)),
+        signed: true,
+        key: None,
+    };
+    let mut targets = vec![
         (
-            "GET /health (no auth, baseline)",
+            "GET /health (no auth, baseline)".to_string(),
             Target {
                 method: "GET",
                 path: "/health",
                 body: Bytes::new(),
                 signed: false,
+                key: None,
             },
         ),
-        (
-            "signed DescribeStream",
-            Target {
-                method: "POST",
-                path: "/describeStream",
-                body: Bytes::from(format!(r#"{{"StreamName":"{stream}"}}"#)),
-                signed: true,
-            },
-        ),
+        ("signed DescribeStream (root)".to_string(), describe.clone()),
     ];
+    if args.policies > 0 {
+        let key = policy_bound_user(&addr, &args, &stream).await?;
+        eprintln!(
+            "created a user bound by {} policies x {} statements",
+            args.policies, args.statements
+        );
+        targets.push((
+            format!(
+                "signed DescribeStream (user, {} policies x {} statements)",
+                args.policies, args.statements
+            ),
+            Target {
+                key: Some(key),
+                ..describe
+            },
+        ));
+    }
     println!(
         "connections={} seconds={} runs={} (medians over runs)",
         args.connections, args.seconds, args.runs
     );
     println!("| target | requests/s | p50 ms | p99 ms | errors |");
     println!("|---|---|---|---|---|");
-    let mut medians = Vec::new();
-    for (label, target) in &targets {
-        let mut rps = Vec::new();
-        let mut p50 = Vec::new();
-        let mut p99 = Vec::new();
-        let mut errors = 0;
-        for _ in 0..args.runs {
+    // Runs are interleaved (every target once per round) so drifts in the machine's speed
+    // hit every target alike.
+    let mut samples = vec![(Vec::new(), Vec::new(), Vec::new(), 0usize); targets.len()];
+    for _ in 0..args.runs {
+        for ((_, target), sample) in targets.iter().zip(samples.iter_mut()) {
             let r = load(&addr, &args, target).await?;
-            let secs = r.elapsed.as_secs_f64();
-            rps.push(r.requests as f64 / secs);
+            sample.0.push(r.requests as f64 / r.elapsed.as_secs_f64());
             let mut l = r.latencies_us;
             l.sort_unstable();
-            p50.push(percentile(&l, 0.50));
-            p99.push(percentile(&l, 0.99));
-            errors += r.errors;
+            sample.1.push(percentile(&l, 0.50));
+            sample.2.push(percentile(&l, 0.99));
+            sample.3 += r.errors;
         }
-        let m = (median(&mut rps), median(&mut p50), median(&mut p99));
+    }
+    let mut medians = Vec::new();
+    for ((label, _), (rps, p50, p99, errors)) in targets.iter().zip(samples.iter_mut()) {
+        let m = (median(rps), median(p50), median(p99));
         println!(
             "| {label} | {:.0} | {:.2} | {:.2} | {errors} |",
             m.0,
@@ -120,11 +214,19 @@ pub async fn control(args: ControlArgs) -> Result<(), Box<dyn std::error::Error>
         );
         medians.push(m);
     }
-    if let [base, signed] = medians[..] {
+    if let [base, root, ..] = medians[..] {
         println!(
-            "signed DescribeStream / baseline: {:.2} of the requests/s, p99 {:.2}x",
-            signed.0 / base.0,
-            signed.2 / base.2.max(1.0)
+            "signed DescribeStream (root) / baseline: {:.2} of the requests/s, p99 {:.2}x",
+            root.0 / base.0,
+            root.2 / base.2.max(1.0)
+        );
+    }
+    if let [_, root, user] = medians[..] {
+        println!(
+            "policy-bound user / root: {:.3} of the requests/s ({:+.1} %), p99 {:.2}x",
+            user.0 / root.0,
+            (user.0 / root.0 - 1.0) * 100.0,
+            user.2 / root.2.max(1.0)
         );
     }
     Ok(())
@@ -143,9 +245,16 @@ fn build(addr: &str, args: &ControlArgs, t: &Target) -> Request<Full<Bytes>> {
     if t.signed {
         headers.insert("content-type", HeaderValue::from_static("application/json"));
         let hash = hex::encode(Sha256::digest(&t.body));
+        let (key, secret) = match &t.key {
+            Some((k, s)) => (k.as_str(), s.as_str()),
+            None => (
+                args.target.access_key_id.as_str(),
+                args.target.secret_access_key.as_str(),
+            ),
+        };
         let p = SigningParams {
-            access_key_id: &args.target.access_key_id,
-            secret_access_key: &args.target.secret_access_key,
+            access_key_id: key,
+            secret_access_key: secret,
             security_token: None,
             region: &args.target.region,
             service: "kinesisvideo",
@@ -179,21 +288,31 @@ async fn connect(addr: &str) -> Result<Sender, BenchError> {
 }
 
 async fn send(sender: &mut Sender, req: Request<Full<Bytes>>) -> Result<u16, BenchError> {
+    Ok(send_read(sender, req).await?.0)
+}
+
+async fn send_read(
+    sender: &mut Sender,
+    req: Request<Full<Bytes>>,
+) -> Result<(u16, Bytes), BenchError> {
     let resp = sender
         .send_request(req)
         .await
         .map_err(|e| BenchError::Http(e.to_string()))?;
     let status = resp.status().as_u16();
-    resp.into_body()
+    let body = resp
+        .into_body()
         .collect()
         .await
-        .map_err(|e| BenchError::Http(e.to_string()))?;
-    Ok(status)
+        .map_err(|e| BenchError::Http(e.to_string()))?
+        .to_bytes();
+    Ok((status, body))
 }
 
-async fn one_request(addr: &str, args: &ControlArgs, t: &Target) -> Result<u16, BenchError> {
+/// One request on its own connection: status and body.
+async fn one_call(addr: &str, args: &ControlArgs, t: &Target) -> Result<(u16, Bytes), BenchError> {
     let mut sender = connect(addr).await?;
-    send(&mut sender, build(addr, args, t)).await
+    send_read(&mut sender, build(addr, args, t)).await
 }
 
 async fn load(addr: &str, args: &ControlArgs, t: &Target) -> Result<RunResult, BenchError> {
