@@ -550,14 +550,9 @@ fn creds_of(v: &Value) -> Creds {
     }
 }
 
-/// Seed 003 end to end: certificate → credentials (curl --cert) → the Rust SDK and PutMedia,
-/// scoped by `${credentials-iot:ThingName}`, and the `AwsCertificateId` variant.
-#[tokio::test]
-async fn iot_certificate_credentials_reach_only_the_devices_stream() {
-    let port = common::free_port().to_string();
-    let server = TestServer::start_with(&["--iot-listen", &format!("127.0.0.1:{port}")]);
-    let iot_url = banner_value(&server.banner, "IoT credentials provider (mutual TLS):");
-    let ca = banner_value(&server.banner, "devices verify it with");
+/// Seed 003's role (streams scoped by `${credentials-iot:ThingName}`), its role alias and
+/// the IoT policy that lets certificates assume it.
+async fn iot_setup(server: &TestServer) {
     let role_policy = allow(
         &[
             "kinesisvideo:DescribeStream",
@@ -567,9 +562,9 @@ async fn iot_certificate_credentials_reach_only_the_devices_stream() {
         ],
         "arn:aws:kinesisvideo:*:*:stream/${credentials-iot:ThingName}/*",
     );
-    role(&server, "KVSCameraCertificateBasedIAMRole", &role_policy).await;
+    role(server, "KVSCameraCertificateBasedIAMRole", &role_policy).await;
     admin(
-        &server,
+        server,
         "CreateRoleAlias",
         json!({"RoleAlias": "KvsCameraIoTRoleAlias", "RoleName": "KVSCameraCertificateBasedIAMRole",
                "CredentialDurationSeconds": 3600}),
@@ -580,11 +575,22 @@ async fn iot_certificate_credentials_reach_only_the_devices_stream() {
         "arn:aws:iot:us-east-1:123456789012:rolealias/KvsCameraIoTRoleAlias",
     );
     admin(
-        &server,
+        server,
         "CreatePolicy",
         json!({"PolicyName": "KvsCameraIoTPolicy", "PolicyDocument": iot_policy.to_string()}),
     )
     .await;
+}
+
+/// Seed 003 end to end: certificate → credentials (curl --cert) → the Rust SDK and PutMedia,
+/// scoped by `${credentials-iot:ThingName}`, and the `AwsCertificateId` variant.
+#[tokio::test]
+async fn iot_certificate_credentials_reach_only_the_devices_stream() {
+    let port = common::free_port().to_string();
+    let server = TestServer::start_with(&["--iot-listen", &format!("127.0.0.1:{port}")]);
+    let iot_url = banner_value(&server.banner, "IoT credentials provider (mutual TLS):");
+    let ca = banner_value(&server.banner, "devices verify it with");
+    iot_setup(&server).await;
     let dir_a = common::temp_dir("iot-a");
     let cert_a = device(&server, &dir_a, "camera-a").await;
     create_stream(&server, "camera-a").await;
@@ -667,4 +673,86 @@ async fn iot_certificate_credentials_reach_only_the_devices_stream() {
         .await
         .unwrap_err();
     assert_eq!(sdk_error(e).0, "NotAuthorizedException");
+}
+
+/// A device certificate from the operator's own CA works once that CA is trusted
+/// (`--iot-ca`) and the certificate registered; one from an unknown CA fails the handshake.
+#[tokio::test]
+async fn iot_certificates_from_a_trusted_external_ca() {
+    use rcgen::{BasicConstraints, CertificateParams, IsCa, KeyPair};
+    let dir = common::temp_dir("iot-ext");
+    let ca_key = KeyPair::generate().unwrap();
+    let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    let ca = ca_params.self_signed(&ca_key).unwrap();
+    std::fs::write(dir.join("ext-ca.pem"), ca.pem()).unwrap();
+    let device_cert = |issuer: Option<(&rcgen::Certificate, &KeyPair)>| {
+        let key = KeyPair::generate().unwrap();
+        let params = CertificateParams::new(Vec::<String>::new()).unwrap();
+        let cert = match issuer {
+            Some((c, k)) => params.signed_by(&key, c, k).unwrap(),
+            None => params.self_signed(&key).unwrap(),
+        };
+        (cert.pem(), key.serialize_pem())
+    };
+    let port = common::free_port().to_string();
+    let ext_ca = dir.join("ext-ca.pem");
+    let server = TestServer::start_with(&[
+        "--iot-listen",
+        &format!("127.0.0.1:{port}"),
+        "--iot-ca",
+        ext_ca.to_str().unwrap(),
+    ]);
+    let iot_url = banner_value(&server.banner, "IoT credentials provider (mutual TLS):");
+    let server_ca = banner_value(&server.banner, "devices verify it with");
+    iot_setup(&server).await;
+    create_stream(&server, "ext-cam").await;
+    admin(&server, "CreateThing", json!({"ThingName": "ext-cam"})).await;
+
+    let (pem, key) = device_cert(Some((&ca, &ca_key)));
+    std::fs::write(dir.join("certificate.pem"), &pem).unwrap();
+    std::fs::write(dir.join("private.pem.key"), &key).unwrap();
+    // Trusted CA but not registered: refused.
+    let (status, _) = curl_credentials(&iot_url, &server_ca, &dir, "ext-cam");
+    assert_eq!(status, 403);
+    let r = admin(
+        &server,
+        "RegisterCertificate",
+        json!({"CertificatePem": pem, "SetAsActive": true}),
+    )
+    .await;
+    let id = r["CertificateId"].as_str().unwrap();
+    admin(
+        &server,
+        "AttachPolicy",
+        json!({"PolicyName": "KvsCameraIoTPolicy", "CertificateId": id}),
+    )
+    .await;
+    admin(
+        &server,
+        "AttachThingPrincipal",
+        json!({"ThingName": "ext-cam", "CertificateId": id}),
+    )
+    .await;
+    let (status, body) = curl_credentials(&iot_url, &server_ca, &dir, "ext-cam");
+    assert_eq!(status, 200, "{body}");
+    sdk(&server, &creds_of(&body))
+        .describe_stream()
+        .stream_name("ext-cam")
+        .send()
+        .await
+        .unwrap();
+
+    // A self-signed device certificate, even registered, never completes the handshake.
+    let (pem, key) = device_cert(None);
+    std::fs::write(dir.join("certificate.pem"), &pem).unwrap();
+    std::fs::write(dir.join("private.pem.key"), &key).unwrap();
+    admin(
+        &server,
+        "RegisterCertificate",
+        json!({"CertificatePem": pem, "SetAsActive": true}),
+    )
+    .await;
+    let (status, _) = curl_credentials(&iot_url, &server_ca, &dir, "ext-cam");
+    assert_eq!(status, 0, "no HTTP exchange without a trusted chain");
 }

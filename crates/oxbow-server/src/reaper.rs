@@ -1,6 +1,8 @@
 //! Periodic housekeeping: removes catalog records whose deletion has completed, enforces each
 //! stream's data retention (and the live buffer's window) in the media store, and deletes the
-//! media of streams that no longer exist (including any left behind by a crash).
+//! media of streams that no longer exist (including any left behind by a crash). Once a minute
+//! it also drops temporary credentials that expired over an hour ago (until then a client
+//! using them is told ExpiredToken rather than that the key is unknown).
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -13,16 +15,42 @@ use crate::media::media_key;
 use crate::state::AppState;
 
 const INTERVAL: Duration = Duration::from_secs(1);
+/// Sweeps between two purges of expired temporary keys.
+const KEY_PURGE_EVERY: u64 = 60;
+/// How long an expired temporary key is kept.
+const EXPIRED_KEY_GRACE_MS: i64 = 3_600_000;
 
 pub async fn run(state: Arc<AppState>) {
-    let mut first = true;
+    let mut tick: u64 = 0;
     loop {
-        if let Err(e) = sweep(&state, first).await {
+        if let Err(e) = sweep(&state, tick == 0).await {
             tracing::warn!(error = %e, "housekeeping sweep failed");
         }
-        first = false;
+        if tick % KEY_PURGE_EVERY == 0 {
+            if let Err(e) = purge_expired_keys(&state).await {
+                tracing::warn!(error = %e, "purging expired credentials failed");
+            }
+        }
+        tick += 1;
         tokio::time::sleep(INTERVAL).await;
     }
+}
+
+async fn purge_expired_keys(state: &AppState) -> Result<(), Box<dyn std::error::Error>> {
+    let cutoff = now_ms() - EXPIRED_KEY_GRACE_MS;
+    let keys = state.catalog.access_keys();
+    let mut purged = 0;
+    for k in keys.list(None, None, usize::MAX).await? {
+        if k.expires_ms.is_some_and(|t| t < cutoff) {
+            keys.remove(&k.access_key_id).await?;
+            state.keys.invalidate(&k.access_key_id);
+            purged += 1;
+        }
+    }
+    if purged > 0 {
+        tracing::info!(purged, "dropped expired temporary credentials");
+    }
+    Ok(())
 }
 
 async fn sweep(state: &AppState, check_disk: bool) -> Result<(), Box<dyn std::error::Error>> {
