@@ -756,3 +756,114 @@ async fn iot_certificates_from_a_trusted_external_ca() {
     let (status, _) = curl_credentials(&iot_url, &server_ca, &dir, "ext-cam");
     assert_eq!(status, 0, "no HTTP exchange without a trusted chain");
 }
+
+/// Bad admin and STS input gets a clear 4xx, never a 5xx or a hang.
+#[tokio::test]
+async fn admin_and_sts_reject_bad_input() {
+    let server = TestServer::start();
+    let root = root();
+    let post = |path: &str, body: &str| common::post(&server, path, body, &root.signing());
+    for (path, body, status, error) in [
+        (
+            "/admin/CreateUser",
+            "{not json",
+            400,
+            "SerializationException",
+        ),
+        ("/admin/CreateUser", "{}", 400, "InvalidArgumentException"),
+        (
+            "/admin/CreateUser",
+            r#"{"UserName":"bad name!"}"#,
+            400,
+            "InvalidArgumentException",
+        ),
+        (
+            "/admin/CreatePolicy",
+            r#"{"PolicyName":"p","PolicyDocument":"{\"Statement\":[{\"Effect\":\"Maybe\",\"Action\":\"*\",\"Resource\":\"*\"}]}"}"#,
+            400,
+            "InvalidArgumentException",
+        ),
+        (
+            "/admin/CreatePolicy",
+            r#"{"PolicyName":"p","PolicyDocument":"[]"}"#,
+            400,
+            "InvalidArgumentException",
+        ),
+        (
+            "/admin/AttachPolicy",
+            r#"{"PolicyName":"nope","UserName":"nobody"}"#,
+            404,
+            "ResourceNotFoundException",
+        ),
+        (
+            "/admin/CreateRoleAlias",
+            r#"{"RoleAlias":"a","RoleName":"nobody"}"#,
+            404,
+            "ResourceNotFoundException",
+        ),
+        (
+            "/admin/RegisterCertificate",
+            r#"{"CertificatePem":"garbage"}"#,
+            400,
+            "InvalidArgumentException",
+        ),
+        (
+            "/admin/UpdateCertificate",
+            r#"{"CertificateId":"00","NewStatus":"ACTIVE"}"#,
+            400,
+            "InvalidArgumentException",
+        ),
+        (
+            "/admin/DeleteAccessKey",
+            &format!(r#"{{"AccessKeyId":"{}"}}"#, common::ACCESS_KEY),
+            400,
+            "InvalidArgumentException",
+        ),
+        ("/admin/Explode", "{}", 404, "UnknownOperationException"),
+    ] {
+        let r = post(path, body);
+        assert_eq!(
+            (r.status, r.error_type()),
+            (status, error),
+            "{path} {body}: {}",
+            r.body
+        );
+    }
+    admin(&server, "CreateUser", json!({"UserName": "twice"})).await;
+    let r = post("/admin/CreateUser", r#"{"UserName":"twice"}"#);
+    assert_eq!((r.status, r.error_type()), (400, "ResourceInUseException"));
+
+    let sts = |body: &str| {
+        let s = Signing {
+            service: "sts",
+            ..root.signing()
+        };
+        request(
+            &server,
+            "POST",
+            "/",
+            Some("application/x-www-form-urlencoded"),
+            body.as_bytes(),
+            &s,
+        )
+    };
+    let r = sts("Action=AssumeRole&Version=2011-06-15");
+    assert_eq!(r.status, 400);
+    assert_eq!(
+        xml_field(&r.body, "Code").as_deref(),
+        Some("ValidationError")
+    );
+    let r = sts("Action=Explode");
+    assert_eq!(r.status, 400);
+    // Signed for the wrong service: STS's own error shape.
+    let r = request(
+        &server,
+        "POST",
+        "/",
+        Some("application/x-www-form-urlencoded"),
+        b"Action=GetCallerIdentity",
+        &root.signing(),
+    );
+    assert_eq!(r.status, 403);
+    assert!(xml_field(&r.body, "Code").is_some(), "{}", r.body);
+}

@@ -60,6 +60,12 @@ pub static IAM_NAME: StrRule = StrRule {
     max: 64,
     pattern: Some((&IAM_NAME_RE, "[\\w+=,.@-]+")),
 };
+/// STS `RoleSessionName`.
+pub static ROLE_SESSION_NAME: StrRule = StrRule {
+    min: 2,
+    max: 64,
+    pattern: Some((&IAM_NAME_RE, "[\\w+=,.@-]*")),
+};
 pub static POLICY_NAME: StrRule = StrRule {
     min: 1,
     max: 128,

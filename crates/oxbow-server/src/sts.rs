@@ -125,7 +125,7 @@ async fn assume_role(
     Checks::new()
         .required("roleArn", arn)
         .required("roleSessionName", session)
-        .string("roleSessionName", session, &v::IAM_NAME)
+        .string("roleSessionName", session, &v::ROLE_SESSION_NAME)
         .finish()?;
     let (arn, session) = (arn.unwrap_or_default(), session.unwrap_or_default());
     let access = Access {
