@@ -26,7 +26,7 @@ pub async fn run(state: Arc<AppState>) {
         if let Err(e) = sweep(&state, tick == 0).await {
             tracing::warn!(error = %e, "housekeeping sweep failed");
         }
-        if tick % KEY_PURGE_EVERY == 0 {
+        if tick.is_multiple_of(KEY_PURGE_EVERY) {
             if let Err(e) = purge_expired_keys(&state).await {
                 tracing::warn!(error = %e, "purging expired credentials failed");
             }
