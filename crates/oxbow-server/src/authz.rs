@@ -72,7 +72,7 @@ pub struct RequestEnv {
 struct PolicySet {
     identity: Vec<Policy>,
     session: Option<Policy>,
-    /// True if some policy has conditions: its decisions are never cached.
+    /// True if some policy's answer depends on the request itself: decisions are not cached.
     conditional: bool,
 }
 
@@ -197,7 +197,10 @@ impl Authorizer {
             .map(Policy::parse)
             .transpose()
             .map_err(|e| ApiError::internal(format!("stored session policy: {e}")))?;
-        let conditional = identity.iter().chain(&session).any(Policy::has_conditions);
+        let conditional = identity
+            .iter()
+            .chain(&session)
+            .any(Policy::depends_on_request);
         let set = Arc::new(PolicySet {
             identity,
             session,

@@ -38,6 +38,12 @@ enum Matcher {
 }
 
 impl Matcher {
+    fn patterns(&self) -> &[Pattern] {
+        match self {
+            Matcher::Any(ps) | Matcher::NoneOf(ps) => ps,
+        }
+    }
+
     fn matches(&self, value: &str, vars: &Vars) -> bool {
         match self {
             Matcher::Any(ps) => ps.iter().any(|p| p.matches(value, vars)),
@@ -165,10 +171,26 @@ impl Policy {
         Ok(Policy { statements })
     }
 
-    /// Whether any statement has a Condition: such a policy's answer can depend on the request
-    /// (source address, time), so callers must not reuse a decision made for another request.
-    pub fn has_conditions(&self) -> bool {
-        self.statements.iter().any(|s| !s.conditions.is_empty())
+    /// Whether the answer can change from one request to the next for the same principal,
+    /// action and resource: a statement has a Condition, or a pattern uses a variable of the
+    /// request (`${aws:SourceIp}`, `${aws:CurrentTime}`, ...). Callers must not reuse such a
+    /// policy's decisions.
+    pub fn depends_on_request(&self) -> bool {
+        const PER_REQUEST: &[&str] = &[
+            "aws:sourceip",
+            "aws:currenttime",
+            "aws:epochtime",
+            "aws:securetransport",
+        ];
+        self.statements.iter().any(|s| {
+            !s.conditions.is_empty()
+                || s.actions
+                    .patterns()
+                    .iter()
+                    .chain(s.resources.patterns())
+                    .flat_map(Pattern::variables)
+                    .any(|v| PER_REQUEST.contains(&v.to_ascii_lowercase().as_str()))
+        })
     }
 
     /// Deny if a matching statement denies, Allow if one allows, None if none matches.
@@ -204,5 +226,20 @@ pub fn evaluate<'p>(policies: impl IntoIterator<Item = &'p Policy>, req: &Reques
         Decision::Allow
     } else {
         Decision::ImplicitDeny
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn request_dependent_policies_are_recognised() {
+        let fixed = r#"{"Statement":{"Effect":"Allow","Action":"kinesisvideo:*","Resource":"arn:aws:kinesisvideo:*:*:stream/${credentials-iot:ThingName}/*"}}"#;
+        let by_ip = r#"{"Statement":{"Effect":"Allow","Action":"kinesisvideo:*","Resource":"arn:aws:kinesisvideo:*:*:stream/${aws:SourceIp}/*"}}"#;
+        let conditional = r#"{"Statement":{"Effect":"Allow","Action":"*","Resource":"*","Condition":{"Bool":{"aws:SecureTransport":"true"}}}}"#;
+        assert!(!Policy::parse(fixed).unwrap().depends_on_request());
+        assert!(Policy::parse(by_ip).unwrap().depends_on_request());
+        assert!(Policy::parse(conditional).unwrap().depends_on_request());
     }
 }

@@ -102,6 +102,14 @@ impl Pattern {
         }
     }
 
+    /// The names of the policy variables the pattern uses.
+    pub fn variables(&self) -> impl Iterator<Item = &str> {
+        self.parts.iter().filter_map(|p| match p {
+            Part::Var(name) => Some(name.as_str()),
+            _ => None,
+        })
+    }
+
     pub fn matches(&self, value: &str, vars: &Vars) -> bool {
         let head = value.get(..self.prefix.len()).unwrap_or("");
         let prefix_ok = if self.case_insensitive {
