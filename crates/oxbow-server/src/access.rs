@@ -11,7 +11,7 @@ use http::HeaderMap;
 use oxbow_catalog::Table;
 use oxbow_core::time::now_ms;
 use oxbow_core::{ErrorKind, ResourceType};
-use serde_json::Value;
+use serde::Deserialize;
 
 use crate::authz::Access;
 use crate::control::{lookup::Managed, Op};
@@ -68,31 +68,33 @@ fn action(api: &str) -> String {
     format!("kinesisvideo:{api}")
 }
 
+/// The members that name a request's resource; everything else in the body is skipped
+/// unparsed. A body that does not parse names nothing (the handler then reports why).
+#[derive(Deserialize, Default)]
+#[serde(rename_all = "PascalCase")]
+struct Naming {
+    stream_name: Option<String>,
+    #[serde(rename = "StreamARN")]
+    stream_arn: Option<String>,
+    channel_name: Option<String>,
+    #[serde(rename = "ChannelARN")]
+    channel_arn: Option<String>,
+    #[serde(rename = "ResourceARN")]
+    resource_arn: Option<String>,
+}
+
+fn naming(body: &[u8]) -> Naming {
+    serde_json::from_slice(body).unwrap_or_default()
+}
+
 /// The permission a control-plane request needs.
 pub async fn control(state: &AppState, op: Op, body: &[u8]) -> Access {
-    let doc: Value = serde_json::from_slice(body).unwrap_or(Value::Null);
-    let field = |k: &str| doc.get(k).and_then(Value::as_str);
+    let n = naming(body);
     let resource = match names(op) {
         Names::Nothing => "*".to_string(),
-        Names::AnyArn => field("ResourceARN").unwrap_or("*").to_string(),
-        Names::Stream => {
-            named(
-                state,
-                ResourceType::Stream,
-                field("StreamARN"),
-                field("StreamName"),
-            )
-            .await
-        }
-        Names::Channel => {
-            named(
-                state,
-                ResourceType::Channel,
-                field("ChannelARN"),
-                field("ChannelName"),
-            )
-            .await
-        }
+        Names::AnyArn => n.resource_arn.unwrap_or_else(|| "*".to_string()),
+        Names::Stream => named(state, ResourceType::Stream, n.stream_arn, n.stream_name).await,
+        Names::Channel => named(state, ResourceType::Channel, n.channel_arn, n.channel_name).await,
     };
     Access {
         action: action(op.name()),
@@ -103,25 +105,23 @@ pub async fn control(state: &AppState, op: Op, body: &[u8]) -> Access {
 
 /// The permission a GetMedia, ListFragments or GetMediaForFragmentList request needs.
 pub async fn media(state: &AppState, op: MediaOp, body: &[u8]) -> Access {
-    let doc: Value = serde_json::from_slice(body).unwrap_or(Value::Null);
-    let field = |k: &str| doc.get(k).and_then(Value::as_str);
-    // GetMedia nests nothing: StreamName/StreamARN are top level in all three.
+    // StreamName/StreamARN are top-level members in all three.
+    let n = naming(body);
     Access {
         action: action(op.name()),
-        resource: named(
-            state,
-            ResourceType::Stream,
-            field("StreamARN"),
-            field("StreamName"),
-        )
-        .await,
+        resource: named(state, ResourceType::Stream, n.stream_arn, n.stream_name).await,
         denied: ErrorKind::NotAuthorized,
     }
 }
 
 /// The permission a PutMedia request needs (the stream is named in headers).
 pub async fn put_media(state: &AppState, headers: &HeaderMap) -> Access {
-    let header = |k: &str| headers.get(k).and_then(|v| v.to_str().ok());
+    let header = |k: &str| {
+        headers
+            .get(k)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string)
+    };
     Access {
         action: action("PutMedia"),
         resource: named(
@@ -153,13 +153,13 @@ pub fn connect(channel_arn: &str, as_master: bool) -> Access {
 async fn named(
     state: &AppState,
     kind: ResourceType,
-    arn: Option<&str>,
-    name: Option<&str>,
+    arn: Option<String>,
+    name: Option<String>,
 ) -> String {
     if let Some(arn) = arn {
-        return arn.to_string();
+        return arn;
     }
-    let Some(name) = name else {
+    let Some(name) = name.as_deref() else {
         return "*".to_string();
     };
     if let Some(arn) = state.authz.known_arn(kind.as_str(), name) {
