@@ -16,4 +16,4 @@ trap 'kill $server 2>/dev/null; rm -rf "$data"' EXIT
 for _ in $(seq 50); do curl -sf "http://127.0.0.1:$port/health" >/dev/null && break; sleep 0.1; done
 echo "# $(date -u +%FT%TZ) $(nproc) cores, $(uname -r)"
 AWS_ACCESS_KEY_ID=$OXBOW_ROOT_ACCESS_KEY_ID AWS_SECRET_ACCESS_KEY=$OXBOW_ROOT_SECRET_ACCESS_KEY \
-  "$bin" bench control --endpoint "http://127.0.0.1:$port" "$@"
+  "$bin" bench control --endpoint "http://127.0.0.1:$port" --server-pid "$server" "$@"

@@ -34,6 +34,10 @@ pub struct ControlArgs {
     /// Statements per policy; only the very last one allows the request.
     #[arg(long, default_value_t = 10)]
     statements: usize,
+    /// The server's process id: report its CPU time per request (from /proc), a steadier
+    /// measure of cost than throughput on a shared machine.
+    #[arg(long)]
+    server_pid: Option<u32>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -42,6 +46,16 @@ pub enum BenchError {
     Endpoint(String),
     #[error("request failed: {0}")]
     Http(String),
+}
+
+/// Every run's measurements of one target.
+#[derive(Clone, Default)]
+struct Samples {
+    rps: Vec<f64>,
+    p50: Vec<f64>,
+    p99: Vec<f64>,
+    cpu_us: Vec<f64>,
+    errors: usize,
 }
 
 /// One measured run: requests completed, and each request's latency in microseconds.
@@ -187,30 +201,48 @@ pub async fn control(args: ControlArgs) -> Result<(), Box<dyn std::error::Error>
         "connections={} seconds={} runs={} (medians over runs)",
         args.connections, args.seconds, args.runs
     );
-    println!("| target | requests/s | p50 ms | p99 ms | errors |");
-    println!("|---|---|---|---|---|");
-    // Runs are interleaved (every target once per round) so drifts in the machine's speed
-    // hit every target alike.
-    let mut samples = vec![(Vec::new(), Vec::new(), Vec::new(), 0usize); targets.len()];
-    for _ in 0..args.runs {
-        for ((_, target), sample) in targets.iter().zip(samples.iter_mut()) {
-            let r = load(&addr, &args, target).await?;
-            sample.0.push(r.requests as f64 / r.elapsed.as_secs_f64());
+    println!("| target | requests/s | p50 ms | p99 ms | server CPU µs/request | errors |");
+    println!("|---|---|---|---|---|---|");
+    // Runs are interleaved, and each round starts with another target, so drifts in the
+    // machine's speed hit every target alike.
+    let mut samples = vec![Samples::default(); targets.len()];
+    for round in 0..args.runs {
+        for i in 0..targets.len() {
+            let i = (i + round) % targets.len();
+            let cpu_before = args.server_pid.and_then(super::proc_sample);
+            let r = load(&addr, &args, &targets[i].1).await?;
+            let cpu_after = args.server_pid.and_then(super::proc_sample);
+            let s = &mut samples[i];
+            s.rps.push(r.requests as f64 / r.elapsed.as_secs_f64());
+            if let (Some(b), Some(a)) = (cpu_before, cpu_after) {
+                s.cpu_us.push((a.0 - b.0) * 1e6 / r.requests.max(1) as f64);
+            }
             let mut l = r.latencies_us;
             l.sort_unstable();
-            sample.1.push(percentile(&l, 0.50));
-            sample.2.push(percentile(&l, 0.99));
-            sample.3 += r.errors;
+            s.p50.push(percentile(&l, 0.50));
+            s.p99.push(percentile(&l, 0.99));
+            s.errors += r.errors;
         }
     }
     let mut medians = Vec::new();
-    for ((label, _), (rps, p50, p99, errors)) in targets.iter().zip(samples.iter_mut()) {
-        let m = (median(rps), median(p50), median(p99));
+    for ((label, _), s) in targets.iter().zip(samples.iter_mut()) {
+        let m = (
+            median(&mut s.rps),
+            median(&mut s.p50),
+            median(&mut s.p99),
+            median(&mut s.cpu_us),
+        );
+        let cpu = if s.cpu_us.is_empty() {
+            "-".to_string()
+        } else {
+            format!("{:.1}", m.3)
+        };
         println!(
-            "| {label} | {:.0} | {:.2} | {:.2} | {errors} |",
+            "| {label} | {:.0} | {:.2} | {:.2} | {cpu} | {} |",
             m.0,
             m.1 / 1000.0,
-            m.2 / 1000.0
+            m.2 / 1000.0,
+            s.errors
         );
         medians.push(m);
     }
@@ -228,6 +260,13 @@ pub async fn control(args: ControlArgs) -> Result<(), Box<dyn std::error::Error>
             (user.0 / root.0 - 1.0) * 100.0,
             user.2 / root.2.max(1.0)
         );
+        if root.3 > 0.0 {
+            println!(
+                "server CPU per request, policy-bound user / root: {:.3} ({:+.1} %)",
+                user.3 / root.3,
+                (user.3 / root.3 - 1.0) * 100.0
+            );
+        }
     }
     Ok(())
 }

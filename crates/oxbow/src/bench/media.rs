@@ -70,22 +70,6 @@ fn now_us() -> u64 {
         .unwrap_or(0)
 }
 
-/// (user+system CPU seconds, RSS bytes) of a process.
-fn proc_sample(pid: u32) -> Option<(f64, u64)> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    let fields: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();
-    let ticks: u64 = fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?;
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    let rss_kb: u64 = status
-        .lines()
-        .find(|l| l.starts_with("VmRSS:"))?
-        .split_whitespace()
-        .nth(1)?
-        .parse()
-        .ok()?;
-    Some((ticks as f64 / 100.0, rss_kb * 1024))
-}
-
 /// MB/s of `dd` writing 512 MiB with a final fsync.
 fn disk_baseline(dir: &std::path::Path) -> Option<f64> {
     let file = dir.join("oxbow-bench-dd.tmp");
@@ -125,7 +109,7 @@ pub async fn media(args: MediaArgs) -> Result<(), Box<dyn std::error::Error>> {
             .await?;
     }
     let disk = args.disk_baseline_dir.as_deref().and_then(disk_baseline);
-    let before = args.server_pid.and_then(proc_sample);
+    let before = args.server_pid.and_then(super::proc_sample);
     let stats: Shared = Arc::default();
     let deadline = Instant::now() + Duration::from_secs(args.seconds);
     let started = Instant::now();
@@ -161,13 +145,13 @@ pub async fn media(args: MediaArgs) -> Result<(), Box<dyn std::error::Error>> {
     let mut during = None;
     if args.idle {
         tokio::time::sleep_until(deadline.into()).await;
-        during = args.server_pid.and_then(proc_sample);
+        during = args.server_pid.and_then(super::proc_sample);
     }
     for p in producers {
         p.await??;
     }
     let elapsed = started.elapsed().as_secs_f64();
-    let after = args.server_pid.and_then(proc_sample);
+    let after = args.server_pid.and_then(super::proc_sample);
     for c in consumers {
         let _ = c.await;
     }

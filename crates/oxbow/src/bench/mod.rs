@@ -42,6 +42,22 @@ pub struct Target {
     pub region: String,
 }
 
+/// (user+system CPU seconds, RSS bytes) of a process.
+pub fn proc_sample(pid: u32) -> Option<(f64, u64)> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let fields: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();
+    let ticks: u64 = fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?;
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let rss_kb: u64 = status
+        .lines()
+        .find(|l| l.starts_with("VmRSS:"))?
+        .split_whitespace()
+        .nth(1)?
+        .parse()
+        .ok()?;
+    Some((ticks as f64 / 100.0, rss_kb * 1024))
+}
+
 /// The `q` quantile of sorted samples (nearest rank).
 pub fn percentile(sorted: &[u64], q: f64) -> f64 {
     if sorted.is_empty() {
