@@ -87,6 +87,9 @@ pub struct Authorizer {
     decisions: Entries<Decision>,
     /// `stream/<name>` or `channel/<name>` → the live resource's ARN.
     arns: Entries<String>,
+    /// Held while a policy set is compiled, so many connections of one principal arriving
+    /// at once compile it once instead of each on its own.
+    compiling: tokio::sync::Mutex<()>,
 }
 
 fn lock<T>(m: &Entries<T>) -> MutexGuard<'_, HashMap<String, (T, Instant)>> {
@@ -173,6 +176,10 @@ impl Authorizer {
         key: &AccessKey,
         principal: Option<PrincipalRef<'_>>,
     ) -> Result<Arc<PolicySet>, ApiError> {
+        if let Some(set) = cached(&self.sets, &key.access_key_id) {
+            return Ok(set);
+        }
+        let _compiling = self.compiling.lock().await;
         if let Some(set) = cached(&self.sets, &key.access_key_id) {
             return Ok(set);
         }

@@ -32,6 +32,8 @@ use crate::sessions::{self, SessionSpec};
 use crate::state::AppState;
 
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+/// A device that connects and then sends nothing is dropped after this long.
+const HEADER_TIMEOUT: Duration = Duration::from_secs(30);
 pub const THING_HEADER: &str = "x-amzn-iot-thingname";
 
 /// Accepts mutual-TLS connections until `stop` fires.
@@ -79,7 +81,11 @@ pub async fn run(
                 let der = Arc::clone(&der);
                 async move { Ok::<_, std::convert::Infallible>(credentials(&state, &der, req).await) }
             });
-            if let Err(e) = http1::Builder::new()
+            let mut builder = http1::Builder::new();
+            builder
+                .timer(hyper_util::rt::TokioTimer::new())
+                .header_read_timeout(HEADER_TIMEOUT);
+            if let Err(e) = builder
                 .serve_connection(TokioIo::new(stream), service)
                 .await
             {
