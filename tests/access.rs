@@ -867,3 +867,62 @@ async fn admin_and_sts_reject_bad_input() {
     assert_eq!(r.status, 403);
     assert!(xml_field(&r.body, "Code").is_some(), "{}", r.body);
 }
+
+/// `oxbow admin` finds the server and root key in the data directory and prints the answer.
+#[test]
+fn oxbow_admin_command_line() {
+    let server = TestServer::start();
+    let run = |args: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_oxbow"))
+            .arg("admin")
+            .args(args)
+            .arg("--data-dir")
+            .arg(&server.data_dir)
+            .env_remove("AWS_ACCESS_KEY_ID")
+            .env_remove("AWS_SECRET_ACCESS_KEY")
+            .env_remove("OXBOW_ENDPOINT")
+            .output()
+            .expect("oxbow admin")
+    };
+    let out = run(&["create-user", "--user-name", "cli-user"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["User"]["UserName"], "cli-user");
+    let doc = common::temp_dir("cli").join("p.json");
+    std::fs::write(&doc, allow(&["kinesisvideo:List*"], "*").to_string()).unwrap();
+    let file_arg = format!("file://{}", doc.display());
+    let out = run(&[
+        "create-policy",
+        "--policy-name",
+        "lists",
+        "--policy-document",
+        &file_arg,
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = run(&[
+        "attach-policy",
+        "--policy-name",
+        "lists",
+        "--user-name",
+        "cli-user",
+    ]);
+    assert!(out.status.success());
+    let out = run(&["get-user", "--user-name", "cli-user"]);
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["User"]["AttachedPolicies"], json!(["lists"]));
+    // Errors are reported, with a failing exit status.
+    let out = run(&["get-user", "--user-name", "nobody"]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("ResourceNotFoundException"));
+    let out = run(&["frobnicate"]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("unknown action"));
+}

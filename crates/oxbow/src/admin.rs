@@ -67,7 +67,9 @@ fn value(raw: &str) -> Result<Value, String> {
     })
 }
 
-fn body(members: &[String]) -> Result<Value, String> {
+/// The request body from `--member value` pairs; connection flags among them (`--data-dir`
+/// and friends, which clap cannot see after the free-form members) go to `connection`.
+fn body(members: &[String], mut connection: Option<&mut Connection>) -> Result<Value, String> {
     let mut out = Map::new();
     let mut items = members.iter();
     while let Some(flag) = items.next() {
@@ -77,6 +79,11 @@ fn body(members: &[String]) -> Result<Value, String> {
         let raw = items
             .next()
             .ok_or_else(|| format!("--{name} needs a value"))?;
+        if let Some(c) = connection.as_deref_mut() {
+            if c.set_flag(flag, raw) {
+                continue;
+            }
+        }
         out.insert(pascal(name), value(raw)?);
     }
     Ok(Value::Object(out))
@@ -87,12 +94,11 @@ pub async fn run(args: AdminArgs) -> Result<(), Box<dyn std::error::Error>> {
     if !oxbow_server::admin::ACTIONS.contains(&action.as_str()) {
         return Err(format!("unknown action {} (see oxbow admin --help)", args.action).into());
     }
-    let client = args.connection.client()?;
-    let answer = client
-        .call_json(
-            &format!("{}{action}", oxbow_server::admin::PREFIX),
-            &body(&args.members)?,
-        )
+    let mut connection = args.connection;
+    let body = body(&args.members, Some(&mut connection))?;
+    let answer = connection
+        .client()?
+        .call_json(&format!("{}{action}", oxbow_server::admin::PREFIX), &body)
         .await?;
     println!("{}", serde_json::to_string_pretty(&answer)?);
     Ok(())
@@ -108,19 +114,22 @@ mod tests {
             pascal("create-keys-and-certificate"),
             "CreateKeysAndCertificate"
         );
-        let b = body(&[
-            "--user-name".into(),
-            "alice".into(),
-            "--set-as-active".into(),
-            "true".into(),
-            "--credential-duration-seconds".into(),
-            "3600".into(),
-        ])
+        let b = body(
+            &[
+                "--user-name".into(),
+                "alice".into(),
+                "--set-as-active".into(),
+                "true".into(),
+                "--credential-duration-seconds".into(),
+                "3600".into(),
+            ],
+            None,
+        )
         .unwrap();
         assert_eq!(
             b,
             serde_json::json!({"UserName": "alice", "SetAsActive": true, "CredentialDurationSeconds": 3600})
         );
-        assert!(body(&["alice".into()]).is_err());
+        assert!(body(&["alice".into()], None).is_err());
     }
 }

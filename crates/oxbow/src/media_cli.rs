@@ -31,6 +31,18 @@ fn ini_value(path: &Path, key: &str) -> Option<String> {
 }
 
 impl Connection {
+    /// Applies a connection flag given after a subcommand's free-form arguments (`--endpoint`,
+    /// `--data-dir`, `--region`); false if `flag` is not one of them.
+    pub fn set_flag(&mut self, flag: &str, value: &str) -> bool {
+        match flag {
+            "--endpoint" => self.endpoint = Some(value.to_string()),
+            "--data-dir" => self.data_dir = PathBuf::from(value),
+            "--region" => self.region = value.to_string(),
+            _ => return false,
+        }
+        true
+    }
+
     /// Credentials from the environment, else the server's generated credentials file.
     pub fn client(&self) -> Result<Client, Box<dyn std::error::Error>> {
         let aws = self.data_dir.join("aws");
