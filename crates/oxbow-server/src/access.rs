@@ -7,6 +7,9 @@
 //! resource that does not exist yet is judged against the ARN it would get if created now, so
 //! `stream/cam-1/*` patterns work for CreateStream and for requests that then get a 404.
 
+use std::borrow::Cow;
+use std::sync::{Arc, LazyLock};
+
 use http::HeaderMap;
 use oxbow_catalog::Table;
 use oxbow_core::time::now_ms;
@@ -64,40 +67,47 @@ pub fn denied_error(op: Op) -> ErrorKind {
     }
 }
 
-fn action(api: &str) -> String {
-    format!("kinesisvideo:{api}")
-}
-
-/// The members that name a request's resource; everything else in the body is skipped
-/// unparsed. A body that does not parse names nothing (the handler then reports why).
+/// The members that name a request's resource, borrowed from the body where they need no
+/// unescaping; everything else in the body is skipped unparsed. A body that does not parse
+/// names nothing (the handler then reports why).
 #[derive(Deserialize, Default)]
 #[serde(rename_all = "PascalCase")]
-struct Naming {
-    stream_name: Option<String>,
-    #[serde(rename = "StreamARN")]
-    stream_arn: Option<String>,
-    channel_name: Option<String>,
-    #[serde(rename = "ChannelARN")]
-    channel_arn: Option<String>,
-    #[serde(rename = "ResourceARN")]
-    resource_arn: Option<String>,
+struct Naming<'a> {
+    #[serde(borrow)]
+    stream_name: Option<Cow<'a, str>>,
+    #[serde(rename = "StreamARN", borrow)]
+    stream_arn: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    channel_name: Option<Cow<'a, str>>,
+    #[serde(rename = "ChannelARN", borrow)]
+    channel_arn: Option<Cow<'a, str>>,
+    #[serde(rename = "ResourceARN", borrow)]
+    resource_arn: Option<Cow<'a, str>>,
 }
 
-fn naming(body: &[u8]) -> Naming {
+fn naming(body: &[u8]) -> Naming<'_> {
     serde_json::from_slice(body).unwrap_or_default()
+}
+
+/// `*`: the resource of requests that name none.
+fn anything() -> Arc<str> {
+    static ANY: LazyLock<Arc<str>> = LazyLock::new(|| Arc::from("*"));
+    Arc::clone(&ANY)
 }
 
 /// The permission a control-plane request needs.
 pub async fn control(state: &AppState, op: Op, body: &[u8]) -> Access {
     let n = naming(body);
     let resource = match names(op) {
-        Names::Nothing => "*".to_string(),
-        Names::AnyArn => n.resource_arn.unwrap_or_else(|| "*".to_string()),
+        Names::Nothing => anything(),
+        Names::AnyArn => n
+            .resource_arn
+            .map_or_else(anything, |a| Arc::from(a.as_ref())),
         Names::Stream => named(state, ResourceType::Stream, n.stream_arn, n.stream_name).await,
         Names::Channel => named(state, ResourceType::Channel, n.channel_arn, n.channel_name).await,
     };
     Access {
-        action: action(op.name()),
+        action: op.action(),
         resource,
         denied: denied_error(op),
     }
@@ -108,7 +118,7 @@ pub async fn media(state: &AppState, op: MediaOp, body: &[u8]) -> Access {
     // StreamName/StreamARN are top-level members in all three.
     let n = naming(body);
     Access {
-        action: action(op.name()),
+        action: op.action(),
         resource: named(state, ResourceType::Stream, n.stream_arn, n.stream_name).await,
         denied: ErrorKind::NotAuthorized,
     }
@@ -120,10 +130,10 @@ pub async fn put_media(state: &AppState, headers: &HeaderMap) -> Access {
         headers
             .get(k)
             .and_then(|v| v.to_str().ok())
-            .map(str::to_string)
+            .map(Cow::Borrowed)
     };
     Access {
-        action: action("PutMedia"),
+        action: "kinesisvideo:PutMedia",
         resource: named(
             state,
             ResourceType::Stream,
@@ -138,12 +148,12 @@ pub async fn put_media(state: &AppState, headers: &HeaderMap) -> Access {
 /// The permission to connect to a channel's signaling as master or viewer.
 pub fn connect(channel_arn: &str, as_master: bool) -> Access {
     Access {
-        action: action(if as_master {
-            "ConnectAsMaster"
+        action: if as_master {
+            "kinesisvideo:ConnectAsMaster"
         } else {
-            "ConnectAsViewer"
-        }),
-        resource: channel_arn.to_string(),
+            "kinesisvideo:ConnectAsViewer"
+        },
+        resource: Arc::from(channel_arn),
         denied: ErrorKind::AccessDenied,
     }
 }
@@ -153,16 +163,16 @@ pub fn connect(channel_arn: &str, as_master: bool) -> Access {
 async fn named(
     state: &AppState,
     kind: ResourceType,
-    arn: Option<String>,
-    name: Option<String>,
-) -> String {
+    arn: Option<Cow<'_, str>>,
+    name: Option<Cow<'_, str>>,
+) -> Arc<str> {
     if let Some(arn) = arn {
-        return arn;
+        return Arc::from(arn.as_ref());
     }
     let Some(name) = name.as_deref() else {
-        return "*".to_string();
+        return anything();
     };
-    if let Some(arn) = state.authz.known_arn(kind.as_str(), name) {
+    if let Some(arn) = state.authz.known_arn(kind, name) {
         return arn;
     }
     let existing = match kind {
@@ -171,10 +181,11 @@ async fn named(
     };
     match existing {
         Some(arn) => {
-            state.authz.remember_arn(kind.as_str(), name, &arn);
+            let arn: Arc<str> = Arc::from(arn);
+            state.authz.remember_arn(kind, name, Arc::clone(&arn));
             arn
         }
-        None => state.arn(kind, name, now_ms()),
+        None => Arc::from(state.arn(kind, name, now_ms())),
     }
 }
 

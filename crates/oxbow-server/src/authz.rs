@@ -13,12 +13,12 @@
 
 use std::collections::HashMap;
 use std::net::IpAddr;
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
 use std::time::{Duration, Instant};
 
 use oxbow_auth::policy::{evaluate, Decision, Policy, Request, Vars};
 use oxbow_catalog::AccessKey;
-use oxbow_core::{ApiError, ErrorKind};
+use oxbow_core::{ApiError, ErrorKind, ResourceType};
 use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
 
@@ -57,9 +57,9 @@ impl<'a> PrincipalRef<'a> {
 #[derive(Debug, Clone)]
 pub struct Access {
     /// `kinesisvideo:DescribeStream`, `sts:AssumeRole`, ...
-    pub action: String,
-    /// The resource's ARN, or `*`.
-    pub resource: String,
+    pub action: &'static str,
+    /// The resource's ARN, or `*`. Shared, so a cached ARN costs no copy per request.
+    pub resource: Arc<str>,
     /// The error this API answers a denial with (NotAuthorized or AccessDenied, per the spec).
     pub denied: ErrorKind,
 }
@@ -79,59 +79,102 @@ struct PolicySet {
     conditional: bool,
 }
 
-type Entries<T> = Mutex<HashMap<String, (T, Instant)>>;
+/// A cache read on every request by every worker thread: a read-write lock, so readers never
+/// queue behind each other.
+type Entries<K, T> = RwLock<HashMap<K, (T, Instant)>>;
+
+/// Decisions of one access key: action → resource → decision. Nested so that a lookup
+/// borrows the request's strings instead of building a key (the hit path allocates nothing).
+type KeyDecisions = HashMap<&'static str, HashMap<Arc<str>, (Decision, Instant)>>;
 
 #[derive(Default)]
 pub struct Authorizer {
-    sets: Entries<Arc<PolicySet>>,
-    decisions: Entries<Decision>,
-    /// `stream/<name>` or `channel/<name>` → the live resource's ARN.
-    arns: Entries<String>,
+    sets: Entries<String, Arc<PolicySet>>,
+    decisions: RwLock<HashMap<String, KeyDecisions>>,
+    /// Name → ARN of live streams and of live channels.
+    stream_arns: Entries<String, Arc<str>>,
+    channel_arns: Entries<String, Arc<str>>,
     /// Held while a policy set is compiled, so many connections of one principal arriving
     /// at once compile it once instead of each on its own.
     compiling: tokio::sync::Mutex<()>,
 }
 
-fn lock<T>(m: &Entries<T>) -> MutexGuard<'_, HashMap<String, (T, Instant)>> {
-    m.lock().unwrap_or_else(|p| p.into_inner())
+fn write<T>(m: &RwLock<T>) -> RwLockWriteGuard<'_, T> {
+    m.write().unwrap_or_else(|p| p.into_inner())
 }
 
-fn cached<T: Clone>(m: &Entries<T>, key: &str) -> Option<T> {
-    let entries = lock(m);
-    let (value, at) = entries.get(key)?;
-    (at.elapsed() < CACHE_TTL).then(|| value.clone())
+fn read<T>(m: &RwLock<T>) -> RwLockReadGuard<'_, T> {
+    m.read().unwrap_or_else(|p| p.into_inner())
 }
 
-fn remember<T>(m: &Entries<T>, key: String, value: T) {
-    let mut entries = lock(m);
+fn fresh(at: Instant) -> bool {
+    at.elapsed() < CACHE_TTL
+}
+
+fn cached<T: Clone>(m: &Entries<String, T>, key: &str) -> Option<T> {
+    let (value, at) = read(m).get(key).cloned()?;
+    fresh(at).then_some(value)
+}
+
+fn remember<T>(m: &Entries<String, T>, key: &str, value: T) {
+    let mut entries = write(m);
     if entries.len() >= MAX_ENTRIES {
-        entries.retain(|_, (_, at)| at.elapsed() < CACHE_TTL);
+        entries.retain(|_, (_, at)| fresh(*at));
         if entries.len() >= MAX_ENTRIES {
             entries.clear();
         }
     }
-    entries.insert(key, (value, Instant::now()));
+    entries.insert(key.to_string(), (value, Instant::now()));
 }
 
 impl Authorizer {
     /// Forgets every cached policy set and decision, after an identity or policy changed.
     pub fn clear(&self) {
-        lock(&self.sets).clear();
-        lock(&self.decisions).clear();
+        write(&self.sets).clear();
+        write(&self.decisions).clear();
     }
 
-    /// The cached ARN of a live resource (`kind` is `stream` or `channel`).
-    pub fn known_arn(&self, kind: &str, name: &str) -> Option<String> {
-        cached(&self.arns, &format!("{kind}/{name}"))
+    fn arns(&self, kind: ResourceType) -> &Entries<String, Arc<str>> {
+        match kind {
+            ResourceType::Stream => &self.stream_arns,
+            ResourceType::Channel => &self.channel_arns,
+        }
     }
 
-    pub fn remember_arn(&self, kind: &str, name: &str, arn: &str) {
-        remember(&self.arns, format!("{kind}/{name}"), arn.to_string());
+    /// The cached ARN of a live stream or channel.
+    pub fn known_arn(&self, kind: ResourceType, name: &str) -> Option<Arc<str>> {
+        cached(self.arns(kind), name)
+    }
+
+    pub fn remember_arn(&self, kind: ResourceType, name: &str, arn: Arc<str>) {
+        remember(self.arns(kind), name, arn);
     }
 
     /// Forgets a resource's ARN after it was created, changed or deleted on this node.
-    pub fn forget_arn(&self, kind: &str, name: &str) {
-        lock(&self.arns).remove(&format!("{kind}/{name}"));
+    pub fn forget_arn(&self, kind: ResourceType, name: &str) {
+        write(self.arns(kind)).remove(name);
+    }
+
+    fn known_decision(&self, key_id: &str, access: &Access) -> Option<Decision> {
+        let decisions = read(&self.decisions);
+        let (d, at) = decisions
+            .get(key_id)?
+            .get(access.action)?
+            .get(access.resource.as_ref())?;
+        fresh(*at).then_some(*d)
+    }
+
+    fn remember_decision(&self, key_id: &str, access: &Access, d: Decision) {
+        let mut decisions = write(&self.decisions);
+        if decisions.len() >= MAX_ENTRIES {
+            decisions.clear();
+        }
+        let per_key = decisions.entry(key_id.to_string()).or_default();
+        let per_action = per_key.entry(access.action).or_default();
+        if per_action.len() >= MAX_ENTRIES {
+            per_action.clear();
+        }
+        per_action.insert(Arc::clone(&access.resource), (d, Instant::now()));
     }
 
     /// Ok if `key`'s principal may perform `access`; otherwise the API's denial error.
@@ -146,11 +189,7 @@ impl Authorizer {
         if principal == Some(PrincipalRef::Root) {
             return Ok(());
         }
-        let decision_key = format!(
-            "{}\n{}\n{}",
-            key.access_key_id, access.action, access.resource
-        );
-        let decision = match cached(&self.decisions, &decision_key) {
+        let decision = match self.known_decision(&key.access_key_id, access) {
             Some(d) => d,
             None => {
                 let set = self.policy_set(state, key, principal).await?;
@@ -159,7 +198,7 @@ impl Authorizer {
                 tracing::debug!(principal = %key.principal, action = %access.action,
                     resource = %access.resource, decision = ?d, "policies evaluated");
                 if !set.conditional {
-                    remember(&self.decisions, decision_key, d);
+                    self.remember_decision(&key.access_key_id, access, d);
                 }
                 d
             }
@@ -220,7 +259,7 @@ impl Authorizer {
         });
         tracing::debug!(principal = %key.principal, policies = set.identity.len(),
             conditional, "policy set compiled");
-        remember(&self.sets, key.access_key_id.clone(), Arc::clone(&set));
+        remember(&self.sets, &key.access_key_id, Arc::clone(&set));
         Ok(set)
     }
 }
@@ -247,7 +286,7 @@ pub async fn load_policies(state: &AppState, names: &[String]) -> Result<Vec<Pol
 /// Identity policies decide; a session policy, if any, must allow as well.
 fn decide(set: &PolicySet, access: &Access, vars: &Vars) -> Decision {
     let req = Request {
-        action: &access.action,
+        action: access.action,
         resource: &access.resource,
         context: vars,
     };
@@ -370,9 +409,9 @@ mod tests {
         r#"{"Statement":{"Effect":"Allow","Action":"kinesisvideo:*","Resource":"*"}}"#;
     const VIEW_A: &str = r#"{"Statement":{"Effect":"Allow","Action":"kinesisvideo:ConnectAsViewer","Resource":"arn:aws:kinesisvideo:us-east-1:1:channel/a/*"}}"#;
 
-    fn access(action: &str, resource: &str) -> Access {
+    fn access(action: &'static str, resource: &str) -> Access {
         Access {
-            action: action.into(),
+            action,
             resource: resource.into(),
             denied: ErrorKind::AccessDenied,
         }

@@ -129,8 +129,8 @@ async fn assume_role(
         .finish()?;
     let (arn, session) = (arn.unwrap_or_default(), session.unwrap_or_default());
     let access = Access {
-        action: "sts:AssumeRole".into(),
-        resource: arn.to_string(),
+        action: "sts:AssumeRole",
+        resource: arn.into(),
         denied: ErrorKind::AccessDenied,
     };
     state.authz.authorize(state, key, &access, env).await?;

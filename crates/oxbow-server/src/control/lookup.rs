@@ -190,7 +190,7 @@ pub async fn update<T: Managed>(
     change: impl FnOnce(&mut T) -> Result<(), ApiError> + Send + 'static,
 ) -> Result<T, ApiError> {
     let target_c = target.clone();
-    state.authz.forget_arn(T::TYPE.as_str(), &target.name);
+    state.authz.forget_arn(T::TYPE, &target.name);
     T::table(state)
         .update(
             &target.name,
@@ -211,7 +211,7 @@ pub async fn insert<T: Managed>(
     limit_error: ApiError,
 ) -> Result<(), ApiError> {
     let table = T::table(state);
-    state.authz.forget_arn(T::TYPE.as_str(), record.key());
+    state.authz.forget_arn(T::TYPE, record.key());
     for _ in 0..2 {
         match table.insert(record.clone(), limit).await {
             Ok(()) => return Ok(()),

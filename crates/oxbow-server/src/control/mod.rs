@@ -42,6 +42,11 @@ macro_rules! operations {
                 match self { $(Op::$op => stringify!($op),)* }
             }
 
+            /// The IAM action, `kinesisvideo:<name>`.
+            pub fn action(self) -> &'static str {
+                match self { $(Op::$op => concat!("kinesisvideo:", stringify!($op)),)* }
+            }
+
             pub fn from_path(path: &str) -> Option<Op> {
                 match path { $($path => Some(Op::$op),)* _ => None }
             }

@@ -44,6 +44,15 @@ impl MediaOp {
             Self::GetMediaForFragmentList => "GetMediaForFragmentList",
         }
     }
+
+    /// The IAM action, `kinesisvideo:<name>`.
+    pub fn action(self) -> &'static str {
+        match self {
+            Self::GetMedia => "kinesisvideo:GetMedia",
+            Self::ListFragments => "kinesisvideo:ListFragments",
+            Self::GetMediaForFragmentList => "kinesisvideo:GetMediaForFragmentList",
+        }
+    }
 }
 
 pub async fn dispatch(
