@@ -251,6 +251,39 @@ async fn explicit_deny_beats_allow_and_errors_follow_the_spec() {
         .unwrap();
     kv.delete_stream().stream_arn(arn).send().await.unwrap();
 
+    // A cached Allow gives way at once to a Deny attached afterwards.
+    admin(
+        &server,
+        "CreatePolicy",
+        json!({"PolicyName": "no-describe", "PolicyDocument": json!({"Statement": [{"Effect": "Deny",
+            "Action": "kinesisvideo:DescribeStream", "Resource": "*"}]}).to_string()}),
+    )
+    .await;
+    admin(
+        &server,
+        "AttachPolicy",
+        json!({"PolicyName": "no-describe", "UserName": "alice"}),
+    )
+    .await;
+    let e = kv
+        .describe_stream()
+        .stream_name("protected")
+        .send()
+        .await
+        .unwrap_err();
+    assert_eq!(sdk_error(e), ("NotAuthorizedException".into(), 401));
+    admin(
+        &server,
+        "DetachPolicy",
+        json!({"PolicyName": "no-describe", "UserName": "alice"}),
+    )
+    .await;
+    kv.describe_stream()
+        .stream_name("protected")
+        .send()
+        .await
+        .unwrap();
+
     // A principal with nothing attached: stream APIs say NotAuthorized, channel APIs
     // AccessDenied, both 401.
     let bob = user(&server, "bob", &[]).await;
