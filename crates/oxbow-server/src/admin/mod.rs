@@ -42,91 +42,63 @@ pub async fn handle(
     result
 }
 
-async fn dispatch(state: &AppState, action: &str, a: &Args) -> Result<Value, ApiError> {
-    use identities as id;
-    match action {
-        "CreateUser" => id::create_user(state, a).await,
-        "GetUser" => id::get_user(state, a).await,
-        "ListUsers" => id::list_users(state).await,
-        "DeleteUser" => id::delete_user(state, a).await,
-        "CreateAccessKey" => id::create_access_key(state, a).await,
-        "ListAccessKeys" => id::list_access_keys(state, a).await,
-        "UpdateAccessKey" => id::update_access_key(state, a).await,
-        "DeleteAccessKey" => id::delete_access_key(state, a).await,
-        "CreatePolicy" => id::put_policy(state, a, true).await,
-        "UpdatePolicy" => id::put_policy(state, a, false).await,
-        "GetPolicy" => id::get_policy(state, a).await,
-        "ListPolicies" => id::list_policies(state).await,
-        "DeletePolicy" => id::delete_policy(state, a).await,
-        "AttachPolicy" => id::attach_policy(state, a, true).await,
-        "DetachPolicy" => id::attach_policy(state, a, false).await,
-        "CreateRole" => id::create_role(state, a).await,
-        "GetRole" => id::get_role(state, a).await,
-        "ListRoles" => id::list_roles(state).await,
-        "DeleteRole" => id::delete_role(state, a).await,
-        "CreateRoleAlias" => iot::create_role_alias(state, a).await,
-        "ListRoleAliases" => iot::list_role_aliases(state).await,
-        "DeleteRoleAlias" => iot::delete_role_alias(state, a).await,
-        "CreateThing" => iot::create_thing(state, a).await,
-        "ListThings" => iot::list_things(state).await,
-        "DeleteThing" => iot::delete_thing(state, a).await,
-        "CreateKeysAndCertificate" => iot::create_keys_and_certificate(state, a).await,
-        "RegisterCertificate" => iot::register_certificate(state, a).await,
-        "GetCertificate" => iot::get_certificate(state, a).await,
-        "ListCertificates" => iot::list_certificates(state).await,
-        "UpdateCertificate" => iot::update_certificate(state, a).await,
-        "DeleteCertificate" => iot::delete_certificate(state, a).await,
-        "AttachThingPrincipal" => iot::attach_thing(state, a, true).await,
-        "DetachThingPrincipal" => iot::attach_thing(state, a, false).await,
-        "AddCameraOwner" => owners::add(state, a).await,
-        "ListCameraOwners" => owners::list(state, a).await,
-        "RemoveCameraOwner" => owners::remove(state, a).await,
-        _ => Err(ApiError::new(
-            ErrorKind::UnknownOperation,
-            format!("No admin action {action}"),
-        )),
-    }
+/// The admin actions: one table gives both the dispatch and the list of names.
+macro_rules! actions {
+    ($($name:literal => $handler:expr,)*) => {
+        async fn dispatch(state: &AppState, action: &str, a: &Args) -> Result<Value, ApiError> {
+            use identities as id;
+            match action {
+                $($name => $handler(state, a).await,)*
+                _ => Err(ApiError::new(
+                    ErrorKind::UnknownOperation,
+                    format!("No admin action {action}"),
+                )),
+            }
+        }
+
+        /// Every admin action, for `oxbow admin` and the routing test.
+        pub const ACTIONS: &[&str] = &[$($name,)*];
+    };
 }
 
-/// Every admin action, for `oxbow admin --help` and the routing test.
-pub const ACTIONS: &[&str] = &[
-    "CreateUser",
-    "GetUser",
-    "ListUsers",
-    "DeleteUser",
-    "CreateAccessKey",
-    "ListAccessKeys",
-    "UpdateAccessKey",
-    "DeleteAccessKey",
-    "CreatePolicy",
-    "UpdatePolicy",
-    "GetPolicy",
-    "ListPolicies",
-    "DeletePolicy",
-    "AttachPolicy",
-    "DetachPolicy",
-    "CreateRole",
-    "GetRole",
-    "ListRoles",
-    "DeleteRole",
-    "CreateRoleAlias",
-    "ListRoleAliases",
-    "DeleteRoleAlias",
-    "CreateThing",
-    "ListThings",
-    "DeleteThing",
-    "CreateKeysAndCertificate",
-    "RegisterCertificate",
-    "GetCertificate",
-    "ListCertificates",
-    "UpdateCertificate",
-    "DeleteCertificate",
-    "AttachThingPrincipal",
-    "DetachThingPrincipal",
-    "AddCameraOwner",
-    "ListCameraOwners",
-    "RemoveCameraOwner",
-];
+actions! {
+    "CreateUser" => id::create_user,
+    "GetUser" => id::get_user,
+    "ListUsers" => |s, _| id::list_users(s),
+    "DeleteUser" => id::delete_user,
+    "CreateAccessKey" => id::create_access_key,
+    "ListAccessKeys" => id::list_access_keys,
+    "UpdateAccessKey" => id::update_access_key,
+    "DeleteAccessKey" => id::delete_access_key,
+    "CreatePolicy" => |s, a| id::put_policy(s, a, true),
+    "UpdatePolicy" => |s, a| id::put_policy(s, a, false),
+    "GetPolicy" => id::get_policy,
+    "ListPolicies" => |s, _| id::list_policies(s),
+    "DeletePolicy" => id::delete_policy,
+    "AttachPolicy" => |s, a| id::attach_policy(s, a, true),
+    "DetachPolicy" => |s, a| id::attach_policy(s, a, false),
+    "CreateRole" => id::create_role,
+    "GetRole" => id::get_role,
+    "ListRoles" => |s, _| id::list_roles(s),
+    "DeleteRole" => id::delete_role,
+    "CreateRoleAlias" => iot::create_role_alias,
+    "ListRoleAliases" => |s, _| iot::list_role_aliases(s),
+    "DeleteRoleAlias" => iot::delete_role_alias,
+    "CreateThing" => iot::create_thing,
+    "ListThings" => |s, _| iot::list_things(s),
+    "DeleteThing" => iot::delete_thing,
+    "CreateKeysAndCertificate" => iot::create_keys_and_certificate,
+    "RegisterCertificate" => iot::register_certificate,
+    "GetCertificate" => iot::get_certificate,
+    "ListCertificates" => |s, _| iot::list_certificates(s),
+    "UpdateCertificate" => iot::update_certificate,
+    "DeleteCertificate" => iot::delete_certificate,
+    "AttachThingPrincipal" => |s, a| iot::attach_thing(s, a, true),
+    "DetachThingPrincipal" => |s, a| iot::attach_thing(s, a, false),
+    "AddCameraOwner" => owners::add,
+    "ListCameraOwners" => owners::list,
+    "RemoveCameraOwner" => owners::remove,
+}
 
 fn storage(e: oxbow_catalog::CatalogError) -> ApiError {
     match e {

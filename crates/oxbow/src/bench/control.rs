@@ -77,10 +77,11 @@ struct Target {
 }
 
 impl Target {
-    fn admin(action: &'static str, body: serde_json::Value) -> Self {
+    /// A signed JSON POST with the root key.
+    fn post(path: &'static str, body: impl ToString) -> Self {
         Target {
             method: "POST",
-            path: action,
+            path,
             body: Bytes::from(body.to_string()),
             signed: true,
             key: None,
@@ -97,7 +98,7 @@ async fn policy_bound_user(
 ) -> Result<(String, String), Box<dyn std::error::Error>> {
     let user = format!("{stream}-user");
     let call = |action, body| async move {
-        let (status, bytes) = one_call(addr, args, &Target::admin(action, body)).await?;
+        let (status, bytes) = one_call(addr, args, &Target::post(action, body)).await?;
         if status != 200 {
             return Err(BenchError::Http(format!(
                 "{action}: HTTP {status} {}",
@@ -151,22 +152,10 @@ pub async fn control(args: ControlArgs) -> Result<(), Box<dyn std::error::Error>
         .map(|a| a.trim_end_matches('/').to_string())
         .ok_or_else(|| BenchError::Endpoint(args.target.endpoint.clone()))?;
     let stream = format!("bench-{}", std::process::id());
-    let create = Target {
-        method: "POST",
-        path: "/createStream",
-        body: Bytes::from(format!(r#"{{"StreamName":"{stream}"}}"#)),
-        signed: true,
-        key: None,
-    };
-    let (status, _) = one_call(&addr, &args, &create).await?;
+    let named = format!(r#"{{"StreamName":"{stream}"}}"#);
+    let (status, _) = one_call(&addr, &args, &Target::post("/createStream", &named)).await?;
     eprintln!("created stream {stream} (HTTP {status})");
-    let describe = Target {
-        method: "POST",
-        path: "/describeStream",
-        body: Bytes::from(format!(r#"{{"StreamName":"{stream}"}}"#)),
-        signed: true,
-        key: None,
-    };
+    let describe = Target::post("/describeStream", &named);
     let mut targets = vec![
         (
             "GET /health (no auth, baseline)".to_string(),
