@@ -10,7 +10,7 @@ use std::process::Command;
 use aws_sdk_kinesisvideo::config::{BehaviorVersion, Credentials, Region};
 use aws_sdk_kinesisvideo::error::{ProvideErrorMetadata, SdkError};
 use aws_smithy_runtime_api::http::Response as HttpResponse;
-use common::{request, Raw, Signing, TestServer, REGION};
+use common::{admin, attach_new_policy, request, Raw, Signing, TestServer, REGION};
 use serde_json::{json, Value};
 
 /// An access key, secret and (temporary credentials) session token.
@@ -48,30 +48,11 @@ fn sdk(server: &TestServer, c: &Creds) -> aws_sdk_kinesisvideo::Client {
     aws_sdk_kinesisvideo::Client::from_conf(config)
 }
 
-async fn admin(server: &TestServer, action: &str, body: Value) -> Value {
-    common::media_client(server)
-        .call_json(&format!("/admin/{action}"), &body)
-        .await
-        .unwrap_or_else(|e| panic!("{action}: {e}"))
-}
-
 /// A user with the given policy documents attached, and an access key.
 async fn user(server: &TestServer, name: &str, policies: &[Value]) -> Creds {
     admin(server, "CreateUser", json!({ "UserName": name })).await;
     for (i, doc) in policies.iter().enumerate() {
-        let policy = format!("{name}-{i}");
-        admin(
-            server,
-            "CreatePolicy",
-            json!({"PolicyName": policy, "PolicyDocument": doc.to_string()}),
-        )
-        .await;
-        admin(
-            server,
-            "AttachPolicy",
-            json!({"PolicyName": policy, "UserName": name}),
-        )
-        .await;
+        attach_new_policy(server, &format!("{name}-{i}"), doc, "UserName", name).await;
     }
     let k = admin(server, "CreateAccessKey", json!({ "UserName": name })).await;
     Creds {
@@ -84,18 +65,7 @@ async fn user(server: &TestServer, name: &str, policies: &[Value]) -> Creds {
 /// A role with one policy document attached.
 async fn role(server: &TestServer, name: &str, policy: &Value) -> String {
     let r = admin(server, "CreateRole", json!({ "RoleName": name })).await;
-    admin(
-        server,
-        "CreatePolicy",
-        json!({"PolicyName": name, "PolicyDocument": policy.to_string()}),
-    )
-    .await;
-    admin(
-        server,
-        "AttachPolicy",
-        json!({"PolicyName": name, "RoleName": name}),
-    )
-    .await;
+    attach_new_policy(server, name, policy, "RoleName", name).await;
     r["Role"]["Arn"].as_str().unwrap().to_string()
 }
 

@@ -185,20 +185,15 @@ async fn boto3_reads_media_back_byte_identical() {
     let fixture = fixture(6);
     put_file(&server, "py", &fixture, false).await;
     let dir = temp_dir("boto3-media");
-    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/../../tests/boto3_media.py");
-    let out = std::process::Command::new("python3")
-        .arg(script)
-        .args([server.url.as_str(), ACCESS_KEY, SECRET_KEY, "py"])
-        .arg(&dir)
-        .env_remove("AWS_PROFILE")
-        .env_remove("AWS_CONFIG_FILE")
-        .env_remove("AWS_SHARED_CREDENTIALS_FILE")
-        .output()
-        .expect("python3 with boto3");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+    common::run_boto3(
+        "boto3_media.py",
+        &[
+            server.url.as_ref(),
+            ACCESS_KEY.as_ref(),
+            SECRET_KEY.as_ref(),
+            "py".as_ref(),
+            dir.as_os_str(),
+        ],
     );
     let original = frames(&std::fs::read(&fixture).unwrap());
     for file in ["get_media.mkv", "for_list.mkv"] {

@@ -337,18 +337,14 @@ pub fn urlencode(v: &str) -> String {
 
 /// A signed JSON POST to a control-plane path.
 pub fn post(server: &TestServer, path: &str, body: &str, s: &Signing<'_>) -> Raw {
-    let addr = server.addr();
-    let len = body.len().to_string();
-    let extra = [
-        ("content-type", "application/json"),
-        ("content-length", len.as_str()),
-    ];
-    let (target, headers) = sign("POST", &addr, path, &extra, body.as_bytes(), s);
-    let mut head = format!("POST {target} HTTP/1.1\nconnection: close\n");
-    for (k, v) in headers {
-        head.push_str(&format!("{k}: {v}\n"));
-    }
-    send_raw(&addr, &head, body.as_bytes())
+    request(
+        server,
+        "POST",
+        path,
+        Some("application/json"),
+        body.as_bytes(),
+        s,
+    )
 }
 
 /// Any signed request: `method` to `path_and_query` with an optional content type and body.
@@ -419,6 +415,65 @@ pub fn archive_sdk(server: &TestServer) -> aws_sdk_kinesisvideoarchivedmedia::Cl
         ))
         .build();
     aws_sdk_kinesisvideoarchivedmedia::Client::from_conf(config)
+}
+
+/// Runs a boto3 script of `tests/` with `args`, outside any AWS profile; panics with its
+/// output unless it succeeds.
+pub fn run_boto3(script: &str, args: &[&std::ffi::OsStr]) {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../tests")
+        .join(script);
+    let out = Command::new("python3")
+        .arg(path)
+        .args(args)
+        .env_remove("AWS_PROFILE")
+        .env_remove("AWS_CONFIG_FILE")
+        .env_remove("AWS_SHARED_CREDENTIALS_FILE")
+        .output()
+        .expect("python3 with boto3 (pip install boto3)");
+    assert!(
+        out.status.success(),
+        "{script}:\n{}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+// ---- admin helpers ----
+
+/// One admin API call with the test root key; panics on failure.
+pub async fn admin(
+    server: &TestServer,
+    action: &str,
+    body: serde_json::Value,
+) -> serde_json::Value {
+    media_client(server)
+        .call_json(&format!("/admin/{action}"), &body)
+        .await
+        .unwrap_or_else(|e| panic!("{action}: {e}"))
+}
+
+/// Creates policy `name` from `document` and attaches it to the holder named by `member`
+/// (`UserName`, `RoleName` or `CertificateId`) = `holder`.
+pub async fn attach_new_policy(
+    server: &TestServer,
+    name: &str,
+    document: &serde_json::Value,
+    member: &str,
+    holder: &str,
+) {
+    admin(
+        server,
+        "CreatePolicy",
+        serde_json::json!({"PolicyName": name, "PolicyDocument": document.to_string()}),
+    )
+    .await;
+    admin(
+        server,
+        "AttachPolicy",
+        serde_json::json!({"PolicyName": name, member: holder}),
+    )
+    .await;
 }
 
 /// Real media: H.264 (one key frame a second, 25 fps) and AAC, made by ffmpeg once per test
