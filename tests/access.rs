@@ -395,8 +395,8 @@ async fn viewer_role_connects_as_viewer_not_master() {
         .send()
         .await
         .unwrap();
-    let handshake = |client_id: Option<&str>| {
-        let mut q = format!("/?X-Amz-ChannelARN={}", common::urlencode(&channel));
+    let handshake_to = |channel: &str, client_id: Option<&str>| {
+        let mut q = format!("/?X-Amz-ChannelARN={}", common::urlencode(channel));
         if let Some(id) = client_id {
             q.push_str(&format!("&X-Amz-ClientId={id}"));
         }
@@ -406,11 +406,21 @@ async fn viewer_role_connects_as_viewer_not_master() {
         };
         request(&server, "GET", &q, None, b"", &s)
     };
+    let handshake = |client_id: Option<&str>| handshake_to(&channel, client_id);
     let as_viewer = handshake(Some("viewer-1"));
     assert_eq!(as_viewer.status, 501, "authorized: {}", as_viewer.body);
     let as_master = handshake(None);
     assert_eq!(as_master.status, 403, "{}", as_master.body);
     assert_eq!(as_master.error_type(), "AccessDeniedException");
+    // A channel the caller may not connect to is refused before its existence is looked up.
+    let elsewhere = channel.replace("front-door", "no-such-door");
+    let unknown = handshake_to(&elsewhere, Some("viewer-1"));
+    assert_eq!(
+        (unknown.status, unknown.error_type()),
+        (403, "AccessDeniedException"),
+        "{}",
+        unknown.body
+    );
 }
 
 #[tokio::test]

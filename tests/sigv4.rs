@@ -135,6 +135,24 @@ fn unknown_paths_and_case_sensitivity() {
     assert_eq!(r.error_type(), "UnknownOperationException");
     let r = post_ok(&server, "/nothing", "{}");
     assert_eq!(r.status, 404);
+    // KVS operations that are not built yet say so.
+    for (path, name) in [
+        ("/getHLSStreamingSessionURL", "GetHLSStreamingSessionURL"),
+        ("/getClip", "GetClip"),
+        ("/v1/get-ice-server-config", "GetIceServerConfig"),
+    ] {
+        let r = post_ok(&server, path, "{}");
+        assert_eq!(
+            (r.status, r.error_type()),
+            (501, "NotImplementedException"),
+            "{path}"
+        );
+        let message = r.json()["Message"].as_str().unwrap().to_string();
+        assert!(
+            message.starts_with(&format!("{name} is a Kinesis Video Streams operation")),
+            "{message}"
+        );
+    }
     let r = post_ok(
         &server,
         "/TagResource",
@@ -400,4 +418,100 @@ for name in m.operation_names:
             r.status
         );
     }
+}
+
+/// A captured signed head replayed with another body: the payload hash that enters the
+/// canonical request is always the received body's, so a declared `x-amz-content-sha256`
+/// (signed or not) naming the original body cannot carry the swap. Duplicated auth headers
+/// are refused rather than resolved by taking the first.
+#[test]
+fn body_swap_and_duplicate_auth_headers_are_refused() {
+    use sha2::{Digest, Sha256};
+    let server = TestServer::start();
+    let addr = server.addr();
+    for name in ["victim", "scratch"] {
+        let r = post_ok(
+            &server,
+            "/createStream",
+            &format!(r#"{{"StreamName":"{name}"}}"#),
+        );
+        assert_eq!(r.status, 200, "{}", r.body);
+    }
+    let signed_body = br#"{"StreamName":"scratch"}"#;
+    let signed_hash = hex::encode(Sha256::digest(signed_body));
+    let evil = br#"{"StreamName":"victim"}"#;
+    let head_for = |extra: &[(&str, &str)], sent: &[u8], add: &str| {
+        let mut all = vec![("content-type", "application/json")];
+        all.extend_from_slice(extra);
+        let (target, headers) = sign(
+            "POST",
+            &addr,
+            "/describeStream",
+            &all,
+            signed_body,
+            &Signing::default(),
+        );
+        let mut head = format!(
+            "POST {target} HTTP/1.1\nconnection: close\ncontent-length: {}\n{add}",
+            sent.len()
+        );
+        for (k, v) in headers {
+            head.push_str(&format!("{k}: {v}\n"));
+        }
+        head
+    };
+    // Unsigned declared hash of the signed body, other body sent.
+    let unsigned = format!("x-amz-content-sha256: {signed_hash}\n");
+    let r = send_raw(&addr, &head_for(&[], evil, &unsigned), evil);
+    assert_eq!(
+        (r.status, r.error_type()),
+        (403, "InvalidSignatureException"),
+        "{}",
+        r.body
+    );
+    // The same header signed: still the wrong body.
+    let signed = [("x-amz-content-sha256", signed_hash.as_str())];
+    let r = send_raw(&addr, &head_for(&signed, evil, ""), evil);
+    assert_eq!(
+        (r.status, r.error_type()),
+        (403, "InvalidSignatureException")
+    );
+    // UNSIGNED-PAYLOAD is for PutMedia's streaming body only.
+    let r = send_raw(
+        &addr,
+        &head_for(&[], evil, "x-amz-content-sha256: UNSIGNED-PAYLOAD\n"),
+        evil,
+    );
+    assert_eq!(r.status, 403);
+    // The honest request, with and without the (signed) declared hash, still works.
+    let r = send_raw(&addr, &head_for(&signed, signed_body, ""), signed_body);
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(r.json()["StreamInfo"]["StreamName"], "scratch");
+    let r = send_raw(&addr, &head_for(&[], signed_body, &unsigned), signed_body);
+    assert_eq!(r.status, 200, "{}", r.body);
+    // Duplicated auth headers.
+    let head = head_for(&[], signed_body, "");
+    for name in ["authorization", "x-amz-date"] {
+        let line = head
+            .lines()
+            .find(|l| l.starts_with(&format!("{name}:")))
+            .unwrap()
+            .to_string();
+        let doubled = format!("{head}{line}\n");
+        let r = send_raw(&addr, &doubled, signed_body);
+        assert_eq!(
+            (r.status, r.error_type()),
+            (403, "IncompleteSignatureException"),
+            "{name}"
+        );
+    }
+    let r = send_raw(
+        &addr,
+        &format!("{head}authorization: AWS4-HMAC-SHA256 Credential=x\n"),
+        signed_body,
+    );
+    assert_eq!(r.status, 403);
+    // Both streams are still there.
+    let r = post_ok(&server, "/listStreams", "{}");
+    assert_eq!(r.json()["StreamInfoList"].as_array().unwrap().len(), 2);
 }

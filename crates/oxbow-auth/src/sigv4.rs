@@ -27,8 +27,11 @@ pub struct Request<'a> {
     /// The query exactly as received, without the `?`.
     pub query: Option<&'a str>,
     pub headers: &'a HeaderMap,
-    /// Payload hashes the signer may have used, best guess first: the body's SHA-256 for
-    /// ordinary requests; the empty-body hash for streaming or bodiless ones.
+    /// The payload hashes this request may have been signed with, and the only ones: the
+    /// SHA-256 of the body received for ordinary requests; the empty-body hash (and
+    /// `UNSIGNED-PAYLOAD`) for bodiless requests and PutMedia's streaming body. A declared
+    /// `x-amz-content-sha256` must be one of them, so a signed head cannot be replayed with
+    /// another body.
     pub payload_hashes: &'a [&'a str],
 }
 
@@ -55,8 +58,34 @@ fn incomplete(msg: impl Into<String>) -> ApiError {
     err(ErrorKind::IncompleteSignature, msg)
 }
 
+/// Headers that carry authentication; each may appear once. Taking the first of two would
+/// let a proxy and Oxbow disagree on what was signed.
+const SINGLE_HEADERS: [&str; 4] = [
+    "authorization",
+    "x-amz-date",
+    "x-amz-security-token",
+    "x-amz-content-sha256",
+];
+/// Query members of a presigned request that may appear once.
+const SINGLE_QUERY: [&str; 7] = [
+    "X-Amz-Algorithm",
+    "X-Amz-Credential",
+    "X-Amz-Date",
+    "X-Amz-Expires",
+    "X-Amz-SignedHeaders",
+    "X-Amz-Signature",
+    "X-Amz-Security-Token",
+];
+
 /// Reads the claimed credential from the `Authorization` header or, failing that, the query.
 pub fn parse(req: &Request<'_>) -> Result<ParsedAuth, ApiError> {
+    for name in SINGLE_HEADERS {
+        if req.headers.get_all(name).iter().count() > 1 {
+            return Err(incomplete(format!(
+                "The request has more than one '{name}' header."
+            )));
+        }
+    }
     if let Some(value) = req.headers.get(http::header::AUTHORIZATION) {
         let value = value
             .to_str()
@@ -117,6 +146,17 @@ fn parse_header(value: &str, headers: &HeaderMap) -> Result<ParsedAuth, ApiError
 }
 
 fn parse_query(query: &str) -> Result<ParsedAuth, ApiError> {
+    for name in SINGLE_QUERY {
+        let count = query
+            .split('&')
+            .filter(|p| canonical::decode(p.split_once('=').map_or(*p, |(k, _)| k)) == name)
+            .count();
+        if count > 1 {
+            return Err(incomplete(format!(
+                "The request has more than one '{name}' query parameter."
+            )));
+        }
+    }
     let get = |name: &str| {
         query.split('&').find_map(|p| {
             let (k, v) = p.split_once('=').unwrap_or((p, ""));
@@ -232,14 +272,16 @@ pub fn verify(
     let headers = canonical::headers(req.headers, &auth.signed_headers);
     let signed = auth.signed_headers.join(";");
     let claimed = hex::decode(&auth.signature).map_err(|_| mismatch())?;
-    let content_sha = header_str(req.headers, "x-amz-content-sha256");
-    let mut hashes: Vec<&str> = Vec::new();
-    if let Some(h) = content_sha.as_deref() {
-        hashes.push(h);
+    if let Some(declared) = header_str(req.headers, "x-amz-content-sha256") {
+        if !req.payload_hashes.contains(&declared.as_str()) {
+            return Err(err(
+                ErrorKind::InvalidSignature,
+                "The provided 'x-amz-content-sha256' header does not match what was computed.",
+            ));
+        }
     }
-    hashes.extend(req.payload_hashes.iter().copied());
     for uri in canonical::uris(req.path) {
-        for hash in &hashes {
+        for hash in req.payload_hashes {
             let canonical_request = format!(
                 "{}\n{uri}\n{query}\n{headers}\n{signed}\n{hash}",
                 req.method

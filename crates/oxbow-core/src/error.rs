@@ -40,6 +40,8 @@ pub enum ErrorKind {
     ExpiredToken,
     /// The request body is larger than the operation accepts.
     RequestEntityTooLarge,
+    /// A KVS operation this version of Oxbow does not serve yet.
+    NotImplemented,
     InternalFailure,
     ServiceUnavailable,
 }
@@ -73,6 +75,7 @@ impl ErrorKind {
             UnrecognizedClient => "UnrecognizedClientException",
             ExpiredToken => "ExpiredTokenException",
             RequestEntityTooLarge => "RequestEntityTooLargeException",
+            NotImplemented => "NotImplementedException",
             InternalFailure => "InternalFailure",
             ServiceUnavailable => "ServiceUnavailableException",
         }
@@ -91,6 +94,7 @@ impl ErrorKind {
             ResourceNotFound | StreamEdgeConfigurationNotFound | UnknownOperation => 404,
             RequestEntityTooLarge => 413,
             InternalFailure => 500,
+            NotImplemented => 501,
             ServiceUnavailable => 503,
             _ => 400,
         }

@@ -184,7 +184,12 @@ pub async fn authorize_handshake(
         check_client_id(id)?;
     }
     let target = lookup::target::<ChannelRecord>(state, None, arn, ErrorKind::InvalidArgument)?;
-    let record: ChannelRecord = lookup::get(state, &target, Need::Live).await?;
-    let access = access::connect(&record.arn, client_id.is_none());
-    state.authz.authorize(state, key, &access, env).await
+    // Judged on the ARN as named, before the lookup: a caller without rights must not learn
+    // whether the channel exists.
+    if let Some(arn) = arn {
+        let access = access::connect(arn, client_id.is_none());
+        state.authz.authorize(state, key, &access, env).await?;
+    }
+    lookup::get::<ChannelRecord>(state, &target, Need::Live).await?;
+    Ok(())
 }

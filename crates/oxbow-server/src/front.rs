@@ -62,7 +62,22 @@ enum Route {
     CameraUrl,
     /// `GET /?X-Amz-ChannelARN=...`: a signaling WebSocket handshake.
     Handshake,
+    /// A KVS operation that exists on AWS but not in this version yet (its name).
+    NotBuilt(&'static str),
 }
+
+/// KVS operations not served yet, by path: answered with an error that says so, rather than
+/// one that reads like a wrong endpoint.
+const NOT_BUILT: [(&str, &str); 8] = [
+    ("/getHLSStreamingSessionURL", "GetHLSStreamingSessionURL"),
+    ("/getDASHStreamingSessionURL", "GetDASHStreamingSessionURL"),
+    ("/getClip", "GetClip"),
+    ("/getImages", "GetImages"),
+    ("/v1/get-ice-server-config", "GetIceServerConfig"),
+    ("/v1/send-alexa-offer-to-master", "SendAlexaOfferToMaster"),
+    ("/joinStorageSession", "JoinStorageSession"),
+    ("/joinStorageSessionAsViewer", "JoinStorageSessionAsViewer"),
+];
 
 fn route(parts: &http::request::Parts) -> Option<Route> {
     let path = parts.uri.path();
@@ -83,6 +98,10 @@ fn route(parts: &http::request::Parts) -> Option<Route> {
     match path {
         "/putMedia" => Some(Route::PutMedia),
         "/" if sts::is_sts(content_type) => Some(Route::Sts),
+        _ if NOT_BUILT.iter().any(|(p, _)| *p == path) => NOT_BUILT
+            .iter()
+            .find(|(p, _)| *p == path)
+            .map(|(_, name)| Route::NotBuilt(name)),
         _ => match path.strip_prefix(admin::PREFIX) {
             Some(action) => Some(Route::Admin(action.to_string())),
             None => Op::from_path(path)
@@ -201,6 +220,12 @@ async fn signed_api(
             Ok(v) => Ok(ok(v)),
             Err(e) => Ok(forbidden_on_denial(&e)),
         },
+        Route::NotBuilt(name) => Err(ApiError::new(
+            ErrorKind::NotImplemented,
+            format!(
+                "{name} is a Kinesis Video Streams operation that this version of Oxbow does not implement yet."
+            ),
+        )),
         Route::PutMedia | Route::Sts | Route::Handshake => {
             unreachable!("routed before authentication")
         }

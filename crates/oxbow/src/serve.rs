@@ -130,7 +130,10 @@ impl ServeArgs {
             (_, _, true) => Some(TlsConfig::SelfSigned),
             _ => None,
         };
-        let mut config = ServerConfig::new(self.listen, self.data_dir);
+        // Absolute, so every path printed or written into the AWS config names the same file
+        // from any working directory.
+        let data_dir = std::path::absolute(&self.data_dir).unwrap_or(self.data_dir);
+        let mut config = ServerConfig::new(self.listen, data_dir);
         config.http_listen = self.http_listen;
         config.region = self.region;
         config.account_id = self.account_id;
