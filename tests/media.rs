@@ -842,9 +842,69 @@ async fn retention_deletion_and_reader_limit() {
         aws_sdk_kinesisvideomedia::error::ProvideErrorMetadata::code(&err),
         Some("ConnectionLimitExceededException")
     );
+    // A reader that leaves frees its slot at once, not when its live-edge wait would end.
+    let mut readers = readers.into_iter();
+    let leaving = readers.next().unwrap();
+    leaving.abort();
+    let _ = leaving.await;
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let started = Instant::now();
+    let again = media_sdk(&server)
+        .get_media()
+        .stream_name("mem")
+        .start_selector(selector(StartSelectorType::Now))
+        .send()
+        .await;
+    assert!(again.is_ok(), "slot freed: {:?}", again.err());
+    assert!(started.elapsed() < Duration::from_secs(1));
+    drop(again);
     for r in readers {
         r.await.unwrap();
     }
+
+    // Without retention there is no archive: ListFragments lists nothing and
+    // GetMediaForFragmentList finds nothing, though GetMedia still reads the live buffer.
+    let number = acks
+        .iter()
+        .find_map(|a| a.fragment_number.clone())
+        .unwrap();
+    let listed = archive_sdk(&server)
+        .list_fragments()
+        .stream_name("mem")
+        .fragment_selector(
+            FragmentSelector::builder()
+                .fragment_selector_type(FragmentSelectorType::ServerTimestamp)
+                .timestamp_range(
+                    TimestampRange::builder()
+                        .start_timestamp(DateTime::from_secs(0))
+                        .end_timestamp(DateTime::from_secs(4_000_000_000))
+                        .build()
+                        .unwrap(),
+                )
+                .build()
+                .unwrap(),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert!(listed.fragments().is_empty(), "{listed:?}");
+    let out = archive_sdk(&server)
+        .get_media_for_fragment_list()
+        .stream_name("mem")
+        .fragments(&number)
+        .send()
+        .await
+        .unwrap();
+    let media = out.payload.collect().await.unwrap().into_bytes();
+    let tags = all_tags(&media);
+    assert!(frames(&media).is_empty());
+    assert!(
+        tags.contains(&(
+            "AWS_KINESISVIDEO_EXCEPTION_ERROR_CODE".to_string(),
+            "4000".to_string()
+        )),
+        "{tags:?}"
+    );
 }
 
 /// PutMedia requests that fail before any media: the usual HTTP errors, not acks.
@@ -935,4 +995,144 @@ async fn media_call_rate_limit() {
             .is_ok(),
         "a new second, a new allowance"
     );
+}
+
+/// Timestamp selectors start at the fragment that starts at the instant (a fragment covers
+/// [start, start + duration)), on either clock, even when fragments arrived faster than real
+/// time; a fragment number the stream never had and timestamps that cannot be a time are
+/// refused.
+#[tokio::test]
+async fn start_selectors_at_exact_fragment_starts() {
+    let server = TestServer::start_with(&[
+        "--media-tps-per-stream",
+        "0",
+        "--get-media-idle-ms",
+        "300",
+    ]);
+    create(&server, "ts", 1).await;
+    let t = now_ms();
+    let mut pieces: Body = vec![(0, mkv_start(AV))];
+    for i in 0..4 {
+        pieces.push((30, cluster(t + i * 1000, 10, 100)));
+    }
+    let acks = put_raw(&server, "ts", pieces).await;
+    let numbers: Vec<String> = acks
+        .iter()
+        .filter(|a| a.event == AckEvent::Persisted)
+        .filter_map(|a| a.fragment_number.clone())
+        .collect();
+    assert_eq!(numbers.len(), 4, "{acks:?}");
+    let first_number = |media: &[u8]| {
+        all_tags(media)
+            .into_iter()
+            .find(|(k, _)| k == "AWS_KINESISVIDEO_FRAGMENT_NUMBER")
+            .map(|(_, v)| v)
+    };
+    let listed = archive_sdk(&server)
+        .list_fragments()
+        .stream_name("ts")
+        .fragment_selector(
+            FragmentSelector::builder()
+                .fragment_selector_type(FragmentSelectorType::ServerTimestamp)
+                .timestamp_range(
+                    TimestampRange::builder()
+                        .start_timestamp(DateTime::from_secs(0))
+                        .end_timestamp(DateTime::from_secs(4_000_000_000))
+                        .build()
+                        .unwrap(),
+                )
+                .build()
+                .unwrap(),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(listed.fragments().len(), 4);
+    for f in listed.fragments() {
+        let n = f.fragment_number().unwrap();
+        assert_eq!(f.fragment_length_in_milliseconds(), 1000, "{n}");
+        for (kind, at) in [
+            (
+                StartSelectorType::ServerTimestamp,
+                f.server_timestamp().unwrap(),
+            ),
+            (
+                StartSelectorType::ProducerTimestamp,
+                f.producer_timestamp().unwrap(),
+            ),
+        ] {
+            let media = get_media(
+                &server,
+                "ts",
+                StartSelector::builder()
+                    .start_selector_type(kind.clone())
+                    .start_timestamp(
+                        aws_sdk_kinesisvideomedia::primitives::DateTime::from_secs_f64(
+                            at.as_secs_f64(),
+                        ),
+                    )
+                    .build()
+                    .unwrap(),
+            )
+            .await;
+            assert_eq!(first_number(&media).as_deref(), Some(n), "{kind:?} at {at}");
+        }
+    }
+    // Half-way into the second fragment on the producer clock: the second fragment.
+    let media = get_media(
+        &server,
+        "ts",
+        StartSelector::builder()
+            .start_selector_type(StartSelectorType::ProducerTimestamp)
+            .start_timestamp(
+                aws_sdk_kinesisvideomedia::primitives::DateTime::from_millis(
+                    (t + 1500) as i64,
+                ),
+            )
+            .build()
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(first_number(&media).as_deref(), Some(numbers[1].as_str()));
+
+    // A number of this stream that no fragment ever had: error 4000, no media.
+    let never = format!("{}{:020}", &numbers[0][..27], 999);
+    let media = get_media(
+        &server,
+        "ts",
+        StartSelector::builder()
+            .start_selector_type(StartSelectorType::FragmentNumber)
+            .after_fragment_number(&never)
+            .build()
+            .unwrap(),
+    )
+    .await;
+    assert!(frames(&media).is_empty());
+    assert!(all_tags(&media).contains(&(
+        "AWS_KINESISVIDEO_ERROR_ID".to_string(),
+        "4000".to_string()
+    )));
+
+    for bad in ["-1", "1e20", "1e308"] {
+        let body = format!(
+            r#"{{"StreamName":"ts","StartSelector":{{"StartSelectorType":"SERVER_TIMESTAMP","StartTimestamp":{bad}}}}}"#
+        );
+        let r = post_ok(&server, "/getMedia", &body);
+        assert_eq!(
+            (r.status, r.error_type()),
+            (400, "InvalidArgumentException"),
+            "{bad}: {}",
+            r.body
+        );
+        let body = format!(
+            r#"{{"StreamName":"ts","FragmentSelector":{{"FragmentSelectorType":"SERVER_TIMESTAMP","TimestampRange":{{"StartTimestamp":{bad},"EndTimestamp":1}}}}}}"#
+        );
+        let r = post_ok(&server, "/listFragments", &body);
+        assert_eq!(
+            (r.status, r.error_type()),
+            (400, "InvalidArgumentException"),
+            "{bad}: {}",
+            r.body
+        );
+    }
 }

@@ -40,6 +40,8 @@ pub enum ErrorKind {
     ExpiredToken,
     /// The request body is larger than the operation accepts.
     RequestEntityTooLarge,
+    /// The request body did not arrive in time.
+    RequestTimeout,
     /// A KVS operation this version of Oxbow does not serve yet.
     NotImplemented,
     InternalFailure,
@@ -76,6 +78,7 @@ impl ErrorKind {
             ExpiredToken => "ExpiredTokenException",
             RequestEntityTooLarge => "RequestEntityTooLargeException",
             NotImplemented => "NotImplementedException",
+            RequestTimeout => "RequestTimeoutException",
             InternalFailure => "InternalFailure",
             ServiceUnavailable => "ServiceUnavailableException",
         }
@@ -92,6 +95,7 @@ impl ErrorKind {
             | UnrecognizedClient
             | ExpiredToken => 403,
             ResourceNotFound | StreamEdgeConfigurationNotFound | UnknownOperation => 404,
+            RequestTimeout => 408,
             RequestEntityTooLarge => 413,
             InternalFailure => 500,
             NotImplemented => 501,

@@ -49,6 +49,11 @@ pub struct Limits {
     pub edge_sync_delay_ms: i64,
     /// Largest control-plane request body accepted.
     pub max_request_bytes: usize,
+    /// How long a request body (other than PutMedia's stream) may take to arrive.
+    pub request_body_timeout_ms: u64,
+    /// How long a response may wait for the client to take bytes before the connection
+    /// is closed (a reader that stopped reading).
+    pub write_stall_timeout_ms: u64,
     /// PutMedia: largest fragment (KVS: 50 MB).
     pub put_max_fragment_bytes: usize,
     /// PutMedia: longest fragment (KVS: 20 s).
@@ -89,6 +94,8 @@ impl Limits {
             lifecycle_delay_ms: 0,
             edge_sync_delay_ms: 1_000,
             max_request_bytes: 1 << 20,
+            request_body_timeout_ms: 20_000,
+            write_stall_timeout_ms: 20_000,
             put_max_fragment_bytes: 50 << 20,
             put_max_fragment_duration_ms: 20_000,
             put_max_tracks: 3,

@@ -6,7 +6,7 @@
 use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use http::{header, HeaderValue, Method, Request, Response, StatusCode};
@@ -171,7 +171,14 @@ async fn api(
         }
         return media::put_media(Arc::clone(state), &parts.headers, body).await;
     }
-    let body = read_body(body, state.config.limits.max_request_bytes).await?;
+    let limits = &state.config.limits;
+    let body = read_body(
+        &parts.headers,
+        body,
+        limits.max_request_bytes,
+        Duration::from_millis(limits.request_body_timeout_ms),
+    )
+    .await?;
     let body_hash = hex::encode(Sha256::digest(&body));
     let hashes = [body_hash.as_str(), EMPTY_SHA256, UNSIGNED_PAYLOAD];
     let hashes = if body.is_empty() {
@@ -320,14 +327,39 @@ async fn authenticate(
     Ok(key)
 }
 
-async fn read_body(body: Incoming, limit: usize) -> Result<Bytes, ApiError> {
-    match Limited::new(body, limit).collect().await {
-        Ok(collected) => Ok(collected.to_bytes()),
-        Err(e) if e.is::<http_body_util::LengthLimitError>() => Err(ApiError::new(
+/// Reads a whole request body: refused at once when it declares more than `limit` bytes,
+/// and when it does not arrive within `timeout` (the connection then closes, since the rest
+/// of the body is never read).
+async fn read_body(
+    headers: &http::HeaderMap,
+    body: Incoming,
+    limit: usize,
+    timeout: Duration,
+) -> Result<Bytes, ApiError> {
+    let too_large = || {
+        ApiError::new(
             ErrorKind::RequestEntityTooLarge,
             format!("Request body is larger than {limit} bytes."),
+        )
+    };
+    let declared = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<u64>().ok());
+    if declared.is_some_and(|n| n > limit as u64) {
+        return Err(too_large());
+    }
+    match tokio::time::timeout(timeout, Limited::new(body, limit).collect()).await {
+        Err(_) => Err(ApiError::new(
+            ErrorKind::RequestTimeout,
+            format!(
+                "The request body did not arrive within {} seconds.",
+                timeout.as_secs_f64()
+            ),
         )),
-        Err(e) => Err(ApiError::new(
+        Ok(Ok(collected)) => Ok(collected.to_bytes()),
+        Ok(Err(e)) if e.is::<http_body_util::LengthLimitError>() => Err(too_large()),
+        Ok(Err(e)) => Err(ApiError::new(
             ErrorKind::Serialization,
             format!("Could not read the request body: {e}"),
         )),

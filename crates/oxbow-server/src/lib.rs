@@ -16,6 +16,7 @@ mod listener;
 pub mod media;
 mod reaper;
 mod sessions;
+mod stall;
 mod state;
 mod sts;
 mod tls;

@@ -12,6 +12,7 @@ use tokio::sync::watch;
 use tokio_rustls::TlsAcceptor;
 
 use crate::front;
+use crate::stall::StallGuard;
 use crate::state::AppState;
 
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
@@ -41,6 +42,7 @@ pub async fn run(
         let state = Arc::clone(&state);
         let tls = tls.clone();
         let watcher = graceful.watcher();
+        let stall = Duration::from_millis(state.config.limits.write_stall_timeout_ms);
         let conn = front::Conn {
             peer,
             secure: tls.is_some(),
@@ -59,7 +61,10 @@ pub async fn run(
             };
             let result = match tls {
                 None => {
-                    let conn = builder.serve_connection(TokioIo::new(tcp), service);
+                    let conn = builder.serve_connection(
+                        TokioIo::new(StallGuard::new(tcp, stall)),
+                        service,
+                    );
                     watcher.watch(conn).await
                 }
                 Some(acceptor) => {
@@ -75,7 +80,10 @@ pub async fn run(
                                 return;
                             }
                         };
-                    let conn = builder.serve_connection(TokioIo::new(stream), service);
+                    let conn = builder.serve_connection(
+                        TokioIo::new(StallGuard::new(stream, stall)),
+                        service,
+                    );
                     watcher.watch(conn).await
                 }
             };

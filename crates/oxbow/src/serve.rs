@@ -71,6 +71,18 @@ pub struct ServeArgs {
     /// PutMedia: longest connection (milliseconds).
     #[arg(long, default_value_t = 45 * 60 * 1000)]
     put_max_connection_ms: u64,
+    /// How long a request body may take to arrive (milliseconds; PutMedia has its own idle
+    /// rule).
+    #[arg(long, default_value_t = 20_000)]
+    request_body_timeout_ms: u64,
+    /// Close a connection whose client takes no bytes of its response for this long
+    /// (milliseconds): a reader that stopped reading.
+    #[arg(long, default_value_t = 20_000)]
+    write_stall_timeout_ms: u64,
+    /// GetMedia: the response ends after this long with nothing new to send (milliseconds;
+    /// KVS: 3 s).
+    #[arg(long, default_value_t = 3_000)]
+    get_media_idle_ms: u64,
     /// PutMedia: silence before the connection is closed (milliseconds).
     #[arg(long, default_value_t = 30_000)]
     put_idle_close_ms: u64,
@@ -120,6 +132,9 @@ impl ServeArgs {
         limits.put_max_fragment_duration_ms = self.put_max_fragment_duration_ms;
         limits.put_max_connection_ms = self.put_max_connection_ms;
         limits.put_idle_close_ms = self.put_idle_close_ms;
+        limits.request_body_timeout_ms = self.request_body_timeout_ms;
+        limits.get_media_idle_ms = self.get_media_idle_ms;
+        limits.write_stall_timeout_ms = self.write_stall_timeout_ms;
         limits.put_idle_ack_ms = self.put_idle_ack_ms;
         limits.put_max_bytes_per_sec = self.put_max_bytes_per_sec;
         limits.get_media_max_connections = self.get_media_max_connections;

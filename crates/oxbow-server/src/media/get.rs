@@ -12,7 +12,9 @@ use oxbow_catalog::StreamRecord;
 use oxbow_core::time::now_ms;
 use oxbow_core::validate::{Checks, StrRule};
 use oxbow_core::{ApiError, ErrorKind};
-use oxbow_store::{LiveEvent, LocalStreamLog as StreamLog, Partial, StoredFragment};
+use oxbow_store::{
+    FragmentMeta, LiveEvent, LocalStreamLog as StreamLog, Partial, StoredFragment,
+};
 use serde::Deserialize;
 use tokio::sync::broadcast::error::RecvError;
 use tokio::sync::mpsc;
@@ -60,12 +62,33 @@ enum Start {
     Seq(u64),
     /// The fragment in progress, or else the next one to start.
     Now,
-    /// The first fragment whose time span reaches this instant (producer or server clock).
+    /// The fragment whose time span holds this instant, or the next (producer or server
+    /// clock).
     Time { producer: bool, ms: i64 },
+    /// A fragment number the stream does not have.
+    Missing,
+}
+
+/// Chunks a GetMedia response queues ahead of its socket.
+const READER_WINDOW: usize = 4;
+
+fn is_fragment_number(req: &GetMediaRequest) -> bool {
+    req.start_selector
+        .as_ref()
+        .and_then(|s| s.start_selector_type.as_deref())
+        == Some("FRAGMENT_NUMBER")
 }
 
 fn digits(s: &str) -> bool {
     !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit())
+}
+
+/// The latest instant a timestamp may name: the end of year 9999, in seconds.
+const MAX_TIMESTAMP_SECS: f64 = 253_402_300_799.0;
+
+/// Whether epoch seconds can be a time at all (not negative, not past year 9999).
+pub(crate) fn is_time(secs: f64) -> bool {
+    secs.is_finite() && (0.0..=MAX_TIMESTAMP_SECS).contains(&secs)
 }
 
 fn check_selector(sel: Option<&StartSelector>) -> Result<(), ApiError> {
@@ -103,6 +126,9 @@ fn check_selector(sel: Option<&StartSelector>) -> Result<(), ApiError> {
                 );
             }
             _ => {}
+        }
+        if s.start_timestamp.is_some_and(|t| !is_time(t)) {
+            checks.custom("Value at 'startSelector.startTimestamp' failed to satisfy constraint: Member must be a time from the epoch (1970-01-01T00:00:00Z) to 9999-12-31T23:59:59Z");
         }
         if s.after_fragment_number
             .as_deref()
@@ -147,6 +173,25 @@ pub async fn get_media(state: &Arc<AppState>, req: GetMediaRequest) -> Result<Re
     let start = start_of(req.start_selector.as_ref().expect("checked"), &stream)?;
     let key = media_key(&stream);
     super::check_rate(state, &key, "GetMedia")?;
+    let log = state
+        .store
+        .stream(&key)
+        .map_err(|e| ApiError::internal(e.to_string()))?;
+    let start = match start {
+        // FRAGMENT_NUMBER names a fragment: one the stream never had (or that retention
+        // removed) ends the response with error 4000, as an expired one does.
+        Start::Seq(seq) if is_fragment_number(&req) => {
+            if log.fragments().iter().any(|m| m.seq == seq) {
+                start
+            } else {
+                Start::Missing
+            }
+        }
+        // A continuation token is the last fragment a reader got: one from the future is
+        // not a token this stream handed out.
+        Start::Seq(seq) if seq > log.next_seq() => Start::Missing,
+        other => other,
+    };
     let guard = state
         .get_media_connections
         .acquire(&key, state.config.limits.get_media_max_connections)
@@ -156,11 +201,9 @@ pub async fn get_media(state: &Arc<AppState>, req: GetMediaRequest) -> Result<Re
                 "Too many GetMedia connections are open on this stream.",
             )
         })?;
-    let log = state
-        .store
-        .stream(&key)
-        .map_err(|e| ApiError::internal(e.to_string()))?;
-    let (tx, body) = ChannelBody::new(64);
+    // A few chunks (a chunk is at most one fragment's Cluster): a reader that stops
+    // reading holds this much, then waits on its socket until the write timeout.
+    let (tx, body) = ChannelBody::new(READER_WINDOW);
     let idle = Duration::from_millis(state.config.limits.get_media_idle_ms);
     let reader = Reader {
         max_bytes_per_sec: state.config.limits.get_media_max_bytes_per_sec,
@@ -183,6 +226,36 @@ fn media_response(body: ChannelBody) -> Reply {
         http::HeaderValue::from_static("video/webm"),
     );
     r
+}
+
+/// The error chunk KVS ends a GetMedia response with when its start is not available.
+fn not_available() -> Bytes {
+    chunk::tags_only(&[
+        (
+            "AWS_KINESISVIDEO_ERROR_CODE",
+            "The requested fragment is not available.",
+        ),
+        ("AWS_KINESISVIDEO_ERROR_ID", "4000"),
+    ])
+}
+
+/// The fragment a timestamp selector starts at. A fragment covers [start, start +
+/// duration): an instant equal to a fragment's start begins with that fragment, and an
+/// instant inside a fragment's span begins with it only if no later fragment has started by
+/// then (fragments that arrived faster than real time overlap on the server clock).
+fn first_at(fragments: &[FragmentMeta], producer: bool, ms: i64) -> Option<u64> {
+    let start = |m: &FragmentMeta| {
+        if producer {
+            m.producer_ts_ms
+        } else {
+            m.server_ts_ms
+        }
+    };
+    fragments.iter().enumerate().find_map(|(i, m)| {
+        let t = start(m);
+        let next_started = fragments.get(i + 1).is_some_and(|n| start(n) <= ms);
+        (t >= ms || (t + m.duration_ms > ms && !next_started)).then_some(m.seq)
+    })
 }
 
 /// One GetMedia response being written.
@@ -220,32 +293,18 @@ impl Reader {
                 let (_, partial) = self.log.subscribe();
                 partial.map_or_else(|| self.log.next_seq(), |p| p.seq)
             }
-            Start::Time { producer, ms } => self
-                .log
-                .fragments()
-                .iter()
-                .find(|m| {
-                    let t = if producer {
-                        m.producer_ts_ms
-                    } else {
-                        m.server_ts_ms
-                    };
-                    t + m.duration_ms > ms
-                })
-                .map_or_else(|| self.log.next_seq(), |m| m.seq),
+            Start::Time { producer, ms } => {
+                first_at(&self.log.fragments(), producer, ms).unwrap_or_else(|| self.log.next_seq())
+            }
+            Start::Missing => {
+                let _ = self.send(not_available()).await;
+                return;
+            }
         };
         if let Start::Seq(s) = start {
             let first = self.log.fragments().first().map(|m| m.seq);
             if s > 0 && first.is_some_and(|f| s < f) {
-                let _ = self
-                    .send(chunk::tags_only(&[
-                        (
-                            "AWS_KINESISVIDEO_ERROR_CODE",
-                            "The requested fragment is not available.",
-                        ),
-                        ("AWS_KINESISVIDEO_ERROR_ID", "4000"),
-                    ]))
-                    .await;
+                let _ = self.send(not_available()).await;
                 return;
             }
         }
@@ -386,7 +445,12 @@ impl Reader {
             }
         }
         loop {
-            let event = match tokio::time::timeout(idle, rx.recv()).await {
+            // The reader leaving frees its connection slot at once, not at the live edge.
+            let event = tokio::select! {
+                _ = self.tx.closed() => return Err(Gone),
+                e = tokio::time::timeout(idle, rx.recv()) => e,
+            };
+            let event = match event {
                 Err(_) => return Ok(false),
                 Ok(Err(RecvError::Lagged(_))) => return Ok(current.is_none()),
                 Ok(Err(RecvError::Closed)) => return Ok(false),
@@ -461,11 +525,13 @@ pub async fn get_for_list(state: &Arc<AppState>, req: ForListRequest) -> Result<
     let (tx, body) = ChannelBody::new(64);
     let numbers = req.fragments.unwrap_or_default();
     let creation = stream.creation_ms;
+    // Without retention there is no archive to fetch from (see ListFragments).
+    let archived = stream.retention_hours > 0;
     tokio::spawn(async move {
         for n in numbers {
             let found = match FragmentNumber::parse(&n, creation) {
-                Some(fnum) => log.read(fnum.seq).await.ok(),
-                None => None,
+                Some(fnum) if archived => log.read(fnum.seq).await.ok(),
+                _ => None,
             };
             let out = match found
                 .as_deref()

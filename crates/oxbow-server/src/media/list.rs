@@ -115,6 +115,14 @@ fn query_of(req: &ListFragmentsRequest) -> Result<Query, ApiError> {
                 "fragmentSelector.timestampRange.endTimestamp",
                 r.end_timestamp.as_ref(),
             );
+        for (name, t) in [
+            ("startTimestamp", r.start_timestamp),
+            ("endTimestamp", r.end_timestamp),
+        ] {
+            if t.is_some_and(|t| !super::get::is_time(t)) {
+                checks.custom(format!("Value at 'fragmentSelector.timestampRange.{name}' failed to satisfy constraint: Member must be a time from the epoch (1970-01-01T00:00:00Z) to 9999-12-31T23:59:59Z"));
+            }
+        }
     }
     checks.finish()?;
     let Some(range) = range else {
@@ -152,8 +160,14 @@ pub async fn list_fragments(
         .stream(&media_key(&stream))
         .map_err(|e| ApiError::internal(e.to_string()))?;
     let max = req.max_results.unwrap_or(100) as usize;
-    let matching: Vec<_> = log
-        .fragments()
+    // A stream without retention has no archive: what its live buffer holds is for GetMedia
+    // only, so the archive APIs list nothing.
+    let archived = if stream.retention_hours > 0 {
+        log.fragments()
+    } else {
+        Vec::new()
+    };
+    let matching: Vec<_> = archived
         .into_iter()
         .filter(|m| m.seq > q.after_seq)
         .filter(|m| {
