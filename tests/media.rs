@@ -864,10 +864,7 @@ async fn retention_deletion_and_reader_limit() {
 
     // Without retention there is no archive: ListFragments lists nothing and
     // GetMediaForFragmentList finds nothing, though GetMedia still reads the live buffer.
-    let number = acks
-        .iter()
-        .find_map(|a| a.fragment_number.clone())
-        .unwrap();
+    let number = acks.iter().find_map(|a| a.fragment_number.clone()).unwrap();
     let listed = archive_sdk(&server)
         .list_fragments()
         .stream_name("mem")
@@ -1003,12 +1000,8 @@ async fn media_call_rate_limit() {
 /// refused.
 #[tokio::test]
 async fn start_selectors_at_exact_fragment_starts() {
-    let server = TestServer::start_with(&[
-        "--media-tps-per-stream",
-        "0",
-        "--get-media-idle-ms",
-        "300",
-    ]);
+    let server =
+        TestServer::start_with(&["--media-tps-per-stream", "0", "--get-media-idle-ms", "300"]);
     create(&server, "ts", 1).await;
     let t = now_ms();
     let mut pieces: Body = vec![(0, mkv_start(AV))];
@@ -1085,9 +1078,7 @@ async fn start_selectors_at_exact_fragment_starts() {
         StartSelector::builder()
             .start_selector_type(StartSelectorType::ProducerTimestamp)
             .start_timestamp(
-                aws_sdk_kinesisvideomedia::primitives::DateTime::from_millis(
-                    (t + 1500) as i64,
-                ),
+                aws_sdk_kinesisvideomedia::primitives::DateTime::from_millis((t + 1500) as i64),
             )
             .build()
             .unwrap(),
@@ -1108,10 +1099,9 @@ async fn start_selectors_at_exact_fragment_starts() {
     )
     .await;
     assert!(frames(&media).is_empty());
-    assert!(all_tags(&media).contains(&(
-        "AWS_KINESISVIDEO_ERROR_ID".to_string(),
-        "4000".to_string()
-    )));
+    assert!(
+        all_tags(&media).contains(&("AWS_KINESISVIDEO_ERROR_ID".to_string(), "4000".to_string()))
+    );
 
     for bad in ["-1", "1e20", "1e308"] {
         let body = format!(
@@ -1135,4 +1125,91 @@ async fn start_selectors_at_exact_fragment_starts() {
             r.body
         );
     }
+}
+
+/// A GetMedia reader that stops reading holds a bounded window, is closed once it has taken
+/// no bytes for the write timeout, and its connection slot comes back.
+#[tokio::test]
+async fn a_reader_that_stops_reading_is_closed() {
+    use std::io::Read;
+    let server = TestServer::start_with(&[
+        "--write-stall-timeout-ms",
+        "1000",
+        "--get-media-max-connections",
+        "1",
+        "--get-media-idle-ms",
+        "300",
+        "--put-max-bytes-per-sec",
+        "0",
+    ]);
+    create(&server, "big", 1).await;
+    let t = now_ms();
+    // 16 fragments of ~2 MB: far more than socket buffers and the reader's window.
+    let mut pieces: Body = vec![(0, mkv_start(AV))];
+    for i in 0..16 {
+        pieces.push((0, cluster(t + i * 1000, 10, 200_000)));
+    }
+    let acks = put_raw(&server, "big", pieces).await;
+    assert_eq!(
+        acks.iter()
+            .filter(|a| a.event == AckEvent::Persisted)
+            .count(),
+        16
+    );
+    let addr = server.addr();
+    let body = br#"{"StreamName":"big","StartSelector":{"StartSelectorType":"EARLIEST"}}"#;
+    let (target, headers) = sign(
+        "POST",
+        &addr,
+        "/getMedia",
+        &[("content-type", "application/json")],
+        body,
+        &Signing::default(),
+    );
+    let mut head = format!(
+        "POST {target} HTTP/1.1\r\ncontent-length: {}\r\n",
+        body.len()
+    );
+    for (k, v) in headers {
+        head.push_str(&format!("{k}: {v}\r\n"));
+    }
+    head.push_str("\r\n");
+    let mut stalled = std::net::TcpStream::connect(&addr).unwrap();
+    // Never read until the end.
+    std::io::Write::write_all(&mut stalled, head.as_bytes()).unwrap();
+    std::io::Write::write_all(&mut stalled, body).unwrap();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    // The slot is taken while the stalled reader is open.
+    let err = media_sdk(&server)
+        .get_media()
+        .stream_name("big")
+        .start_selector(selector(StartSelectorType::Now))
+        .send()
+        .await
+        .unwrap_err();
+    assert_eq!(
+        aws_sdk_kinesisvideomedia::error::ProvideErrorMetadata::code(&err),
+        Some("ConnectionLimitExceededException")
+    );
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    // Closed by the server: reading now reaches the end well before 16 fragments' worth.
+    stalled
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    let mut got = Vec::new();
+    let end = stalled.read_to_end(&mut got);
+    assert!(
+        end.is_ok() || got.len() < 16 * 2_000_000,
+        "{end:?} after {} bytes",
+        got.len()
+    );
+    assert!(got.len() < 16 * 2_000_000, "{} bytes", got.len());
+    // And the slot is free again.
+    let again = media_sdk(&server)
+        .get_media()
+        .stream_name("big")
+        .start_selector(selector(StartSelectorType::Now))
+        .send()
+        .await;
+    assert!(again.is_ok(), "{:?}", again.err());
 }

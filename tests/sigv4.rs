@@ -515,3 +515,30 @@ fn body_swap_and_duplicate_auth_headers_are_refused() {
     let r = post_ok(&server, "/listStreams", "{}");
     assert_eq!(r.json()["StreamInfoList"].as_array().unwrap().len(), 2);
 }
+
+/// A body declared over the limit is refused at once; one that does not arrive in time gets
+/// 408; either way the connection closes (send_raw reads to the end).
+#[test]
+fn oversized_and_stalled_bodies_are_cut_off() {
+    let server = TestServer::start_with(&["--request-body-timeout-ms", "1000"]);
+    let addr = server.addr();
+    let head = |len: usize| {
+        format!("POST /describeStream HTTP/1.1\nhost: {addr}\ncontent-type: application/json\ncontent-length: {len}")
+    };
+    let started = std::time::Instant::now();
+    let r = send_raw(&addr, &head(2 << 20), br#"{"Stream"#);
+    assert_eq!(
+        (r.status, r.error_type()),
+        (413, "RequestEntityTooLargeException")
+    );
+    assert!(r.header("x-amzn-RequestId").is_some());
+    assert!(started.elapsed() < Duration::from_millis(900));
+    let started = std::time::Instant::now();
+    let r = send_raw(&addr, &head(100), br#"{"Stream"#);
+    assert_eq!((r.status, r.error_type()), (408, "RequestTimeoutException"));
+    let waited = started.elapsed();
+    assert!(
+        waited >= Duration::from_millis(1000) && waited < Duration::from_secs(5),
+        "{waited:?}"
+    );
+}

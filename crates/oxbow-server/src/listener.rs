@@ -61,10 +61,8 @@ pub async fn run(
             };
             let result = match tls {
                 None => {
-                    let conn = builder.serve_connection(
-                        TokioIo::new(StallGuard::new(tcp, stall)),
-                        service,
-                    );
+                    let conn = builder
+                        .serve_connection(TokioIo::new(StallGuard::new(tcp, stall)), service);
                     watcher.watch(conn).await
                 }
                 Some(acceptor) => {
@@ -80,10 +78,8 @@ pub async fn run(
                                 return;
                             }
                         };
-                    let conn = builder.serve_connection(
-                        TokioIo::new(StallGuard::new(stream, stall)),
-                        service,
-                    );
+                    let conn = builder
+                        .serve_connection(TokioIo::new(StallGuard::new(stream, stall)), service);
                     watcher.watch(conn).await
                 }
             };

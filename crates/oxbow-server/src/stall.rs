@@ -46,7 +46,11 @@ impl<S> StallGuard<S> {
         }
     }
 
-    fn after_write<T>(&mut self, cx: &mut Context<'_>, r: Poll<io::Result<T>>) -> Poll<io::Result<T>> {
+    fn after_write<T>(
+        &mut self,
+        cx: &mut Context<'_>,
+        r: Poll<io::Result<T>>,
+    ) -> Poll<io::Result<T>> {
         match r {
             Poll::Pending => match self.check_stall(cx) {
                 Poll::Ready(Err(e)) => Poll::Ready(Err(e)),
@@ -129,7 +133,9 @@ mod tests {
             let mut total = 0;
             while total < 1024 {
                 tokio::time::sleep(Duration::from_secs(3)).await;
-                total += tokio::io::AsyncReadExt::read(&mut b, &mut buf).await.unwrap();
+                total += tokio::io::AsyncReadExt::read(&mut b, &mut buf)
+                    .await
+                    .unwrap();
             }
             total
         });

@@ -12,9 +12,7 @@ use oxbow_catalog::StreamRecord;
 use oxbow_core::time::now_ms;
 use oxbow_core::validate::{Checks, StrRule};
 use oxbow_core::{ApiError, ErrorKind};
-use oxbow_store::{
-    FragmentMeta, LiveEvent, LocalStreamLog as StreamLog, Partial, StoredFragment,
-};
+use oxbow_store::{FragmentMeta, LiveEvent, LocalStreamLog as StreamLog, Partial, StoredFragment};
 use serde::Deserialize;
 use tokio::sync::broadcast::error::RecvError;
 use tokio::sync::mpsc;
