@@ -209,16 +209,7 @@ async fn explicit_deny_beats_allow_and_errors_follow_the_spec() {
         .await
         .unwrap_err();
     assert_eq!(sdk_error(e), ("NotAuthorizedException".into(), 401));
-    let arn = kv
-        .describe_stream()
-        .stream_name("open")
-        .send()
-        .await
-        .unwrap()
-        .stream_info
-        .unwrap()
-        .stream_arn
-        .unwrap();
+    let arn = common::stream_arn(&kv, "open").await;
     kv.delete_stream().stream_arn(arn).send().await.unwrap();
 
     // A cached Allow gives way at once to a Deny attached afterwards.

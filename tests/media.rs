@@ -337,25 +337,7 @@ async fn start_selectors_and_the_live_edge() {
     assert_eq!(first_number(&resumed).as_deref(), Some(numbers[3].as_str()));
 
     // Timestamps: the fragment whose span holds the instant.
-    let list = archive_sdk(&server)
-        .list_fragments()
-        .stream_name("sel")
-        .fragment_selector(
-            FragmentSelector::builder()
-                .fragment_selector_type(FragmentSelectorType::ProducerTimestamp)
-                .timestamp_range(
-                    TimestampRange::builder()
-                        .start_timestamp(DateTime::from_secs(0))
-                        .end_timestamp(DateTime::from_secs(4_000_000_000))
-                        .build()
-                        .unwrap(),
-                )
-                .build()
-                .unwrap(),
-        )
-        .send()
-        .await
-        .unwrap();
+    let list = list_all(&server, "sel", true).await;
     let fourth = list
         .fragments()
         .iter()
@@ -460,62 +442,6 @@ async fn live_frames_are_forwarded_as_they_arrive() {
 }
 
 // ---- acknowledgement errors ----
-
-fn mkv_start(tracks: &[(u64, u64, &str, &[u8])]) -> Vec<u8> {
-    let mut s = write::ebml_header();
-    s.extend(write::unknown_size(ids::SEGMENT));
-    s.extend(write::info(1_000_000, "test"));
-    s.extend(write::tracks(tracks));
-    s
-}
-
-const AV: &[(u64, u64, &str, &[u8])] = &[
-    (1, 1, "V_MPEG4/ISO/AVC", &[1]),
-    (2, 2, "A_AAC", &[0x12, 0x10]),
-];
-
-fn now_ms() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_millis() as u64
-}
-
-/// A fragment: a Cluster at `timecode` with a video and an audio frame per 100 ms.
-fn cluster(timecode: u64, frames: usize, payload: usize) -> Vec<u8> {
-    let mut c = write::unknown_size(ids::CLUSTER);
-    c.extend(write::uint(ids::TIMECODE, timecode));
-    for i in 0..frames {
-        c.extend(write::simple_block(
-            1,
-            (i * 100) as i16,
-            i == 0,
-            &vec![7u8; payload],
-        ));
-        c.extend(write::simple_block(2, (i * 100) as i16, true, &[9u8; 16]));
-    }
-    c
-}
-
-/// A PutMedia body: pieces sent after a pause of so many milliseconds.
-type Body = Vec<(u64, Vec<u8>)>;
-
-/// Sends `pieces` (with pauses) as one PutMedia body; returns the acks.
-async fn put_raw(server: &TestServer, stream: &str, pieces: Body) -> Vec<Ack> {
-    let (tx, rx) = mpsc::channel(16);
-    tokio::spawn(async move {
-        for (pause_ms, bytes) in pieces {
-            tokio::time::sleep(Duration::from_millis(pause_ms)).await;
-            if tx.send(Bytes::from(bytes)).await.is_err() {
-                return;
-            }
-        }
-    });
-    media_client(server)
-        .put_media_raw(stream, "ABSOLUTE", rx)
-        .await
-        .unwrap()
-}
 
 fn error_ids(acks: &[Ack]) -> Vec<u64> {
     acks.iter()
@@ -664,16 +590,7 @@ async fn deleted_stream_idle_connection_and_newest_connection() {
     create(&server, "d", 1).await;
     let kv = server.client();
     // 4008: the stream is deleted while a producer is connected.
-    let arn = kv
-        .describe_stream()
-        .stream_name("d")
-        .send()
-        .await
-        .unwrap()
-        .stream_info
-        .unwrap()
-        .stream_arn
-        .unwrap();
+    let arn = stream_arn(&kv, "d").await;
     let deleter = {
         let kv = kv.clone();
         tokio::spawn(async move {
@@ -779,8 +696,14 @@ async fn retention_deletion_and_reader_limit() {
         std::fs::read_dir(dir)
             .map(|entries| {
                 entries.flatten().any(|e| {
+                    // Segment files hold media; a stream directory also keeps its
+                    // fragment-number lease.
                     std::fs::read_dir(e.path())
-                        .map(|mut d| d.next().is_some())
+                        .map(|mut d| {
+                            d.any(|f| {
+                                f.is_ok_and(|f| f.path().extension().is_some_and(|x| x == "seg"))
+                            })
+                        })
                         .unwrap_or(false)
                 })
             })
@@ -788,7 +711,7 @@ async fn retention_deletion_and_reader_limit() {
     };
     assert!(
         !has_segments(&media_dir),
-        "memory-only streams write nothing"
+        "memory-only streams write no media"
     );
 
     create(&server, "disk", 1).await;
@@ -800,16 +723,7 @@ async fn retention_deletion_and_reader_limit() {
     .await;
     assert!(has_segments(&media_dir));
     let kv = server.client();
-    let arn = kv
-        .describe_stream()
-        .stream_name("disk")
-        .send()
-        .await
-        .unwrap()
-        .stream_info
-        .unwrap()
-        .stream_arn
-        .unwrap();
+    let arn = stream_arn(&kv, "disk").await;
     kv.delete_stream().stream_arn(arn).send().await.unwrap();
     assert!(
         !has_segments(&media_dir),
@@ -865,25 +779,7 @@ async fn retention_deletion_and_reader_limit() {
     // Without retention there is no archive: ListFragments lists nothing and
     // GetMediaForFragmentList finds nothing, though GetMedia still reads the live buffer.
     let number = acks.iter().find_map(|a| a.fragment_number.clone()).unwrap();
-    let listed = archive_sdk(&server)
-        .list_fragments()
-        .stream_name("mem")
-        .fragment_selector(
-            FragmentSelector::builder()
-                .fragment_selector_type(FragmentSelectorType::ServerTimestamp)
-                .timestamp_range(
-                    TimestampRange::builder()
-                        .start_timestamp(DateTime::from_secs(0))
-                        .end_timestamp(DateTime::from_secs(4_000_000_000))
-                        .build()
-                        .unwrap(),
-                )
-                .build()
-                .unwrap(),
-        )
-        .send()
-        .await
-        .unwrap();
+    let listed = list_all(&server, "mem", false).await;
     assert!(listed.fragments().is_empty(), "{listed:?}");
     let out = archive_sdk(&server)
         .get_media_for_fragment_list()
@@ -1021,25 +917,7 @@ async fn start_selectors_at_exact_fragment_starts() {
             .find(|(k, _)| k == "AWS_KINESISVIDEO_FRAGMENT_NUMBER")
             .map(|(_, v)| v)
     };
-    let listed = archive_sdk(&server)
-        .list_fragments()
-        .stream_name("ts")
-        .fragment_selector(
-            FragmentSelector::builder()
-                .fragment_selector_type(FragmentSelectorType::ServerTimestamp)
-                .timestamp_range(
-                    TimestampRange::builder()
-                        .start_timestamp(DateTime::from_secs(0))
-                        .end_timestamp(DateTime::from_secs(4_000_000_000))
-                        .build()
-                        .unwrap(),
-                )
-                .build()
-                .unwrap(),
-        )
-        .send()
-        .await
-        .unwrap();
+    let listed = list_all(&server, "ts", false).await;
     assert_eq!(listed.fragments().len(), 4);
     for f in listed.fragments() {
         let n = f.fragment_number().unwrap();

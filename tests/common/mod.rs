@@ -602,3 +602,114 @@ pub async fn put_file(
     let summary = producer.run(file, |a| acks.push(a.clone())).await.unwrap();
     (acks, summary)
 }
+
+// ---- hand-made MKV ----
+
+use oxbow_mkv::{ids, write};
+
+pub fn mkv_start(tracks: &[(u64, u64, &str, &[u8])]) -> Vec<u8> {
+    let mut s = write::ebml_header();
+    s.extend(write::unknown_size(ids::SEGMENT));
+    s.extend(write::info(1_000_000, "test"));
+    s.extend(write::tracks(tracks));
+    s
+}
+
+pub const AV: &[(u64, u64, &str, &[u8])] = &[
+    (1, 1, "V_MPEG4/ISO/AVC", &[1]),
+    (2, 2, "A_AAC", &[0x12, 0x10]),
+];
+
+pub fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as u64
+}
+
+/// A fragment: a Cluster at `timecode` with a video and an audio frame per 100 ms.
+pub fn cluster(timecode: u64, frames: usize, payload: usize) -> Vec<u8> {
+    let mut c = write::unknown_size(ids::CLUSTER);
+    c.extend(write::uint(ids::TIMECODE, timecode));
+    for i in 0..frames {
+        c.extend(write::simple_block(
+            1,
+            (i * 100) as i16,
+            i == 0,
+            &vec![7u8; payload],
+        ));
+        c.extend(write::simple_block(2, (i * 100) as i16, true, &[9u8; 16]));
+    }
+    c
+}
+
+/// A PutMedia body: pieces sent after a pause of so many milliseconds.
+pub type Body = Vec<(u64, Vec<u8>)>;
+
+/// Sends `pieces` (with pauses) as one PutMedia body; returns the acks.
+pub async fn put_raw(server: &TestServer, stream: &str, pieces: Body) -> Vec<oxbow_client::Ack> {
+    let (tx, rx) = tokio::sync::mpsc::channel(16);
+    tokio::spawn(async move {
+        for (pause_ms, bytes) in pieces {
+            tokio::time::sleep(Duration::from_millis(pause_ms)).await;
+            if tx.send(bytes::Bytes::from(bytes)).await.is_err() {
+                return;
+            }
+        }
+    });
+    media_client(server)
+        .put_media_raw(stream, "ABSOLUTE", rx)
+        .await
+        .unwrap()
+}
+
+/// Every fragment of a stream by one clock, from ListFragments (one page of up to 1000).
+pub async fn list_all(
+    server: &TestServer,
+    stream: &str,
+    producer_clock: bool,
+) -> aws_sdk_kinesisvideoarchivedmedia::operation::list_fragments::ListFragmentsOutput {
+    use aws_sdk_kinesisvideoarchivedmedia::primitives::DateTime;
+    use aws_sdk_kinesisvideoarchivedmedia::types::{
+        FragmentSelector, FragmentSelectorType, TimestampRange,
+    };
+    let kind = if producer_clock {
+        FragmentSelectorType::ProducerTimestamp
+    } else {
+        FragmentSelectorType::ServerTimestamp
+    };
+    archive_sdk(server)
+        .list_fragments()
+        .stream_name(stream)
+        .max_results(1000)
+        .fragment_selector(
+            FragmentSelector::builder()
+                .fragment_selector_type(kind)
+                .timestamp_range(
+                    TimestampRange::builder()
+                        .start_timestamp(DateTime::from_secs(0))
+                        .end_timestamp(DateTime::from_secs(4_000_000_000))
+                        .build()
+                        .unwrap(),
+                )
+                .build()
+                .unwrap(),
+        )
+        .send()
+        .await
+        .unwrap()
+}
+
+/// A stream's ARN, from DescribeStream.
+pub async fn stream_arn(client: &aws_sdk_kinesisvideo::Client, name: &str) -> String {
+    client
+        .describe_stream()
+        .stream_name(name)
+        .send()
+        .await
+        .unwrap()
+        .stream_info
+        .unwrap()
+        .stream_arn
+        .unwrap()
+}

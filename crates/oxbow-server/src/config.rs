@@ -49,6 +49,9 @@ pub struct Limits {
     pub edge_sync_delay_ms: i64,
     /// Largest control-plane request body accepted.
     pub max_request_bytes: usize,
+    /// Free space media leaves on the data filesystem (the catalog, and a DeleteStream that
+    /// frees space, must still be able to write).
+    pub store_reserve_bytes: u64,
     /// How long a request body (other than PutMedia's stream) may take to arrive.
     pub request_body_timeout_ms: u64,
     /// How long a response may wait for the client to take bytes before the connection
@@ -95,6 +98,7 @@ impl Limits {
             edge_sync_delay_ms: 1_000,
             max_request_bytes: 1 << 20,
             request_body_timeout_ms: 20_000,
+            store_reserve_bytes: oxbow_store::DEFAULT_RESERVE_BYTES,
             write_stall_timeout_ms: 20_000,
             put_max_fragment_bytes: 50 << 20,
             put_max_fragment_duration_ms: 20_000,

@@ -130,7 +130,10 @@ impl Server {
         let catalog = SqliteCatalog::open(&config.data_dir.join("catalog.sqlite"))?;
         let store = oxbow_store::Store::open(
             &config.data_dir.join("media"),
-            oxbow_store::StoreConfig::default(),
+            oxbow_store::StoreConfig {
+                reserve_bytes: config.limits.store_reserve_bytes,
+                ..Default::default()
+            },
         )?;
         let primary = bind(config.listen).await?;
         let plain = match config.http_listen {

@@ -55,6 +55,16 @@ async fn purge_expired_keys(state: &AppState) -> Result<(), Box<dyn std::error::
 
 async fn sweep(state: &AppState, check_disk: bool) -> Result<(), Box<dyn std::error::Error>> {
     let now = now_ms();
+    // What the store holds is taken before the catalog is read: a stream is in the catalog
+    // before its media exists, so every key seen here that the catalog then lacks belongs to
+    // a deleted stream. Read the other way round, a stream created between the two reads
+    // would look deleted and lose its media.
+    let opened = state.store.open_streams();
+    let on_disk = if check_disk {
+        state.store.keys_on_disk()?
+    } else {
+        Vec::new()
+    };
     let mut live: HashMap<String, StreamRecord> = HashMap::new();
     let streams = state.catalog.streams();
     for s in streams.list(None, None, usize::MAX).await? {
@@ -70,7 +80,7 @@ async fn sweep(state: &AppState, check_disk: bool) -> Result<(), Box<dyn std::er
             channels.remove(&c.name).await?;
         }
     }
-    for (key, log) in state.store.open_streams() {
+    for (key, log) in opened {
         match live.get(&key) {
             Some(s) => {
                 let retention = (s.retention_hours > 0).then(|| s.retention_hours * 3_600_000);
@@ -80,7 +90,7 @@ async fn sweep(state: &AppState, check_disk: bool) -> Result<(), Box<dyn std::er
         }
     }
     if check_disk {
-        for key in state.store.keys_on_disk()? {
+        for key in on_disk {
             if !live.contains_key(&key) {
                 tracing::info!(%key, "deleting media of a stream that no longer exists");
                 state.store.delete_stream(&key)?;

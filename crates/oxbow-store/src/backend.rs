@@ -14,6 +14,9 @@ pub type Done = Box<dyn FnOnce(std::io::Result<()>) + Send>;
 pub struct Recovered<L> {
     pub headers: Vec<(u32, StreamHeader)>,
     pub fragments: Vec<(FragmentMeta, L)>,
+    /// No fragment number below this may be handed out again: numbers leased before a
+    /// restart may have been shown to clients in BUFFERING acks.
+    pub next_seq_floor: u64,
 }
 
 /// One stream's durable log.
@@ -36,6 +39,10 @@ pub trait DurableLog: Send + 'static {
 
     /// Deletes durable data all of whose fragments arrived before `cutoff_ms` (server time).
     fn expire(&mut self, cutoff_ms: i64);
+
+    /// Makes durable that numbers below `upto` may have been handed out, so a restart starts
+    /// at `upto` or later (see [`Recovered::next_seq_floor`]).
+    fn lease_seqs(&mut self, upto: u64) -> Result<(), StoreError>;
 }
 
 /// Where streams' durable logs live.

@@ -10,6 +10,7 @@
 
 mod backend;
 mod committer;
+mod disk;
 mod fragment;
 mod local;
 mod log;
@@ -20,8 +21,9 @@ use std::path::Path;
 use std::sync::{Arc, Mutex};
 
 pub use backend::{Backend, Done, DurableLog, Recovered};
+pub use disk::{Disk, RealDisk};
 pub use fragment::{FragmentMeta, LiveEvent, StoredFragment, StreamHeader};
-pub use local::{LocalBackend, SegmentLog};
+pub use local::{LocalBackend, SegmentLog, DEFAULT_RESERVE_BYTES};
 pub use log::{Partial, StreamLog};
 
 /// The embedded store: segment files on local disk.
@@ -36,6 +38,8 @@ pub enum StoreError {
     Io(#[from] std::io::Error),
     #[error("corrupt record in {path} at offset {offset}")]
     Corrupt { path: String, offset: u64 },
+    #[error("the disk is full: {available} bytes free, {reserve} kept in reserve")]
+    DiskFull { available: u64, reserve: u64 },
     #[error("fragment {0} is no longer available")]
     Gone(u64),
     #[error("the store is shutting down")]
@@ -55,6 +59,9 @@ pub struct StoreConfig {
     pub persisted_window_ms: i64,
     /// Live events a lagging reader may fall behind before it must re-read from the index.
     pub live_channel: usize,
+    /// Free space media leaves on the data filesystem, so the catalog can still write (and
+    /// a DeleteStream free space) when media has filled the disk.
+    pub reserve_bytes: u64,
 }
 
 impl Default for StoreConfig {
@@ -65,6 +72,7 @@ impl Default for StoreConfig {
             live_bytes: 200 << 20,
             persisted_window_ms: 0,
             live_channel: 256,
+            reserve_bytes: DEFAULT_RESERVE_BYTES,
         }
     }
 }
@@ -79,7 +87,17 @@ pub struct Store<B: Backend> {
 impl Store<LocalBackend> {
     /// The embedded store in `dir`.
     pub fn open(dir: &Path, config: StoreConfig) -> Result<Self, StoreError> {
-        let backend = LocalBackend::new(dir, config.segment_bytes)?;
+        Self::open_on(dir, config, Arc::new(RealDisk))
+    }
+
+    /// The embedded store in `dir`, doing its durable I/O through `disk`.
+    pub fn open_on(
+        dir: &Path,
+        config: StoreConfig,
+        disk: Arc<dyn Disk>,
+    ) -> Result<Self, StoreError> {
+        let backend =
+            LocalBackend::with_disk(dir, config.segment_bytes, config.reserve_bytes, disk)?;
         Ok(Self::with_backend(backend, config))
     }
 }

@@ -14,6 +14,10 @@ use crate::fragment::{FragmentMeta, LiveEvent, StoredFragment, StreamHeader};
 use crate::record;
 use crate::{StoreConfig, StoreError};
 
+/// How many fragment numbers one durable lease covers: one small fsynced write per this many
+/// fragments.
+const SEQ_LEASE_BLOCK: u64 = 1024;
+
 struct Entry<L> {
     meta: FragmentMeta,
     /// Where the backend keeps it, once written.
@@ -27,6 +31,8 @@ struct Inner<D: DurableLog> {
     headers: HashMap<u32, StreamHeader>,
     current_header: Option<u32>,
     next_seq: u64,
+    /// Numbers below this are leased durably (see [`DurableLog::lease_seqs`]).
+    leased_upto: u64,
     next_header_id: u32,
     memory_bytes: usize,
     /// The fragment being received, so a reader joining mid-fragment gets it whole.
@@ -60,7 +66,8 @@ impl<D: DurableLog> StreamLog<D> {
             entries: VecDeque::new(),
             headers: HashMap::new(),
             current_header: None,
-            next_seq: 1,
+            next_seq: recovered.next_seq_floor.max(1),
+            leased_upto: recovered.next_seq_floor,
             next_header_id: 1,
             memory_bytes: 0,
             partial: None,
@@ -133,16 +140,23 @@ impl<D: DurableLog> StreamLog<D> {
         self.lock().headers.get(&id).cloned()
     }
 
-    /// Starts a fragment: assigns its number and tells live readers.
+    /// Starts a fragment: assigns its number and tells live readers. The number may be shown
+    /// to a client at once (BUFFERING), so it is leased durably first, in blocks, and never
+    /// handed out again after a restart.
     pub fn begin(
         &self,
         header_id: u32,
         producer_ts_ms: i64,
         server_ts_ms: i64,
         cluster_timecode: u64,
-    ) -> u64 {
+    ) -> Result<u64, StoreError> {
         let mut inner = self.lock();
         let seq = inner.next_seq;
+        if seq >= inner.leased_upto {
+            let upto = seq + SEQ_LEASE_BLOCK;
+            inner.durable.lease_seqs(upto)?;
+            inner.leased_upto = upto;
+        }
         inner.next_seq += 1;
         inner.partial = Some(Partial {
             seq,
@@ -159,7 +173,7 @@ impl<D: DurableLog> StreamLog<D> {
             server_ts_ms,
             cluster_timecode,
         });
-        seq
+        Ok(seq)
     }
 
     /// Forwards a frame of the fragment in progress to live readers.
@@ -268,20 +282,43 @@ impl<D: DurableLog> StreamLog<D> {
             .ok_or(StoreError::Closed)?;
         let log = Arc::downgrade(self);
         let seq = fragment.seq;
-        let sender = tx.take();
+        // Shared with the callback: if the backend refuses the append at once (and drops the
+        // callback unrun), the sender comes back here so the caller learns why.
+        let sender = Arc::new(Mutex::new(tx.take()));
+        let for_done = Arc::clone(&sender);
         let done: crate::backend::Done = Box::new(move |result| {
-            if result.is_ok() {
-                if let Some(log) = log.upgrade() {
+            if let Some(log) = log.upgrade() {
+                if result.is_ok() {
                     log.mark_persisted(seq);
+                } else {
+                    log.forget(seq);
                 }
             }
-            if let Some(tx) = sender {
+            let tx = for_done.lock().unwrap_or_else(|p| p.into_inner()).take();
+            if let Some(tx) = tx {
                 let _ = tx.send(result.map_err(StoreError::from));
             }
         });
-        inner
+        let result = inner
             .durable
-            .append((fragment.header_id, &header), fragment, done)
+            .append((fragment.header_id, &header), fragment, done);
+        if result.is_err() {
+            *tx = sender.lock().unwrap_or_else(|p| p.into_inner()).take();
+        }
+        result
+    }
+
+    /// Drops a fragment whose write failed: it was never durable (its producer got an error
+    /// ack) and its bytes were cut off the log.
+    fn forget(&self, seq: u64) {
+        let mut inner = self.lock();
+        if let Ok(i) = inner.entries.binary_search_by_key(&seq, |e| e.meta.seq) {
+            if let Some(e) = inner.entries.remove(i) {
+                if let Some(m) = e.memory {
+                    inner.memory_bytes = inner.memory_bytes.saturating_sub(m.cluster.len());
+                }
+            }
+        }
     }
 
     fn mark_persisted(&self, seq: u64) {

@@ -71,6 +71,10 @@ pub struct ServeArgs {
     /// PutMedia: longest connection (milliseconds).
     #[arg(long, default_value_t = 45 * 60 * 1000)]
     put_max_connection_ms: u64,
+    /// Free space (MiB) that media never uses on the data directory's filesystem, so the
+    /// catalog can still write, and DeleteStream free space, when media has filled the disk.
+    #[arg(long, default_value_t = 16)]
+    store_reserve_mb: u64,
     /// How long a request body may take to arrive (milliseconds; PutMedia has its own idle
     /// rule).
     #[arg(long, default_value_t = 20_000)]
@@ -133,6 +137,7 @@ impl ServeArgs {
         limits.put_max_connection_ms = self.put_max_connection_ms;
         limits.put_idle_close_ms = self.put_idle_close_ms;
         limits.request_body_timeout_ms = self.request_body_timeout_ms;
+        limits.store_reserve_bytes = self.store_reserve_mb << 20;
         limits.get_media_idle_ms = self.get_media_idle_ms;
         limits.write_stall_timeout_ms = self.write_stall_timeout_ms;
         limits.put_idle_ack_ms = self.put_idle_ack_ms;

@@ -469,7 +469,15 @@ impl Session {
             self.skipping = true;
             return Ok(());
         }
-        let seq = self.log.begin(d.header_id, producer_ts_ms, now, timecode);
+        let seq = match self.log.begin(d.header_id, producer_ts_ms, now, timecode) {
+            Ok(seq) => seq,
+            Err(e) => {
+                tracing::error!(stream = %self.stream.name, error = %e, "cannot number a fragment");
+                self.ack_error(AckError::ArchivalError, Some(timecode), None);
+                self.skipping = true;
+                return Ok(());
+            }
+        };
         let number = FragmentNumber::new(self.stream.creation_ms, seq).to_string();
         self.ack_event("BUFFERING", timecode, &number);
         self.current = Some(Building {
