@@ -130,16 +130,7 @@ fn root() -> Creds {
 }
 
 async fn create_stream(server: &TestServer, name: &str) -> String {
-    server
-        .client()
-        .create_stream()
-        .stream_name(name)
-        .data_retention_in_hours(1)
-        .send()
-        .await
-        .unwrap()
-        .stream_arn
-        .unwrap()
+    common::create_stream_with(server, name, 1).await
 }
 
 async fn create_channel(server: &TestServer, name: &str) -> String {

@@ -118,19 +118,8 @@ async fn kill_9_mid_ingest_loses_no_persisted_fragment() {
         );
     }
     // And after the resume, the stream holds every frame of the input.
-    let all = media_sdk(&server)
-        .get_media()
-        .stream_name("cam")
-        .start_selector(
-            aws_sdk_kinesisvideomedia::types::StartSelector::builder()
-                .start_selector_type(aws_sdk_kinesisvideomedia::types::StartSelectorType::Earliest)
-                .build()
-                .unwrap(),
-        )
-        .send()
-        .await
-        .unwrap();
-    let stored = frames(&all.payload.collect().await.unwrap().into_bytes());
+    let earliest = selector(aws_sdk_kinesisvideomedia::types::StartSelectorType::Earliest);
+    let stored = frames(&get_media(&server, "cam", earliest).await);
     for (tc, fr) in &original {
         for f in fr {
             assert!(stored.contains(f), "a frame of cluster {tc} is missing");

@@ -19,32 +19,7 @@ use oxbow_mkv::{ids, write};
 use tokio::sync::mpsc;
 
 async fn create(server: &TestServer, name: &str, retention: i32) {
-    server
-        .client()
-        .create_stream()
-        .stream_name(name)
-        .data_retention_in_hours(retention)
-        .send()
-        .await
-        .unwrap();
-}
-
-async fn get_media(server: &TestServer, stream: &str, selector: StartSelector) -> Vec<u8> {
-    let out = media_sdk(server)
-        .get_media()
-        .stream_name(stream)
-        .start_selector(selector)
-        .send()
-        .await
-        .unwrap();
-    out.payload.collect().await.unwrap().into_bytes().to_vec()
-}
-
-fn selector(kind: StartSelectorType) -> StartSelector {
-    StartSelector::builder()
-        .start_selector_type(kind)
-        .build()
-        .unwrap()
+    create_stream_with(server, name, retention).await;
 }
 
 /// BUFFERING, RECEIVED, PERSISTED for every fragment, in that order, numbers increasing.

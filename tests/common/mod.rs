@@ -713,3 +713,43 @@ pub async fn stream_arn(client: &aws_sdk_kinesisvideo::Client, name: &str) -> St
         .stream_arn
         .unwrap()
 }
+
+/// Creates a stream with `retention_hours` of retention; returns its ARN.
+pub async fn create_stream_with(server: &TestServer, name: &str, retention_hours: i32) -> String {
+    server
+        .client()
+        .create_stream()
+        .stream_name(name)
+        .data_retention_in_hours(retention_hours)
+        .send()
+        .await
+        .unwrap()
+        .stream_arn
+        .unwrap()
+}
+
+/// A whole GetMedia response through the official SDK, from `selector`.
+pub async fn get_media(
+    server: &TestServer,
+    stream: &str,
+    selector: aws_sdk_kinesisvideomedia::types::StartSelector,
+) -> Vec<u8> {
+    let out = media_sdk(server)
+        .get_media()
+        .stream_name(stream)
+        .start_selector(selector)
+        .send()
+        .await
+        .unwrap();
+    out.payload.collect().await.unwrap().into_bytes().to_vec()
+}
+
+/// A start selector of a kind that takes no argument (NOW, EARLIEST).
+pub fn selector(
+    kind: aws_sdk_kinesisvideomedia::types::StartSelectorType,
+) -> aws_sdk_kinesisvideomedia::types::StartSelector {
+    aws_sdk_kinesisvideomedia::types::StartSelector::builder()
+        .start_selector_type(kind)
+        .build()
+        .unwrap()
+}

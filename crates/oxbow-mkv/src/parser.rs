@@ -94,6 +94,11 @@ pub struct MkvParser {
     info: Option<Bytes>,
     tracks: Option<Bytes>,
     header_sent: bool,
+    /// Largest element accepted (a Cluster's frames count one by one).
+    max_element: u64,
+    /// The header of an earlier document of the same stream, for input that goes on with
+    /// Clusters without repeating it (see [`MkvParser::resume_with`]).
+    resume: Option<(Bytes, Bytes, Bytes)>,
 }
 
 impl Default for MkvParser {
@@ -120,6 +125,51 @@ impl MkvParser {
             info: None,
             tracks: None,
             header_sent: false,
+            max_element: MAX_ELEMENT,
+            resume: None,
+        }
+    }
+
+    /// Refuses elements larger than `bytes` with [`MkvError::TooLarge`] before buffering them.
+    pub fn with_max_element(mut self, bytes: u64) -> Self {
+        self.max_element = bytes;
+        self
+    }
+
+    /// Lets input that starts with a Cluster or Tags instead of an EBML header go on under
+    /// this earlier header (`ebml` element; `segment_head`: Info and Tracks, back to back).
+    /// The KVS producer SDK sends such a body when it reconnects and its buffer holds no
+    /// stream start to replay. Ignored if the input does start with an EBML header.
+    pub fn resume_with(&mut self, ebml: Bytes, segment_head: Bytes) -> Result<(), MkvError> {
+        let mut info = None;
+        let mut tracks = None;
+        let mut at = 0;
+        while at < segment_head.len() {
+            let (id, id_len) = match vint::read_id(&segment_head[at..]) {
+                Read::Done(id, n) => (id, n),
+                _ => return Err(invalid("bad element in a stored header")),
+            };
+            let (size, size_len) = match vint::read_size(&segment_head[at + id_len..]) {
+                Read::Done(Some(size), n) => (size as usize, n),
+                _ => return Err(invalid("bad element size in a stored header")),
+            };
+            let end = at + id_len + size_len + size;
+            if end > segment_head.len() {
+                return Err(invalid("truncated stored header"));
+            }
+            match id {
+                INFO => info = Some(segment_head.slice(at..end)),
+                TRACKS => tracks = Some(segment_head.slice(at..end)),
+                _ => {}
+            }
+            at = end;
+        }
+        match (info, tracks) {
+            (Some(info), Some(tracks)) => {
+                self.resume = Some((ebml, info, tracks));
+                Ok(())
+            }
+            _ => Err(invalid("stored header lacks Info or Tracks")),
         }
     }
 
@@ -166,9 +216,10 @@ impl MkvParser {
         while let Some(e) = self.next_event()? {
             events.push(e);
         }
-        if matches!(self.state, State::Cluster { .. }) {
-            self.state = State::Segment;
-            events.push(Event::ClusterEnd);
+        if let State::Cluster { timecode_seen, .. } = self.state {
+            if let Some(e) = self.end_cluster(timecode_seen)? {
+                events.push(e);
+            }
         }
         Ok((events, !self.buf.is_empty()))
     }
@@ -210,7 +261,7 @@ impl MkvParser {
         let size = head
             .size
             .ok_or_else(|| invalid(format!("element {:X} has unknown size", head.id)))?;
-        if size > MAX_ELEMENT {
+        if size > self.max_element {
             return Err(MkvError::TooLarge(size));
         }
         let total = head.header_len + size as usize;
@@ -226,6 +277,15 @@ impl MkvParser {
             return Ok(false);
         };
         if head.id != EBML {
+            if matches!(head.id, CLUSTER | TAGS) {
+                if let Some((ebml, info, tracks)) = self.resume.take() {
+                    self.ebml = Some(ebml);
+                    self.info = Some(info);
+                    self.tracks = Some(tracks);
+                    self.state = State::Segment;
+                    return Ok(true);
+                }
+            }
             return Err(invalid("stream does not start with an EBML header"));
         }
         let Some((el, body)) = self.take_element(&head)? else {
@@ -347,21 +407,28 @@ impl MkvParser {
         }))
     }
 
+    /// A Cluster ends; one that never gave its Timecode is not a fragment.
+    fn end_cluster(&mut self, timecode_seen: bool) -> Result<Option<Event>, MkvError> {
+        self.state = State::Segment;
+        if !timecode_seen {
+            return Err(invalid("a Cluster ended without a Timecode"));
+        }
+        Ok(Some(Event::ClusterEnd))
+    }
+
     fn read_cluster_child(&mut self) -> Result<Option<Event>, MkvError> {
         loop {
             let State::Cluster { end, timecode_seen } = self.state else {
                 return self.read_level1();
             };
             if end.is_some_and(|e| self.offset >= e) {
-                self.state = State::Segment;
-                return Ok(Some(Event::ClusterEnd));
+                return self.end_cluster(timecode_seen);
             }
             let Some(head) = self.head()? else {
                 return Ok(None);
             };
             if end.is_none() && (is_level1(head.id) || head.id == EBML || head.id == SEGMENT) {
-                self.state = State::Segment;
-                return Ok(Some(Event::ClusterEnd));
+                return self.end_cluster(timecode_seen);
             }
             let Some((el, body)) = self.take_element(&head)? else {
                 return Ok(None);

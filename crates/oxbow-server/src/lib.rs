@@ -233,6 +233,7 @@ impl Server {
         shutdown.await;
         tracing::info!("shutting down: no new connections, draining open ones");
         let _ = stop_tx.send(true);
+        self.state.draining.send_replace(true);
         for t in tasks {
             let _ = t.await;
         }

@@ -31,6 +31,9 @@ pub struct AppState {
     pub get_media_connections: Arc<ConnectionCounter>,
     /// Media API calls per stream in the current second.
     pub call_rate: CallRate,
+    /// Turns true when the server starts shutting down: long-lived sessions (PutMedia) end
+    /// then, so their clients reconnect at once instead of waiting on a draining server.
+    pub draining: tokio::sync::watch::Sender<bool>,
 }
 
 /// (stream key, API name) → (start of the current one-second window, calls in it).
@@ -127,6 +130,7 @@ impl AppState {
             store,
             get_media_connections: Arc::default(),
             call_rate: CallRate::default(),
+            draining: tokio::sync::watch::Sender::new(false),
         }
     }
 

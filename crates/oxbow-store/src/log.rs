@@ -136,6 +136,16 @@ impl<D: DurableLog> StreamLog<D> {
         id
     }
 
+    /// The header the stream's newest media uses: the producer's current one, else (after a
+    /// restart) that of the newest fragment.
+    pub fn latest_header(&self) -> Option<StreamHeader> {
+        let inner = self.lock();
+        let id = inner
+            .current_header
+            .or_else(|| inner.entries.back().map(|e| e.meta.header_id))?;
+        inner.headers.get(&id).cloned()
+    }
+
     pub fn header(&self, id: u32) -> Option<StreamHeader> {
         self.lock().headers.get(&id).cloned()
     }

@@ -26,6 +26,10 @@ use crate::front::{boxed, Body};
 use crate::state::AppState;
 
 const END_OF_FRAGMENT: &str = "AWS_KINESISVIDEO_END_OF_FRAGMENT";
+/// The coarsest TimecodeScale accepted: one second per tick.
+const MAX_TIMECODE_SCALE_NS: u64 = 1_000_000_000;
+/// The latest producer time a fragment may carry: the end of year 9999, in ms.
+const MAX_PRODUCER_MS: i64 = 253_402_300_799_999;
 /// Metadata names KVS reserves for itself and producers may still send.
 const RESERVED_TAGS: &[&str] = &[
     END_OF_FRAGMENT,
@@ -165,6 +169,13 @@ pub async fn put_media(
         http::header::CONTENT_TYPE,
         http::HeaderValue::from_static("application/json"),
     );
+    // When the session ends (idle, too long, an error, shutdown) the connection ends with
+    // it, even though the producer's body is unfinished: that is how its SDK learns to
+    // reconnect at once rather than through its own low-speed timeout.
+    response.headers_mut().insert(
+        http::header::CONNECTION,
+        http::HeaderValue::from_static("close"),
+    );
     Ok(response)
 }
 
@@ -216,6 +227,8 @@ struct Session {
     pending_tags: Vec<(String, String)>,
     last_fragment_ms: Option<i64>,
     persisting: Vec<JoinHandle<()>>,
+    /// Whether the body carried any byte (an empty body is no MKV error).
+    received_any: bool,
 }
 
 impl Session {
@@ -227,6 +240,15 @@ impl Session {
         acks: mpsc::Sender<Bytes>,
     ) -> Self {
         let epoch = log.claim_writer();
+        // An element larger than a fragment may be is refused before it is buffered; the
+        // ack says which rule it broke (4001, see `invalid_mkv`).
+        let mut parser =
+            MkvParser::new().with_max_element(state.config.limits.put_max_fragment_bytes as u64);
+        if let Some(h) = log.latest_header() {
+            if let Err(e) = parser.resume_with(h.ebml, h.segment_head) {
+                tracing::warn!(stream = %stream.name, error = %e, "stored stream header unusable");
+            }
+        }
         Self {
             state,
             log,
@@ -235,8 +257,9 @@ impl Session {
             relative: req.relative,
             start_ms: req.producer_start_ms.unwrap_or_else(now_ms),
             acks,
-            parser: MkvParser::new(),
+            parser,
             declared: None,
+            received_any: false,
             current: None,
             skipping: false,
             pending_tags: Vec::new(),
@@ -265,12 +288,22 @@ impl Session {
         let mut last_data = Instant::now();
         let mut received = 0u64;
         let idle_ack = Duration::from_millis(limits.put_idle_ack_ms);
+        let mut draining = self.state.draining.subscribe();
         loop {
             if started.elapsed() > Duration::from_millis(limits.put_max_connection_ms) {
                 self.ack_error(AckError::MaxConnectionDuration, None, None);
                 break;
             }
-            match tokio::time::timeout(idle_ack, body.frame()).await {
+            let next = tokio::select! {
+                _ = draining.wait_for(|d| *d) => {
+                    // The fragment in progress was never acknowledged RECEIVED: the producer
+                    // sends it again on its next connection.
+                    tracing::info!(stream = %self.stream.name, "PutMedia: server shutting down, ending the session");
+                    break;
+                }
+                next = tokio::time::timeout(idle_ack, body.frame()) => next,
+            };
+            match next {
                 Err(_) => {
                     if last_data.elapsed() >= Duration::from_millis(limits.put_idle_close_ms) {
                         tracing::info!(stream = %self.stream.name, "PutMedia idle: closing");
@@ -299,11 +332,15 @@ impl Session {
                     };
                     last_data = Instant::now();
                     received += data.len() as u64;
+                    self.received_any |= !data.is_empty();
                     throttle(received, started, limits.put_max_bytes_per_sec).await;
                     self.parser.push(&data);
                     match self.drain().await {
                         Ok(()) => {}
-                        Err(Stop::Fatal) => break,
+                        Err(Stop::Fatal) => {
+                            discard_rest(&mut body, REFUSED_BODY_LINGER).await;
+                            break;
+                        }
                         Err(Stop::Superseded) => {
                             tracing::info!(stream = %self.stream.name, "a newer PutMedia took over");
                             break;
@@ -335,29 +372,35 @@ impl Session {
             .as_ref()
             .map(|b| (b.timecode, b.number.clone()))
             .unzip();
-        self.ack_error(AckError::InvalidMkvData, tc, number.as_deref());
+        // A frame larger than a whole fragment may be breaks the fragment-size rule, however
+        // much larger it is.
+        let err = match e {
+            MkvError::TooLarge(_) if self.current.is_some() => AckError::MaxFragmentSize,
+            _ => AckError::InvalidMkvData,
+        };
+        self.ack_error(err, tc, number.as_deref());
         self.abandon_current();
         Stop::Fatal
     }
 
     /// The body ended cleanly: close the fragment in progress.
+    /// The body ended cleanly: close the fragment in progress. A body that ends inside an
+    /// element, or that carried bytes but never a stream header, was not valid MKV.
     fn finish(&mut self) {
         match self.parser.finish() {
             Ok((events, truncated)) => {
+                let invalid = truncated || (self.received_any && self.declared.is_none());
                 for e in events {
                     if let Event::ClusterEnd = e {
-                        if truncated {
-                            let (tc, n) = self
-                                .current
-                                .as_ref()
-                                .map(|b| (b.timecode, b.number.clone()))
-                                .unzip();
-                            self.ack_error(AckError::InvalidMkvData, tc, n.as_deref());
-                            self.abandon_current();
-                        } else {
+                        if !invalid && !std::mem::take(&mut self.skipping) {
                             self.complete();
                         }
                     }
+                }
+                if invalid {
+                    self.invalid_mkv(&MkvError::Invalid(
+                        "the body ended in the middle of an element".into(),
+                    ));
                 }
             }
             Err(e) => {
@@ -404,6 +447,12 @@ impl Session {
     }
 
     fn declare(&mut self, h: oxbow_mkv::Header) -> Result<(), Stop> {
+        if !(1..=MAX_TIMECODE_SCALE_NS).contains(&h.timecode_scale_ns) {
+            return Err(self.invalid_mkv(&MkvError::Invalid(format!(
+                "TimecodeScale {} ns is outside 1 ns to 1 s",
+                h.timecode_scale_ns
+            ))));
+        }
         if h.track_list.len() > self.state.config.limits.put_max_tracks {
             self.ack_error(AckError::MoreThanAllowedTracks, None, None);
             return Err(Stop::Fatal);
@@ -449,13 +498,22 @@ impl Session {
         let Some(d) = &self.declared else {
             return Err(Stop::Fatal);
         };
-        let offset_ms = (u128::from(timecode) * u128::from(d.scale_ns) / 1_000_000) as i64;
-        let producer_ts_ms = if self.relative {
-            self.start_ms + offset_ms
-        } else {
-            offset_ms
-        };
         let now = now_ms();
+        // A timecode that is no time at all (past the year 9999 or beyond i64 milliseconds)
+        // must not wrap into a plausible one.
+        let offset_ms = i64::try_from(u128::from(timecode) * u128::from(d.scale_ns) / 1_000_000)
+            .ok()
+            .filter(|ms| *ms <= MAX_PRODUCER_MS);
+        let producer_ts_ms = match offset_ms {
+            Some(ms) if self.relative => self.start_ms.checked_add(ms),
+            other => other,
+        };
+        let Some(producer_ts_ms) = producer_ts_ms.filter(|ms| (0..=MAX_PRODUCER_MS).contains(ms))
+        else {
+            self.ack_error(AckError::InvalidProducerTimestamp, Some(timecode), None);
+            self.skipping = true;
+            return Ok(());
+        };
         if self
             .last_fragment_ms
             .is_some_and(|prev| producer_ts_ms < prev)
@@ -615,6 +673,19 @@ impl Session {
             }));
         }
     }
+}
+
+/// How long a refused body is still read (and thrown away) after its error ack.
+const REFUSED_BODY_LINGER: Duration = Duration::from_secs(2);
+
+/// Reads and drops what is left of a refused body, for up to `linger`. Closing a connection
+/// whose request is still arriving resets it, and a reset can destroy the error ack on its way
+/// to the producer; reading on while the ack goes out avoids that.
+async fn discard_rest(body: &mut Incoming, linger: Duration) {
+    let _ = tokio::time::timeout(linger, async {
+        while let Some(Ok(_)) = body.frame().await {}
+    })
+    .await;
 }
 
 /// An ack line for a fragment event, in the flat shape the producer SDK's parser reads.
