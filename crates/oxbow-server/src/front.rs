@@ -327,6 +327,27 @@ async fn authenticate(
     Ok(key)
 }
 
+/// How long, and how much of, a refused request body is still read after the answer.
+const REFUSED_BODY_LINGER: Duration = Duration::from_secs(2);
+const REFUSED_BODY_MAX_BYTES: u64 = 16 << 20;
+
+/// Reads and drops what is left of a refused body, for up to `linger` and `max_bytes`.
+/// Closing a connection whose request is still arriving resets it, and a reset can destroy
+/// the answer (an error, an error ack) on its way to the client; reading on while the
+/// answer goes out avoids that.
+pub async fn discard_rest(body: &mut Incoming, linger: Duration, max_bytes: u64) {
+    let _ = tokio::time::timeout(linger, async {
+        let mut read = 0u64;
+        while let Some(Ok(frame)) = body.frame().await {
+            read += frame.data_ref().map_or(0, |d| d.len() as u64);
+            if read > max_bytes {
+                return;
+            }
+        }
+    })
+    .await;
+}
+
 /// Reads a whole request body: refused at once when it declares more than `limit` bytes,
 /// and when it does not arrive within `timeout` (the connection then closes, since the rest
 /// of the body is never read).
@@ -347,6 +368,12 @@ async fn read_body(
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.trim().parse::<u64>().ok());
     if declared.is_some_and(|n| n > limit as u64) {
+        // Answered at once; the body is still read (and dropped) for a moment in the
+        // background so that closing does not reset the connection under the answer.
+        let mut body = body;
+        tokio::spawn(async move {
+            discard_rest(&mut body, REFUSED_BODY_LINGER, REFUSED_BODY_MAX_BYTES).await;
+        });
         return Err(too_large());
     }
     match tokio::time::timeout(timeout, Limited::new(body, limit).collect()).await {

@@ -22,7 +22,7 @@ use tokio::task::JoinHandle;
 
 use super::{media_key, throttle, ChannelBody, FragmentNumber};
 use crate::control::{lookup, Need, StreamRef};
-use crate::front::{boxed, Body};
+use crate::front::{boxed, discard_rest, Body};
 use crate::state::AppState;
 
 const END_OF_FRAGMENT: &str = "AWS_KINESISVIDEO_END_OF_FRAGMENT";
@@ -338,7 +338,7 @@ impl Session {
                     match self.drain().await {
                         Ok(()) => {}
                         Err(Stop::Fatal) => {
-                            discard_rest(&mut body, REFUSED_BODY_LINGER).await;
+                            discard_rest(&mut body, REFUSED_BODY_LINGER, u64::MAX).await;
                             break;
                         }
                         Err(Stop::Superseded) => {
@@ -677,16 +677,6 @@ impl Session {
 
 /// How long a refused body is still read (and thrown away) after its error ack.
 const REFUSED_BODY_LINGER: Duration = Duration::from_secs(2);
-
-/// Reads and drops what is left of a refused body, for up to `linger`. Closing a connection
-/// whose request is still arriving resets it, and a reset can destroy the error ack on its way
-/// to the producer; reading on while the ack goes out avoids that.
-async fn discard_rest(body: &mut Incoming, linger: Duration) {
-    let _ = tokio::time::timeout(linger, async {
-        while let Some(Ok(_)) = body.frame().await {}
-    })
-    .await;
-}
 
 /// An ack line for a fragment event, in the flat shape the producer SDK's parser reads.
 fn event_line(event: &str, timecode: u64, number: &str) -> String {
