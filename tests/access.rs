@@ -758,6 +758,13 @@ async fn admin_and_sts_reject_bad_input() {
     let server = TestServer::start();
     let root = root();
     let post = |path: &str, body: &str| common::post(&server, path, body, &root.signing());
+    // 800 KB of statements: far over IAM's 6,144-character policy quota.
+    let statement =
+        r#"{\"Effect\":\"Allow\",\"Action\":\"kinesisvideo:DescribeStream\",\"Resource\":\"*\"}"#;
+    let big_policy = format!(
+        r#"{{"PolicyName":"big","PolicyDocument":"{{\"Statement\":[{}]}}"}}"#,
+        vec![statement; 10_000].join(",")
+    );
     for (path, body, status, error) in [
         (
             "/admin/CreateUser",
@@ -776,13 +783,31 @@ async fn admin_and_sts_reject_bad_input() {
             "/admin/CreatePolicy",
             r#"{"PolicyName":"p","PolicyDocument":"{\"Statement\":[{\"Effect\":\"Maybe\",\"Action\":\"*\",\"Resource\":\"*\"}]}"}"#,
             400,
-            "InvalidArgumentException",
+            "MalformedPolicyDocumentException",
         ),
         (
             "/admin/CreatePolicy",
             r#"{"PolicyName":"p","PolicyDocument":"[]"}"#,
             400,
-            "InvalidArgumentException",
+            "MalformedPolicyDocumentException",
+        ),
+        (
+            "/admin/CreatePolicy",
+            r#"{"PolicyName":"p","PolicyDocument":"{\"Statement\":[{\"Effect\":\"Allow\",\"Action\":\"*\",\"Resource\":\"*\",\"Condition\":{\"IpAddress\":{\"aws:SourceIp\":\"10.0.0.0/33\"}}}]}"}"#,
+            400,
+            "MalformedPolicyDocumentException",
+        ),
+        (
+            "/admin/CreatePolicy",
+            &big_policy,
+            409,
+            "LimitExceededException",
+        ),
+        (
+            "/admin/CreateUser",
+            r#"{"UserName":"a","UserName":"b"}"#,
+            400,
+            "SerializationException",
         ),
         (
             "/admin/AttachPolicy",
@@ -800,7 +825,13 @@ async fn admin_and_sts_reject_bad_input() {
             "/admin/RegisterCertificate",
             r#"{"CertificatePem":"garbage"}"#,
             400,
-            "InvalidArgumentException",
+            "CertificateValidationException",
+        ),
+        (
+            "/admin/RegisterCertificate",
+            r#"{"CertificatePem":"-----BEGIN CERTIFICATE-----\naGVsbG8gd29ybGQ=\n-----END CERTIFICATE-----\n"}"#,
+            400,
+            "CertificateValidationException",
         ),
         (
             "/admin/UpdateCertificate",

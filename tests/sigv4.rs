@@ -125,6 +125,33 @@ fn malformed_bodies_are_serialization_errors() {
     // Unknown members are ignored.
     let r = post_ok(&server, "/listStreams", r#"{"SomethingNew":true}"#);
     assert_eq!(r.status, 200);
+    // ... but checked like the rest: every API refuses the same malformed bodies, list
+    // operations (all of whose members are optional) included.
+    let deep = format!(r#"{{"X":{}{}}}"#, "[".repeat(20_000), "]".repeat(20_000));
+    let bodies: [&[u8]; 4] = [
+        b"{\"X\":\"\xff\xfe\"}",
+        br#"{"MaxResults":1,"MaxResults":2}"#,
+        br#"{"X":{"a":1,"a":2}}"#,
+        deep.as_bytes(),
+    ];
+    for path in ["/listStreams", "/listSignalingChannels", "/describeStream"] {
+        for body in bodies {
+            let r = common::request(
+                &server,
+                "POST",
+                path,
+                Some("application/json"),
+                body,
+                &Signing::default(),
+            );
+            assert_eq!(
+                (r.status, r.error_type()),
+                (400, "SerializationException"),
+                "{path} {}",
+                String::from_utf8_lossy(&body[..body.len().min(40)])
+            );
+        }
+    }
 }
 
 #[test]

@@ -42,6 +42,12 @@ pub enum ErrorKind {
     RequestEntityTooLarge,
     /// The request body did not arrive in time.
     RequestTimeout,
+    /// IAM: a policy document that does not parse, or names an impossible value.
+    MalformedPolicyDocument,
+    /// IAM: a quota such as the policy size.
+    LimitExceeded,
+    /// IoT: a certificate that is not a well-formed X.509 certificate in PEM.
+    CertificateValidation,
     /// A KVS operation this version of Oxbow does not serve yet.
     NotImplemented,
     InternalFailure,
@@ -79,6 +85,9 @@ impl ErrorKind {
             RequestEntityTooLarge => "RequestEntityTooLargeException",
             NotImplemented => "NotImplementedException",
             RequestTimeout => "RequestTimeoutException",
+            MalformedPolicyDocument => "MalformedPolicyDocumentException",
+            LimitExceeded => "LimitExceededException",
+            CertificateValidation => "CertificateValidationException",
             InternalFailure => "InternalFailure",
             ServiceUnavailable => "ServiceUnavailableException",
         }
@@ -96,6 +105,7 @@ impl ErrorKind {
             | ExpiredToken => 403,
             ResourceNotFound | StreamEdgeConfigurationNotFound | UnknownOperation => 404,
             RequestTimeout => 408,
+            LimitExceeded => 409,
             RequestEntityTooLarge => 413,
             InternalFailure => 500,
             NotImplemented => 501,

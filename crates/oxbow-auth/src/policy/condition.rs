@@ -112,6 +112,13 @@ pub fn parse_block(block: &Value) -> Result<Vec<Condition>, PolicyError> {
                 Value::Array(items) => items.iter().map(scalar).collect::<Result<_, _>>()?,
                 other => vec![scalar(other)?],
             };
+            if kind == Kind::IpAddress {
+                if let Some(v) = values.iter().find(|v| !v.contains("${") && !is_cidr(v)) {
+                    return Err(bad(format!(
+                        "{full}: '{v}' is not an IP address or CIDR block"
+                    )));
+                }
+            }
             let patterns = values
                 .iter()
                 .map(|p| Pattern::new(p, kind == Kind::StringEqualsIgnoreCase))
@@ -154,6 +161,17 @@ fn compare<T: PartialOrd>(cmp: Cmp, request: T, policy: T) -> bool {
         Cmp::Gt => request > policy,
         Cmp::Ge => request >= policy,
     }
+}
+
+/// An IPv4 or IPv6 address, optionally with a prefix length that fits it.
+fn is_cidr(v: &str) -> bool {
+    let (net, bits) = v.split_once('/').unwrap_or((v, ""));
+    let width = match net.parse::<IpAddr>() {
+        Ok(IpAddr::V4(_)) => 32,
+        Ok(IpAddr::V6(_)) => 128,
+        Err(_) => return false,
+    };
+    bits.is_empty() || bits.parse::<u32>().is_ok_and(|b| b <= width)
 }
 
 fn in_cidr(ip: &str, cidr: &str) -> bool {

@@ -198,16 +198,23 @@ pub async fn delete_access_key(state: &AppState, a: &Args) -> Result<Value, ApiE
     Ok(json!({}))
 }
 
+/// IAM's limit on a managed policy document, in characters other than white space.
+const MAX_POLICY_CHARS: usize = 6_144;
+
 /// CreatePolicy (`create`) or UpdatePolicy: the document must parse in the IAM grammar.
 pub async fn put_policy(state: &AppState, a: &Args, create: bool) -> Result<Value, ApiError> {
     let name = a.req("PolicyName", &v::POLICY_NAME)?;
     let document = a.text("PolicyDocument")?;
-    Policy::parse(&document).map_err(|e| {
-        ApiError::new(
-            ErrorKind::InvalidArgument,
-            format!("MalformedPolicyDocument: {e}"),
-        )
-    })?;
+    // IAM counts a managed policy's characters without white space.
+    let size = document.chars().filter(|c| !c.is_whitespace()).count();
+    if size > MAX_POLICY_CHARS {
+        return Err(ApiError::new(
+            ErrorKind::LimitExceeded,
+            format!("Cannot exceed quota for PolicySize: {MAX_POLICY_CHARS}"),
+        ));
+    }
+    Policy::parse(&document)
+        .map_err(|e| ApiError::new(ErrorKind::MalformedPolicyDocument, e.to_string()))?;
     let now = now_ms();
     let table = state.catalog.policies();
     let record = if create {

@@ -6,7 +6,7 @@ use oxbow_catalog::{
 };
 use oxbow_core::time::{ms_to_json_seconds, now_ms};
 use oxbow_core::validate as v;
-use oxbow_core::ApiError;
+use oxbow_core::{ApiError, ErrorKind};
 use serde_json::{json, Value};
 
 use super::{all, exists, find, not_found, storage, Args};
@@ -183,7 +183,13 @@ pub async fn create_keys_and_certificate(state: &AppState, a: &Args) -> Result<V
 pub async fn register_certificate(state: &AppState, a: &Args) -> Result<Value, ApiError> {
     let pem = a.text("CertificatePem")?;
     let der = pem_to_der(&pem)
-        .ok_or_else(|| ApiError::invalid_argument("CertificatePem holds no certificate."))?;
+        .filter(|der| crate::iot::ca::is_certificate(der))
+        .ok_or_else(|| {
+            ApiError::new(
+                ErrorKind::CertificateValidation,
+                "CertificatePem is not a valid X.509 certificate in PEM format.",
+            )
+        })?;
     let record = store_certificate(state, pem, &der, status_of(a)).await?;
     Ok(json!({"CertificateArn": record.arn, "CertificateId": record.id}))
 }

@@ -106,3 +106,10 @@ pub fn pem_to_der(pem: &str) -> Option<Vec<u8>> {
         .ok()
         .map(|c| c.to_vec())
 }
+
+/// Whether `der` parses as an X.509 certificate (what IoT's RegisterCertificate checks
+/// before anything else).
+pub fn is_certificate(der: &[u8]) -> bool {
+    let der = rustls::pki_types::CertificateDer::from(der);
+    webpki::EndEntityCert::try_from(&der).is_ok()
+}
