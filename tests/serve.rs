@@ -4,7 +4,7 @@
 mod common;
 
 use aws_sdk_kinesisvideo::error::ProvideErrorMetadata;
-use common::{client_for, temp_dir, TestServer};
+use common::{client_for, fixture, temp_dir, TestServer};
 
 fn ini_value(text: &str, key: &str) -> String {
     text.lines()
@@ -130,7 +130,13 @@ async fn self_signed_tls() {
     let dir = temp_dir("tls");
     let server = TestServer::start_in(
         &dir,
-        &["--tls-self-signed", "--http-listen", "127.0.0.1:0"],
+        &[
+            "--tls-self-signed",
+            "--http-listen",
+            "127.0.0.1:0",
+            "--region",
+            "us-west-2",
+        ],
         true,
     );
     assert!(server.url.starts_with("https://"), "{}", server.url);
@@ -160,7 +166,106 @@ async fn self_signed_tls() {
         .expect("plain listener")
         .to_string();
     let kv = client_for(&plain, common::ACCESS_KEY, common::SECRET_KEY);
-    kv.list_streams().send().await.unwrap();
+    let e = kv.list_streams().send().await.unwrap_err();
+    assert_eq!(
+        e.code(),
+        Some("InvalidSignatureException"),
+        "signed for us-east-1"
+    );
+
+    // The CLI speaks HTTPS: endpoint, CA and region from the data directory's profile...
+    let oxbow = |args: &[&str], envs: &[(&str, &str)]| {
+        let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_oxbow"));
+        cmd.args(args)
+            .env_remove("AWS_REGION")
+            .env_remove("AWS_DEFAULT_REGION")
+            .env_remove("AWS_ACCESS_KEY_ID")
+            .env_remove("AWS_SECRET_ACCESS_KEY")
+            .env_remove("AWS_CA_BUNDLE")
+            .env_remove("OXBOW_ENDPOINT")
+            .envs(envs.iter().copied());
+        let out = cmd.output().unwrap();
+        assert!(
+            out.status.success(),
+            "oxbow {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let data = dir.to_str().unwrap();
+    let fixture = fixture(4);
+    let input = fixture.to_str().unwrap();
+    oxbow(&["put", "cli", input, "--data-dir", data], &[]);
+    let users = oxbow(&["admin", "list-users", "--data-dir", data], &[]);
+    assert!(users.contains("Users"), "{users}");
+    // ... or given explicitly, with the region from AWS_DEFAULT_REGION as the AWS CLI takes it
+    // (the server signs for us-west-2 here; a us-east-1 fallback would be refused).
+    let keys = [
+        ("AWS_ACCESS_KEY_ID", common::ACCESS_KEY),
+        ("AWS_SECRET_ACCESS_KEY", common::SECRET_KEY),
+        ("AWS_DEFAULT_REGION", "us-west-2"),
+    ];
+    let nowhere = temp_dir("no-profile");
+    let ca_path = ca.to_str().unwrap();
+    let fragments_read = |endpoint: &str, ca: &[&str]| {
+        let nowhere = nowhere.to_str().unwrap();
+        let mut args = vec!["get", "cli", "--start", "earliest", "--summary"];
+        args.extend(["--endpoint", endpoint, "--data-dir", nowhere]);
+        args.extend_from_slice(ca);
+        let summary = oxbow(&args, &keys);
+        summary
+            .lines()
+            .filter(|l| l.starts_with("fragment "))
+            .count()
+    };
+    assert_eq!(fragments_read(&server.url, &["--ca-bundle", ca_path]), 4);
+    // Over the plain listener the data endpoint handed out is plain too.
+    assert_eq!(fragments_read(&plain, &[]), 4);
+}
+
+/// The banner names absolute paths whatever the working directory, and logs written to a
+/// pipe carry no colour codes.
+#[test]
+fn banner_paths_are_absolute_and_logs_plain() {
+    let cwd = temp_dir("cwd");
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_oxbow"))
+        .args(["serve", "--listen", "127.0.0.1:0", "--tls-self-signed"])
+        .args(["--data-dir", "relative-data"])
+        .current_dir(&cwd)
+        .env("RUST_LOG", "info")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let mut banner = String::new();
+    for line in std::io::BufRead::lines(std::io::BufReader::new(stdout)) {
+        let line = line.unwrap();
+        banner.push_str(&line);
+        banner.push('\n');
+        if line.starts_with("  aws kinesisvideo") {
+            break;
+        }
+    }
+    let _ = std::process::Command::new("kill")
+        .arg("-TERM")
+        .arg(child.id().to_string())
+        .status();
+    let out = child.wait_with_output().unwrap();
+    let expected = cwd.join("relative-data");
+    for word in banner.split_whitespace() {
+        let path = word.split_once('=').map_or(word, |(_, p)| p);
+        if path.contains("relative-data") {
+            assert!(
+                path.starts_with(expected.to_str().unwrap()),
+                "{path} in {banner}"
+            );
+        }
+    }
+    assert!(banner.contains("tls/ca.pem"), "{banner}");
+    let logs = String::from_utf8_lossy(&out.stderr);
+    assert!(logs.contains("shutting down"), "{logs}");
+    assert!(!logs.contains('\x1b'), "colour codes in {logs}");
 }
 
 #[test]

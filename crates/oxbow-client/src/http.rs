@@ -1,5 +1,7 @@
 //! Connections and signed JSON calls.
 
+use std::sync::Arc;
+
 use bytes::Bytes;
 use http::{HeaderMap, HeaderValue, Method, Request, Response};
 use http_body_util::{BodyExt, Full};
@@ -18,8 +20,10 @@ pub struct Credentials {
 
 #[derive(Debug, thiserror::Error)]
 pub enum ClientError {
-    #[error("endpoint must be http://host[:port], got {0}")]
+    #[error("endpoint must be http(s)://host[:port], got {0}")]
     Endpoint(String),
+    #[error("TLS: {0}")]
+    Tls(String),
     #[error("connection: {0}")]
     Connect(String),
     #[error("HTTP {status} {error_type}: {message}")]
@@ -43,6 +47,57 @@ impl ClientError {
     }
 }
 
+/// Whom an HTTPS client trusts: the system's roots plus any CA files given (Oxbow's own
+/// `<data>/tls/ca.pem` for a self-signed server).
+#[derive(Clone)]
+pub struct Trust {
+    config: Arc<rustls::ClientConfig>,
+}
+
+impl std::fmt::Debug for Trust {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Trust")
+    }
+}
+
+impl Trust {
+    /// The system's roots and every certificate in `ca_files` (PEM).
+    pub fn new(ca_files: &[std::path::PathBuf]) -> Result<Self, ClientError> {
+        let mut roots = rustls::RootCertStore::empty();
+        for cert in rustls_native_certs::load_native_certs().certs {
+            let _ = roots.add(cert);
+        }
+        for path in ca_files {
+            let pem = std::fs::read(path)
+                .map_err(|e| ClientError::Tls(format!("{}: {e}", path.display())))?;
+            let mut added = 0;
+            for cert in rustls_pemfile::certs(&mut pem.as_slice()) {
+                let cert =
+                    cert.map_err(|e| ClientError::Tls(format!("{}: {e}", path.display())))?;
+                roots
+                    .add(cert)
+                    .map_err(|e| ClientError::Tls(format!("{}: {e}", path.display())))?;
+                added += 1;
+            }
+            if added == 0 {
+                return Err(ClientError::Tls(format!(
+                    "{} holds no PEM certificate",
+                    path.display()
+                )));
+            }
+        }
+        let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+        let config = rustls::ClientConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .map_err(|e| ClientError::Tls(e.to_string()))?
+            .with_root_certificates(roots)
+            .with_no_client_auth();
+        Ok(Self {
+            config: Arc::new(config),
+        })
+    }
+}
+
 /// One KVS endpoint and the credentials to sign for it.
 #[derive(Debug, Clone)]
 pub struct Client {
@@ -50,39 +105,83 @@ pub struct Client {
     addr: String,
     /// The Host header value (what gets signed).
     host: String,
+    /// Set for https endpoints: the name the certificate must carry, and whom to trust.
+    tls: Option<(rustls::pki_types::ServerName<'static>, Trust)>,
+    trust: Option<Trust>,
     pub region: String,
     pub credentials: Credentials,
 }
 
 impl Client {
+    /// A client for an `http://` endpoint, or an `https://` one trusting the system's roots.
     pub fn new(
         endpoint: &str,
         region: &str,
         credentials: Credentials,
     ) -> Result<Self, ClientError> {
-        let rest = endpoint
-            .strip_prefix("http://")
-            .ok_or_else(|| ClientError::Endpoint(endpoint.to_string()))?;
+        Self::with_trust(endpoint, region, credentials, None)
+    }
+
+    /// A client whose https connections trust `trust` (system roots when `None`).
+    pub fn with_trust(
+        endpoint: &str,
+        region: &str,
+        credentials: Credentials,
+        trust: Option<Trust>,
+    ) -> Result<Self, ClientError> {
+        let (secure, rest) = match (
+            endpoint.strip_prefix("http://"),
+            endpoint.strip_prefix("https://"),
+        ) {
+            (Some(rest), _) => (false, rest),
+            (_, Some(rest)) => (true, rest),
+            _ => return Err(ClientError::Endpoint(endpoint.to_string())),
+        };
         let host = rest.split('/').next().unwrap_or_default().to_string();
         if host.is_empty() {
             return Err(ClientError::Endpoint(endpoint.to_string()));
         }
-        let addr = if host.contains(':') {
+        let has_port = host.rsplit_once(':').is_some_and(|(_, p)| !p.contains(']'));
+        let addr = if has_port {
             host.clone()
         } else {
-            format!("{host}:80")
+            format!("{host}:{}", if secure { 443 } else { 80 })
+        };
+        let tls = if secure {
+            let name = addr
+                .rsplit_once(':')
+                .map_or(addr.as_str(), |(h, _)| h)
+                .trim_start_matches('[')
+                .trim_end_matches(']')
+                .to_string();
+            let name = rustls::pki_types::ServerName::try_from(name)
+                .map_err(|_| ClientError::Endpoint(endpoint.to_string()))?;
+            let trust = match &trust {
+                Some(t) => t.clone(),
+                None => Trust::new(&[])?,
+            };
+            Some((name, trust))
+        } else {
+            None
         };
         Ok(Self {
             addr,
             host,
+            tls,
+            trust,
             region: region.to_string(),
             credentials,
         })
     }
 
-    /// The same credentials against another endpoint (e.g. a data endpoint).
+    /// The same credentials (and trust) against another endpoint (e.g. a data endpoint).
     pub fn with_endpoint(&self, endpoint: &str) -> Result<Self, ClientError> {
-        Self::new(endpoint, &self.region, self.credentials.clone())
+        Self::with_trust(
+            endpoint,
+            &self.region,
+            self.credentials.clone(),
+            self.trust.clone(),
+        )
     }
 
     pub(crate) fn headers(&self, extra: &[(&'static str, String)]) -> HeaderMap {
@@ -126,18 +225,17 @@ impl Client {
             .await
             .map_err(|e| ClientError::Connect(format!("{}: {e}", self.addr)))?;
         let _ = tcp.set_nodelay(true);
-        let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(tcp))
-            .await
-            .map_err(|e| ClientError::Connect(e.to_string()))?;
-        tokio::spawn(async move {
-            if let Err(e) = conn.await {
-                tracing::debug!(error = %e, "connection ended");
+        match &self.tls {
+            None => exchange(tcp, req).await,
+            Some((name, trust)) => {
+                let connector = tokio_rustls::TlsConnector::from(Arc::clone(&trust.config));
+                let stream = connector
+                    .connect(name.clone(), tcp)
+                    .await
+                    .map_err(|e| ClientError::Tls(format!("{}: {e}", self.addr)))?;
+                exchange(stream, req).await
             }
-        });
-        sender
-            .send_request(req)
-            .await
-            .map_err(|e| ClientError::Connect(e.to_string()))
+        }
     }
 
     /// A signed JSON POST; an error status becomes [`ClientError::Api`].
@@ -241,6 +339,27 @@ impl Client {
             .await?;
         Ok(resp.into_body())
     }
+}
+
+/// One request over a fresh HTTP/1.1 connection on `io`.
+async fn exchange<S, B>(io: S, req: Request<B>) -> Result<Response<Incoming>, ClientError>
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Send + Unpin + 'static,
+    B: http_body::Body<Data = Bytes> + Send + Unpin + 'static,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(io))
+        .await
+        .map_err(|e| ClientError::Connect(e.to_string()))?;
+    tokio::spawn(async move {
+        if let Err(e) = conn.await {
+            tracing::debug!(error = %e, "connection ended");
+        }
+    });
+    sender
+        .send_request(req)
+        .await
+        .map_err(|e| ClientError::Connect(e.to_string()))
 }
 
 pub(crate) async fn api_error(resp: Response<Incoming>) -> ClientError {

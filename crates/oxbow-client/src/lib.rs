@@ -8,5 +8,5 @@ mod put;
 mod signing;
 
 pub use get::{ChunkReader, SegmentMerger};
-pub use http::{Client, ClientError, Credentials};
+pub use http::{Client, ClientError, Credentials, Trust};
 pub use put::{Ack, AckEvent, Producer, PutOptions, PutSummary};

@@ -47,6 +47,8 @@ pub struct Conn {
     pub peer: SocketAddr,
     /// Whether it is TLS (`aws:SecureTransport`).
     pub secure: bool,
+    /// Whether it came in on the plain-HTTP listener beside a TLS one (`--http-listen`).
+    pub plain_beside_tls: bool,
 }
 
 /// Where a request goes.
@@ -212,6 +214,7 @@ async fn signed_api(
                 authorize(state, key, &access::control(state, op, body).await, conn).await?;
             }
             Ok(match control::dispatch(op, body, state).await? {
+                Some(v) if op == Op::GetDataEndpoint => ok(plain_endpoint(parts, conn, v)),
                 Some(v) => ok(v),
                 None => json(StatusCode::OK, Bytes::new()),
             })
@@ -237,6 +240,23 @@ async fn signed_api(
             unreachable!("routed before authentication")
         }
     }
+}
+
+/// A caller that came in over plain HTTP (`--http-listen` beside TLS) gets a data endpoint
+/// it can use the same way: the plain URL it reached, not the TLS public URL.
+fn plain_endpoint(
+    parts: &http::request::Parts,
+    conn: Conn,
+    mut v: serde_json::Value,
+) -> serde_json::Value {
+    let host = parts
+        .headers
+        .get(header::HOST)
+        .and_then(|h| h.to_str().ok());
+    if let (true, Some(host)) = (conn.plain_beside_tls, host) {
+        v["DataEndpoint"] = format!("http://{host}").into();
+    }
+    v
 }
 
 /// STS answers every outcome, errors included, in its own XML shape.

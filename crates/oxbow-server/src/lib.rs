@@ -208,11 +208,13 @@ impl Server {
     pub async fn serve(self, shutdown: impl Future<Output = ()> + Send + 'static) {
         let reaper = tokio::spawn(reaper::run(Arc::clone(&self.state)));
         let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+        let tls_primary = self.tls.is_some();
         let mut tasks = vec![tokio::spawn(listener::run(
             self.primary,
             self.tls,
             Arc::clone(&self.state),
             stop_rx.clone(),
+            false,
         ))];
         if let Some(plain) = self.plain {
             tasks.push(tokio::spawn(listener::run(
@@ -220,6 +222,7 @@ impl Server {
                 None,
                 Arc::clone(&self.state),
                 stop_rx.clone(),
+                tls_primary,
             )));
         }
         if let Some(iot) = self.iot {

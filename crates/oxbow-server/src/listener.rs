@@ -24,6 +24,7 @@ pub async fn run(
     tls: Option<TlsAcceptor>,
     state: Arc<AppState>,
     mut stop: watch::Receiver<bool>,
+    plain_beside_tls: bool,
 ) {
     let graceful = GracefulShutdown::new();
     loop {
@@ -46,6 +47,7 @@ pub async fn run(
         let conn = front::Conn {
             peer,
             secure: tls.is_some(),
+            plain_beside_tls,
         };
         tokio::spawn(async move {
             let service = hyper::service::service_fn(move |req| {

@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 use clap::Args;
 use http_body_util::BodyExt;
 use oxbow_client::{
-    Ack, AckEvent, ChunkReader, Client, Credentials, Producer, PutOptions, SegmentMerger,
+    Ack, AckEvent, ChunkReader, Client, Credentials, Producer, PutOptions, SegmentMerger, Trust,
 };
 use oxbow_mkv::Event;
 use tokio::io::AsyncWriteExt;
@@ -19,8 +19,14 @@ pub struct Connection {
     /// The server's data directory, for its generated endpoint and credentials.
     #[arg(long, default_value = "./oxbow-data", env = "OXBOW_DATA_DIR")]
     data_dir: PathBuf,
-    #[arg(long, default_value = "us-east-1", env = "AWS_REGION")]
-    region: String,
+    /// The region to sign for [default: as the AWS CLI finds it: AWS_REGION,
+    /// AWS_DEFAULT_REGION, the data directory's profile, else us-east-1].
+    #[arg(long)]
+    region: Option<String>,
+    /// A PEM file of CA certificates to trust for https, besides the system's roots and the
+    /// data directory's own CA [env: AWS_CA_BUNDLE].
+    #[arg(long, env = "AWS_CA_BUNDLE")]
+    ca_bundle: Option<PathBuf>,
 }
 
 fn ini_value(path: &Path, key: &str) -> Option<String> {
@@ -37,7 +43,8 @@ impl Connection {
         match flag {
             "--endpoint" => self.endpoint = Some(value.to_string()),
             "--data-dir" => self.data_dir = PathBuf::from(value),
-            "--region" => self.region = value.to_string(),
+            "--region" => self.region = Some(value.to_string()),
+            "--ca-bundle" => self.ca_bundle = Some(PathBuf::from(value)),
             _ => return false,
         }
         true
@@ -77,7 +84,35 @@ impl Connection {
                 }
             }
         };
-        Ok(Client::new(&endpoint, &self.region, credentials)?)
+        let env_region = env("AWS_REGION").or_else(|| env("AWS_DEFAULT_REGION"));
+        let region = self
+            .region
+            .clone()
+            .or(env_region)
+            .or_else(|| ini_value(&aws.join("config"), "region"))
+            .unwrap_or_else(|| "us-east-1".into());
+        Ok(Client::with_trust(
+            &endpoint,
+            &region,
+            credentials,
+            Some(self.trust()?),
+        )?)
+    }
+
+    /// The CAs an https endpoint may be signed by: `--ca-bundle` (or AWS_CA_BUNDLE), else the
+    /// data directory profile's `ca_bundle`, and the data directory's own CA if it has one.
+    fn trust(&self) -> Result<Trust, Box<dyn std::error::Error>> {
+        let mut files: Vec<PathBuf> = Vec::new();
+        let profile_ca =
+            ini_value(&self.data_dir.join("aws").join("config"), "ca_bundle").map(PathBuf::from);
+        if let Some(ca) = self.ca_bundle.clone().or(profile_ca) {
+            files.push(ca);
+        }
+        let own = self.data_dir.join("tls").join("ca.pem");
+        if own.is_file() && !files.contains(&own) {
+            files.push(own);
+        }
+        Ok(Trust::new(&files)?)
     }
 }
 
