@@ -576,3 +576,43 @@ fn oversized_and_stalled_bodies_are_cut_off() {
         "{waited:?}"
     );
 }
+
+/// Requests the HTTP layer must refuse get an AWS-shaped error with a request id, not an
+/// empty 400/414/431.
+#[test]
+fn malformed_http_gets_aws_shaped_errors() {
+    let server = TestServer::start();
+    let addr = server.addr();
+    let long_uri = format!("GET /{} HTTP/1.1\nhost: x", "a".repeat(100_000));
+    let big_header = format!("GET / HTTP/1.1\nhost: x\nx-big: {}", "a".repeat(1 << 20));
+    for (head, status, error) in [
+        ("BLAH\u{1} / HTTP/1.1\nhost: x", 400, "BadRequestException"),
+        (long_uri.as_str(), 414, "RequestURITooLongException"),
+        (
+            big_header.as_str(),
+            431,
+            "RequestHeaderFieldsTooLargeException",
+        ),
+        (
+            "POST /listStreams HTTP/1.1\nhost: x\ncontent-length: 2\ncontent-length: 5",
+            400,
+            "BadRequestException",
+        ),
+    ] {
+        let mut s = std::net::TcpStream::connect(&addr).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        let raw = format!("{}\r\n\r\n{{}}", head.replace('\n', "\r\n"));
+        // The server may answer (and close) before a huge head is fully sent.
+        let _ = std::io::Write::write_all(&mut s, raw.as_bytes());
+        let mut got = Vec::new();
+        let _ = std::io::Read::read_to_end(&mut s, &mut got);
+        let text = String::from_utf8_lossy(&got);
+        assert!(
+            text.starts_with(&format!("HTTP/1.1 {status} ")),
+            "{error}: {}",
+            &text[..text.len().min(200)]
+        );
+        assert!(text.contains("x-amzn-RequestId: "), "{text}");
+        assert!(text.contains(&format!(r#""__type":"{error}""#)), "{text}");
+    }
+}

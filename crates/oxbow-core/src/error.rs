@@ -42,6 +42,12 @@ pub enum ErrorKind {
     RequestEntityTooLarge,
     /// The request body did not arrive in time.
     RequestTimeout,
+    /// An HTTP request the HTTP layer cannot parse (request line, headers, body length).
+    BadRequest,
+    /// The request URI is too long.
+    UriTooLong,
+    /// The request's headers are too large, or too many.
+    HeadersTooLarge,
     /// IAM: a policy document that does not parse, or names an impossible value.
     MalformedPolicyDocument,
     /// IAM: a quota such as the policy size.
@@ -85,6 +91,9 @@ impl ErrorKind {
             RequestEntityTooLarge => "RequestEntityTooLargeException",
             NotImplemented => "NotImplementedException",
             RequestTimeout => "RequestTimeoutException",
+            BadRequest => "BadRequestException",
+            UriTooLong => "RequestURITooLongException",
+            HeadersTooLarge => "RequestHeaderFieldsTooLargeException",
             MalformedPolicyDocument => "MalformedPolicyDocumentException",
             LimitExceeded => "LimitExceededException",
             CertificateValidation => "CertificateValidationException",
@@ -107,6 +116,8 @@ impl ErrorKind {
             RequestTimeout => 408,
             LimitExceeded => 409,
             RequestEntityTooLarge => 413,
+            UriTooLong => 414,
+            HeadersTooLarge => 431,
             InternalFailure => 500,
             NotImplemented => 501,
             ServiceUnavailable => 503,

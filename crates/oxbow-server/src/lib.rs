@@ -11,6 +11,7 @@ mod camera;
 pub mod config;
 pub mod control;
 mod front;
+mod head_check;
 mod iot;
 mod listener;
 pub mod media;

@@ -12,6 +12,7 @@ use tokio::sync::watch;
 use tokio_rustls::TlsAcceptor;
 
 use crate::front;
+use crate::head_check::check_first_head;
 use crate::stall::StallGuard;
 use crate::state::AppState;
 
@@ -63,8 +64,11 @@ pub async fn run(
             };
             let result = match tls {
                 None => {
-                    let conn = builder
-                        .serve_connection(TokioIo::new(StallGuard::new(tcp, stall)), service);
+                    let Some(io) = check_first_head(tcp, HEADER_TIMEOUT).await else {
+                        return;
+                    };
+                    let conn =
+                        builder.serve_connection(TokioIo::new(StallGuard::new(io, stall)), service);
                     watcher.watch(conn).await
                 }
                 Some(acceptor) => {
@@ -80,8 +84,11 @@ pub async fn run(
                                 return;
                             }
                         };
-                    let conn = builder
-                        .serve_connection(TokioIo::new(StallGuard::new(stream, stall)), service);
+                    let Some(io) = check_first_head(stream, HEADER_TIMEOUT).await else {
+                        return;
+                    };
+                    let conn =
+                        builder.serve_connection(TokioIo::new(StallGuard::new(io, stall)), service);
                     watcher.watch(conn).await
                 }
             };

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use bytes::{BufMut, Bytes, BytesMut};
 use clap::Args;
 use http_body_util::BodyExt;
-use oxbow_client::{AckEvent, ChunkReader, Client, Credentials};
+use oxbow_client::{AckEvent, ChunkReader, Client};
 use oxbow_mkv::{ids, write, Event};
 use tokio::sync::mpsc;
 
@@ -87,15 +87,7 @@ fn disk_baseline(dir: &std::path::Path) -> Option<f64> {
 }
 
 pub async fn media(args: MediaArgs) -> Result<(), Box<dyn std::error::Error>> {
-    let client = Client::new(
-        &args.target.endpoint,
-        &args.target.region,
-        Credentials {
-            access_key_id: args.target.access_key_id.clone(),
-            secret_access_key: args.target.secret_access_key.clone(),
-            session_token: None,
-        },
-    )?;
+    let client = args.target.client()?;
     let run = std::process::id();
     let names: Vec<String> = (0..args.streams)
         .map(|i| format!("bench-{run}-{i}"))

@@ -4,6 +4,7 @@
 mod control;
 mod media;
 mod policy;
+mod stall;
 
 use clap::{Args, Subcommand};
 
@@ -18,6 +19,9 @@ pub enum BenchCommand {
     /// Cost of judging a request against many attached policies, against one SigV4
     /// verification measured in the same run.
     Policy(policy::PolicyArgs),
+    /// GetMedia readers that stop reading and PutMedia producers that stall mid-fragment:
+    /// server memory while they are open and after they leave, against its memory before.
+    Stall(stall::StallArgs),
 }
 
 pub async fn run(cmd: BenchCommand) -> Result<(), Box<dyn std::error::Error>> {
@@ -25,6 +29,7 @@ pub async fn run(cmd: BenchCommand) -> Result<(), Box<dyn std::error::Error>> {
         BenchCommand::Control(args) => control::control(args).await,
         BenchCommand::Media(args) => media::media(args).await,
         BenchCommand::Policy(args) => policy::policy(args).await,
+        BenchCommand::Stall(args) => stall::stall(args).await,
     }
 }
 
@@ -40,6 +45,21 @@ pub struct Target {
     pub secret_access_key: String,
     #[arg(long, default_value = "us-east-1")]
     pub region: String,
+}
+
+impl Target {
+    /// A media/control client for the target with its credentials.
+    pub fn client(&self) -> Result<oxbow_client::Client, oxbow_client::ClientError> {
+        oxbow_client::Client::new(
+            &self.endpoint,
+            &self.region,
+            oxbow_client::Credentials {
+                access_key_id: self.access_key_id.clone(),
+                secret_access_key: self.secret_access_key.clone(),
+                session_token: None,
+            },
+        )
+    }
 }
 
 /// (user+system CPU seconds, RSS bytes) of a process.
