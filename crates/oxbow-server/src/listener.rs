@@ -12,7 +12,7 @@ use tokio::sync::watch;
 use tokio_rustls::TlsAcceptor;
 
 use crate::front;
-use crate::head_check::check_first_head;
+use crate::head_check::{check_first_head, MAX_HEAD};
 use crate::stall::StallGuard;
 use crate::state::AppState;
 
@@ -57,8 +57,12 @@ pub async fn run(
             });
             let builder = {
                 let mut b = http1::Builder::new();
+                // The buffer bounds what hyper queues for a client that stops reading (with
+                // the response's own small window, what such a reader costs) and the largest
+                // head it reads, the same limit as the first-head check.
                 b.timer(hyper_util::rt::TokioTimer::new())
                     .header_read_timeout(HEADER_TIMEOUT)
+                    .max_buf_size(MAX_HEAD)
                     .keep_alive(true);
                 b
             };

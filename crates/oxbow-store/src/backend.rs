@@ -4,6 +4,8 @@
 //! traits with objects instead of segments. The in-memory half — index, live buffer, live
 //! events — is [`crate::StreamLog`] and is the same for every backend.
 
+use bytes::Bytes;
+
 use crate::fragment::{FragmentMeta, StoredFragment, StreamHeader};
 use crate::StoreError;
 
@@ -36,6 +38,13 @@ pub trait DurableLog: Send + 'static {
 
     /// Reads a durable fragment back. Blocking: call it on a blocking thread.
     fn read(location: &Self::Location) -> Result<StoredFragment, StoreError>;
+
+    /// Reads `len` bytes at `offset` of a durable fragment's payload (clamped to its end), so
+    /// a reader can stream a large fragment without holding it whole. Blocking.
+    fn read_range(location: &Self::Location, offset: u64, len: usize) -> Result<Bytes, StoreError>;
+
+    /// The payload length of a durable fragment.
+    fn payload_len(location: &Self::Location) -> u64;
 
     /// Deletes durable data all of whose fragments arrived before `cutoff_ms` (server time).
     fn expire(&mut self, cutoff_ms: i64);

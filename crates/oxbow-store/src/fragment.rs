@@ -38,6 +38,18 @@ impl StoredFragment {
     }
 }
 
+/// A fragment without its cluster: what a reader needs before streaming the cluster in
+/// pieces.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FragmentHead {
+    pub seq: u64,
+    pub producer_ts_ms: i64,
+    pub server_ts_ms: i64,
+    pub duration_ms: i64,
+    pub header_id: u32,
+    pub tags: Vec<(String, String)>,
+}
+
 /// The index entry of a fragment.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct FragmentMeta {

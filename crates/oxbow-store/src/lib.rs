@@ -22,9 +22,9 @@ use std::sync::{Arc, Mutex};
 
 pub use backend::{Backend, Done, DurableLog, Recovered};
 pub use disk::{Disk, RealDisk};
-pub use fragment::{FragmentMeta, LiveEvent, StoredFragment, StreamHeader};
+pub use fragment::{FragmentHead, FragmentMeta, LiveEvent, StoredFragment, StreamHeader};
 pub use local::{LocalBackend, SegmentLog, DEFAULT_RESERVE_BYTES};
-pub use log::{Partial, StreamLog};
+pub use log::{FragmentSource, Partial, StreamLog};
 
 /// The embedded store: segment files on local disk.
 pub type LocalStore = Store<LocalBackend>;

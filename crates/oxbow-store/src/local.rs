@@ -300,6 +300,23 @@ impl DurableLog for SegmentLog {
         })
     }
 
+    fn read_range(
+        (file, at, len): &Location,
+        offset: u64,
+        want: usize,
+    ) -> Result<Bytes, StoreError> {
+        let end = u64::from(*len);
+        let start = offset.min(end);
+        let n = (want as u64).min(end - start) as usize;
+        let mut buf = vec![0u8; n];
+        file.file.read_exact_at(&mut buf, at + start)?;
+        Ok(Bytes::from(buf))
+    }
+
+    fn payload_len((_, _, len): &Location) -> u64 {
+        u64::from(*len)
+    }
+
     fn expire(&mut self, cutoff_ms: i64) {
         let sealed = self.segments.len().saturating_sub(1);
         let mut keep = Vec::new();

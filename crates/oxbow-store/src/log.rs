@@ -10,7 +10,7 @@ use bytes::Bytes;
 use tokio::sync::{broadcast, oneshot};
 
 use crate::backend::{DurableLog, Recovered};
-use crate::fragment::{FragmentMeta, LiveEvent, StoredFragment, StreamHeader};
+use crate::fragment::{FragmentHead, FragmentMeta, LiveEvent, StoredFragment, StreamHeader};
 use crate::record;
 use crate::{StoreConfig, StoreError};
 
@@ -364,6 +364,34 @@ impl<D: DurableLog> StreamLog<D> {
             .map(Arc::new)
     }
 
+    /// Opens a fragment for reading in pieces: its head at once, its cluster through
+    /// [`FragmentSource::piece`]. A fragment on disk is never held whole.
+    pub async fn open_fragment(&self, seq: u64) -> Result<FragmentSource<D>, StoreError> {
+        let disk = {
+            let inner = self.lock();
+            let e = find(&inner.entries, seq).ok_or(StoreError::Gone(seq))?;
+            if let Some(m) = &e.memory {
+                return Ok(FragmentSource::Memory(Arc::clone(m)));
+            }
+            e.durable.clone().ok_or(StoreError::Gone(seq))?
+        };
+        let location = disk.clone();
+        let prefix = tokio::task::spawn_blocking(move || {
+            D::read_range(&location, 0, record::MAX_FRAGMENT_HEAD)
+        })
+        .await
+        .map_err(|_| StoreError::Closed)??;
+        let (head, cluster_at) =
+            record::decode_fragment_head(&prefix).ok_or(StoreError::Gone(seq))?;
+        let cluster_len = D::payload_len(&disk) - cluster_at as u64;
+        Ok(FragmentSource::Disk {
+            head,
+            location: disk,
+            cluster_at: cluster_at as u64,
+            cluster_len,
+        })
+    }
+
     /// Drops what retention no longer allows: fragments older than `retention_ms` (all once
     /// they leave the live buffer when `None`), whole segments once every fragment in them
     /// is gone, and live-buffer copies past its time or size window.
@@ -440,4 +468,67 @@ fn find<L>(entries: &VecDeque<Entry<L>>, seq: u64) -> Option<&Entry<L>> {
 fn find_mut<L>(entries: &mut VecDeque<Entry<L>>, seq: u64) -> Option<&mut Entry<L>> {
     let i = entries.binary_search_by_key(&seq, |e| e.meta.seq).ok()?;
     entries.get_mut(i)
+}
+
+/// A fragment being read: from the live buffer (already in memory) or from the durable log
+/// (read piece by piece).
+pub enum FragmentSource<D: DurableLog> {
+    Memory(Arc<StoredFragment>),
+    Disk {
+        head: FragmentHead,
+        location: D::Location,
+        cluster_at: u64,
+        cluster_len: u64,
+    },
+}
+
+impl<D: DurableLog> FragmentSource<D> {
+    pub fn head(&self) -> FragmentHead {
+        match self {
+            Self::Memory(f) => FragmentHead {
+                seq: f.seq,
+                producer_ts_ms: f.producer_ts_ms,
+                server_ts_ms: f.server_ts_ms,
+                duration_ms: f.duration_ms,
+                header_id: f.header_id,
+                tags: f.tags.clone(),
+            },
+            Self::Disk { head, .. } => head.clone(),
+        }
+    }
+
+    /// The cluster's length in bytes.
+    pub fn cluster_len(&self) -> u64 {
+        match self {
+            Self::Memory(f) => f.cluster.len() as u64,
+            Self::Disk { cluster_len, .. } => *cluster_len,
+        }
+    }
+
+    /// Up to `max` bytes of the cluster from `offset`; empty at its end.
+    pub async fn piece(&self, offset: u64, max: usize) -> Result<Bytes, StoreError> {
+        match self {
+            Self::Memory(f) => {
+                let start = (offset as usize).min(f.cluster.len());
+                let end = start.saturating_add(max).min(f.cluster.len());
+                Ok(f.cluster.slice(start..end))
+            }
+            Self::Disk {
+                location,
+                cluster_at,
+                cluster_len,
+                ..
+            } => {
+                let want = (max as u64).min(cluster_len.saturating_sub(offset)) as usize;
+                if want == 0 {
+                    return Ok(Bytes::new());
+                }
+                let location = location.clone();
+                let at = cluster_at + offset;
+                tokio::task::spawn_blocking(move || D::read_range(&location, at, want))
+                    .await
+                    .map_err(|_| StoreError::Closed)?
+            }
+        }
+    }
 }

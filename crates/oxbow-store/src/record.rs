@@ -7,7 +7,7 @@
 
 use bytes::{Buf, Bytes};
 
-use crate::fragment::{FragmentMeta, StoredFragment, StreamHeader};
+use crate::fragment::{FragmentHead, FragmentMeta, StoredFragment, StreamHeader};
 
 pub const MAGIC: [u8; 4] = *b"OXF1";
 pub const HEAD_LEN: usize = 13;
@@ -121,10 +121,25 @@ pub fn fragment_meta(prefix: &[u8], payload_len: u32) -> Option<FragmentMeta> {
 pub const FRAGMENT_PREFIX_LEN: usize = FRAGMENT_FIXED;
 
 pub fn decode_fragment(payload: Bytes) -> Option<StoredFragment> {
-    if payload.len() < FRAGMENT_FIXED {
+    let (head, cluster_at) = decode_fragment_head(&payload)?;
+    Some(StoredFragment {
+        seq: head.seq,
+        producer_ts_ms: head.producer_ts_ms,
+        server_ts_ms: head.server_ts_ms,
+        duration_ms: head.duration_ms,
+        header_id: head.header_id,
+        tags: head.tags,
+        cluster: payload.slice(cluster_at..),
+    })
+}
+
+/// A fragment's metadata from the start of its payload (fixed fields and tags), and where
+/// its cluster begins within the payload; `None` if `prefix` is too short or malformed.
+pub fn decode_fragment_head(prefix: &[u8]) -> Option<(FragmentHead, usize)> {
+    if prefix.len() < FRAGMENT_FIXED {
         return None;
     }
-    let mut b = payload.clone();
+    let mut b = prefix;
     let seq = b.get_u64_le();
     let producer_ts_ms = b.get_i64_le();
     let server_ts_ms = b.get_i64_le();
@@ -140,20 +155,25 @@ pub fn decode_fragment(payload: Bytes) -> Option<StoredFragment> {
         if b.remaining() < kl + vl {
             return None;
         }
-        let k = String::from_utf8_lossy(&b.split_to(kl)).into_owned();
-        let v = String::from_utf8_lossy(&b.split_to(vl)).into_owned();
+        let k = String::from_utf8_lossy(&b[..kl]).into_owned();
+        let v = String::from_utf8_lossy(&b[kl..kl + vl]).into_owned();
+        b.advance(kl + vl);
         tags.push((k, v));
     }
-    Some(StoredFragment {
+    let head = FragmentHead {
         seq,
         producer_ts_ms,
         server_ts_ms,
         duration_ms,
         header_id,
         tags,
-        cluster: b,
-    })
+    };
+    Some((head, prefix.len() - b.remaining()))
 }
+
+/// Bytes of a fragment payload's start that always hold its whole head (the fixed fields
+/// and at most 10 tags of 128 + 256 bytes, with room to spare).
+pub const MAX_FRAGMENT_HEAD: usize = 8 << 10;
 
 pub fn decode_header(payload: Bytes) -> Option<(u32, StreamHeader)> {
     if payload.len() < 8 {

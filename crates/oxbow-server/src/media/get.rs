@@ -12,7 +12,9 @@ use oxbow_catalog::StreamRecord;
 use oxbow_core::time::now_ms;
 use oxbow_core::validate::{Checks, StrRule};
 use oxbow_core::{ApiError, ErrorKind};
-use oxbow_store::{FragmentMeta, LiveEvent, LocalStreamLog as StreamLog, Partial, StoredFragment};
+use oxbow_store::{
+    FragmentMeta, FragmentSource, LiveEvent, LocalStreamLog as StreamLog, Partial, SegmentLog,
+};
 use serde::Deserialize;
 use tokio::sync::broadcast::error::RecvError;
 use tokio::sync::mpsc;
@@ -68,7 +70,9 @@ enum Start {
 }
 
 /// Chunks a GetMedia response queues ahead of its socket.
-const READER_WINDOW: usize = 4;
+const READER_WINDOW: usize = 2;
+/// The largest piece of a stored cluster sent as one chunk.
+const PIECE_BYTES: usize = 32 << 10;
 
 fn is_fragment_number(req: &GetMediaRequest) -> bool {
     req.start_selector
@@ -333,7 +337,7 @@ impl Reader {
                 return Ok(());
             }
             for seq in metas {
-                match self.log.read(seq).await {
+                match self.log.open_fragment(seq).await {
                     Ok(f) => self.send_archived(&f).await?,
                     Err(e) => tracing::debug!(seq, error = %e, "fragment vanished while reading"),
                 }
@@ -368,15 +372,36 @@ impl Reader {
         Ok(true)
     }
 
-    async fn send_archived(&self, f: &StoredFragment) -> Result<(), Gone> {
+    /// Sends a stored fragment, its cluster in pieces of at most [`PIECE_BYTES`]: with the
+    /// reader's window, that bounds what a reader that stops reading holds.
+    async fn send_archived(&self, f: &FragmentSource<SegmentLog>) -> Result<(), Gone> {
+        let head = f.head();
         if !self
-            .send_start(f.seq, f.header_id, f.server_ts_ms, f.producer_ts_ms)
+            .send_start(
+                head.seq,
+                head.header_id,
+                head.server_ts_ms,
+                head.producer_ts_ms,
+            )
             .await?
         {
             return Ok(());
         }
-        self.send(f.cluster.clone()).await?;
-        self.send_end(f.seq, f.server_ts_ms, &f.tags).await
+        let mut sent = 0;
+        while sent < f.cluster_len() {
+            let piece = match f.piece(sent, PIECE_BYTES).await {
+                Ok(p) if !p.is_empty() => p,
+                // The fragment cannot be read to its end (retention removed it meanwhile):
+                // the response ends rather than carrying a truncated cluster on.
+                other => {
+                    tracing::debug!(seq = head.seq, result = ?other.err(), "fragment ended while being read");
+                    return Err(Gone);
+                }
+            };
+            sent += piece.len() as u64;
+            self.send(piece).await?;
+        }
+        self.send_end(head.seq, head.server_ts_ms, &head.tags).await
     }
 
     async fn send_end(
@@ -528,43 +553,67 @@ pub async fn get_for_list(state: &Arc<AppState>, req: ForListRequest) -> Result<
     tokio::spawn(async move {
         for n in numbers {
             let found = match FragmentNumber::parse(&n, creation) {
-                Some(fnum) if archived => log.read(fnum.seq).await.ok(),
+                Some(fnum) if archived => log.open_fragment(fnum.seq).await.ok(),
                 _ => None,
             };
-            let out = match found
-                .as_deref()
-                .and_then(|f| log.header(f.header_id).map(|h| (f, h)))
-            {
-                Some((f, header)) => {
-                    let (server, producer) =
-                        (tag_seconds(f.server_ts_ms), tag_seconds(f.producer_ts_ms));
-                    let mut parts = vec![chunk::start(
-                        &header,
-                        &[
-                            ("AWS_KINESISVIDEO_FRAGMENT_NUMBER", &n),
-                            ("AWS_KINESISVIDEO_SERVER_SIDE_TIMESTAMP", &server),
-                            ("AWS_KINESISVIDEO_PRODUCER_SIDE_TIMESTAMP", &producer),
-                        ],
-                    )];
-                    parts.push(f.cluster.clone());
-                    parts.push(chunk::end(&f.tags, &[]));
-                    parts
-                }
-                None => vec![chunk::tags_only(&[
-                    ("AWS_KINESISVIDEO_FRAGMENT_NUMBER", &n),
-                    ("AWS_KINESISVIDEO_EXCEPTION_ERROR_CODE", "4000"),
-                    (
-                        "AWS_KINESISVIDEO_EXCEPTION_MESSAGE",
-                        "The requested fragment was not found.",
-                    ),
-                ])],
+            let found = found.and_then(|f| log.header(f.head().header_id).map(|h| (f, h)));
+            let sent = match found {
+                Some((f, header)) => send_listed(&tx, &n, &f, &header).await,
+                None => tx
+                    .send(chunk::tags_only(&[
+                        ("AWS_KINESISVIDEO_FRAGMENT_NUMBER", &n),
+                        ("AWS_KINESISVIDEO_EXCEPTION_ERROR_CODE", "4000"),
+                        (
+                            "AWS_KINESISVIDEO_EXCEPTION_MESSAGE",
+                            "The requested fragment was not found.",
+                        ),
+                    ]))
+                    .await
+                    .is_ok(),
             };
-            for p in out {
-                if tx.send(p).await.is_err() {
-                    return;
-                }
+            if !sent {
+                return;
             }
         }
     });
     Ok(media_response(body))
+}
+
+/// One fragment of a GetMediaForFragmentList response, its cluster in pieces; false once the
+/// client is gone or the fragment cannot be read to its end.
+async fn send_listed(
+    tx: &mpsc::Sender<Bytes>,
+    number: &str,
+    f: &FragmentSource<SegmentLog>,
+    header: &oxbow_store::StreamHeader,
+) -> bool {
+    let head = f.head();
+    let (server, producer) = (
+        tag_seconds(head.server_ts_ms),
+        tag_seconds(head.producer_ts_ms),
+    );
+    let start = chunk::start(
+        header,
+        &[
+            ("AWS_KINESISVIDEO_FRAGMENT_NUMBER", number),
+            ("AWS_KINESISVIDEO_SERVER_SIDE_TIMESTAMP", &server),
+            ("AWS_KINESISVIDEO_PRODUCER_SIDE_TIMESTAMP", &producer),
+        ],
+    );
+    if tx.send(start).await.is_err() {
+        return false;
+    }
+    let mut sent = 0;
+    while sent < f.cluster_len() {
+        match f.piece(sent, PIECE_BYTES).await {
+            Ok(p) if !p.is_empty() => {
+                sent += p.len() as u64;
+                if tx.send(p).await.is_err() {
+                    return false;
+                }
+            }
+            _ => return false,
+        }
+    }
+    tx.send(chunk::end(&head.tags, &[])).await.is_ok()
 }

@@ -189,7 +189,7 @@ pub async fn stall(args: StallArgs) -> Result<(), Box<dyn std::error::Error>> {
     tokio::time::sleep(Duration::from_secs(3)).await;
     let first_before = rss_mb(pid);
     println!(
-        "round  rss_before_MB  rss_held_MB  held_KB_per_client  rss_after_MB  after/first_before"
+        "round  rss_before_MB  rss_held_MB  held-first_MB  held_KB_per_client  rss_after_MB  after/first_before"
     );
     let (mut held_per, mut returned) = (Vec::new(), Vec::new());
     for round in 1..=args.rounds {
@@ -213,19 +213,20 @@ pub async fn stall(args: StallArgs) -> Result<(), Box<dyn std::error::Error>> {
         drop(sockets);
         tokio::time::sleep(Duration::from_secs(args.settle_seconds)).await;
         let after = rss_mb(pid);
-        let per = (held - before).max(0.0) * 1000.0 / clients.max(1) as f64;
+        let over_first = held - first_before;
+        let per = over_first.max(0.0) * 1000.0 / clients.max(1) as f64;
         println!(
-            "{round:>5}  {before:>13.1}  {held:>11.1}  {per:>18.1}  {after:>12.1}  {:>18.3}",
+            "{round:>5}  {before:>13.1}  {held:>11.1}  {over_first:>13.1}  {per:>18.1}  {after:>12.1}  {:>18.3}",
             after / first_before
         );
-        held_per.push(held - before);
+        held_per.push(over_first);
         returned.push(after / first_before);
     }
     println!(
-        "median: held {:.1} MB over the start of its round for {} readers + {} producers; RSS after they left {:.3} x the first start",
-        median(&mut held_per),
+        "median: {} readers + {} producers held {:.1} MB over the first start; RSS after they left {:.3} x the first start",
         args.readers,
         args.producers,
+        median(&mut held_per),
         median(&mut returned)
     );
     Ok(())
