@@ -186,7 +186,8 @@ pub async fn stall(args: StallArgs) -> Result<(), Box<dyn std::error::Error>> {
         args.fragment_bytes,
         started.elapsed().as_secs_f64()
     );
-    tokio::time::sleep(Duration::from_secs(3)).await;
+    // The starting point is the server at rest after the backlog, as the end of each round is.
+    tokio::time::sleep(Duration::from_secs(args.settle_seconds)).await;
     let first_before = rss_mb(pid);
     println!(
         "round  rss_before_MB  rss_held_MB  held-first_MB  held_KB_per_client  rss_after_MB  after/first_before"
