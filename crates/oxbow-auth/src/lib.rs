@@ -6,6 +6,8 @@
 //! [`parse`] reads the claimed credential from the request, then [`verify`] recomputes the
 //! signature with the secret and checks the clock.
 
+#![forbid(unsafe_code)]
+
 mod canonical;
 pub mod policy;
 mod sigv4;

@@ -7,6 +7,8 @@
 //! rules live in the server, which hands read-modify-write closures to [`Table::update`] so
 //! that every change is atomic whatever the backend.
 
+#![forbid(unsafe_code)]
+
 pub mod iam;
 pub mod model;
 mod sqlite;

@@ -2,6 +2,8 @@
 //! speaks it (chunked MKV up, JSON acks down, on one full-duplex request) and GetMedia. Also
 //! the few control-plane calls a producer needs.
 
+#![forbid(unsafe_code)]
+
 mod get;
 mod http;
 mod put;

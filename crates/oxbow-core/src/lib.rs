@@ -2,6 +2,8 @@
 //! reference, resource ARNs, identifiers and time. No I/O lives here, so every other crate can
 //! depend on it without pulling in a runtime.
 
+#![forbid(unsafe_code)]
+
 pub mod arn;
 pub mod error;
 pub mod ids;

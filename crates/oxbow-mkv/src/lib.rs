@@ -8,6 +8,8 @@
 //!
 //! [`write`] builds the elements Oxbow emits (GetMedia chunks, tags).
 
+#![forbid(unsafe_code)]
+
 pub mod ids;
 mod parser;
 pub mod vint;

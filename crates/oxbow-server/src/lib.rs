@@ -2,6 +2,8 @@
 //! the API handlers. [`Server::bind`] opens the catalog and sockets, then [`Server::serve`] runs
 //! until the shutdown future completes.
 
+#![forbid(unsafe_code)]
+
 mod access;
 pub mod admin;
 mod auth;

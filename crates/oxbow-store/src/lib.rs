@@ -5,8 +5,13 @@
 //! The embedded backend ([`LocalBackend`]) appends CRC'd records to per-stream segment files;
 //! one committer thread batches every stream's pending records into one round of
 //! `fdatasync`s (group commit). A fragment is reported persisted only after its fsync
-//! returned. On open, each stream's newest segment is checked record by record and a torn tail
-//! is cut off. An object-store backend for cluster mode implements the same traits.
+//! returned; a failed write is cut back so the log stays a run of whole records. On open, each
+//! segment's data ends at its first incomplete record (the newest is CRC-checked), and nothing
+//! after it in other segments is lost. Durable I/O goes through [`Disk`], which tests replace
+//! to cut power or fill the disk. An object-store backend for cluster mode implements the same
+//! traits.
+
+#![forbid(unsafe_code)]
 
 mod backend;
 mod committer;

@@ -1,5 +1,7 @@
 //! The `oxbow` command: `oxbow serve` runs the service; `oxbow bench` measures it.
 
+#![forbid(unsafe_code)]
+
 mod admin;
 mod bench;
 mod media_cli;
