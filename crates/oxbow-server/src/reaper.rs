@@ -84,16 +84,17 @@ async fn sweep(state: &AppState, check_disk: bool) -> Result<(), Box<dyn std::er
         match live.get(&key) {
             Some(s) => {
                 let retention = (s.retention_hours > 0).then(|| s.retention_hours * 3_600_000);
-                log.enforce_retention(now, retention);
+                // Expiry deletes segment files: not on the async executor.
+                tokio::task::spawn_blocking(move || log.enforce_retention(now, retention)).await?;
             }
-            None => state.store.delete_stream(&key)?,
+            None => state.store.remove_stream(&key).await?,
         }
     }
     if check_disk {
         for key in on_disk {
             if !live.contains_key(&key) {
                 tracing::info!(%key, "deleting media of a stream that no longer exists");
-                state.store.delete_stream(&key)?;
+                state.store.remove_stream(&key).await?;
             }
         }
     }

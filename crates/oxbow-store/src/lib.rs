@@ -122,16 +122,47 @@ impl<B: Backend> Store<B> {
     }
 
     /// The log of one stream incarnation (`key` names it uniquely, e.g. name + creation ms),
-    /// opened and recovered on first use.
+    /// opened and recovered on first use. Blocking on first use (recovery reads the segments):
+    /// async callers use [`Store::open_stream`]. The store-wide lock is held only to look up
+    /// and insert, never across the recovery, so one stream's recovery delays no other.
     pub fn stream(&self, key: &str) -> Result<Arc<StreamLog<B::Log>>, StoreError> {
-        let mut streams = self.lock();
-        if let Some(s) = streams.get(key) {
+        if let Some(s) = self.lock().get(key) {
             return Ok(Arc::clone(s));
         }
         let (durable, recovered) = self.backend.open(key)?;
         let log = Arc::new(StreamLog::new(durable, recovered, self.config.clone()));
-        streams.insert(key.to_string(), Arc::clone(&log));
-        Ok(log)
+        // Two first uses may race: the first to insert wins, the other's log (which wrote
+        // nothing) is dropped.
+        let mut streams = self.lock();
+        Ok(Arc::clone(
+            streams.entry(key.to_string()).or_insert_with(|| log),
+        ))
+    }
+
+    /// [`Store::stream`] for async callers: a first use opens and recovers the log on a
+    /// blocking thread.
+    pub async fn open_stream(
+        self: &Arc<Self>,
+        key: &str,
+    ) -> Result<Arc<StreamLog<B::Log>>, StoreError> {
+        if let Some(s) = self.lock().get(key) {
+            return Ok(Arc::clone(s));
+        }
+        let store = Arc::clone(self);
+        let key = key.to_string();
+        tokio::task::spawn_blocking(move || store.stream(&key))
+            .await
+            .map_err(|_| StoreError::Closed)?
+    }
+
+    /// [`Store::delete_stream`] on a blocking thread (deleting a directory of large files
+    /// takes a while).
+    pub async fn remove_stream(self: &Arc<Self>, key: &str) -> Result<(), StoreError> {
+        let store = Arc::clone(self);
+        let key = key.to_string();
+        tokio::task::spawn_blocking(move || store.delete_stream(&key))
+            .await
+            .map_err(|_| StoreError::Closed)?
     }
 
     /// Every stream log opened so far.

@@ -10,6 +10,7 @@ use std::os::unix::fs::{FileExt, MetadataExt};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 mod util;
@@ -31,6 +32,8 @@ struct FaultDisk {
     synced: Mutex<HashMap<u64, u64>>,
     /// Directory entries made durable by a directory sync.
     durable_names: Mutex<HashSet<PathBuf>>,
+    /// Directory syncs take this long (a slow disk).
+    dir_sync_delay: Mutex<Duration>,
 }
 
 impl FaultDisk {
@@ -92,6 +95,8 @@ impl Disk for FaultDisk {
     }
 
     fn sync_dir(&self, dir: &Path) -> io::Result<()> {
+        let delay = *self.dir_sync_delay.lock().unwrap();
+        std::thread::sleep(delay);
         let mut names = self.durable_names.lock().unwrap();
         names.retain(|p| p.parent() != Some(dir) || p.exists());
         for e in std::fs::read_dir(dir)? {
@@ -291,4 +296,28 @@ async fn an_incomplete_record_in_a_sealed_segment_ends_only_that_segment() {
     for (seq, cluster) in &persisted {
         assert_eq!(&log.read(*seq).await.unwrap().cluster, cluster);
     }
+}
+
+/// Opening one stream (recovery, directory syncs) never holds up the others: the store-wide
+/// lock is taken only to look up and insert.
+#[test]
+fn a_slow_open_does_not_block_other_streams() {
+    let d = dir("slowopen");
+    let disk = FaultDisk::new();
+    let store = Arc::new(Store::open_on(&d, config(1 << 20), disk.clone()).unwrap());
+    store.stream("warm").unwrap();
+    *disk.dir_sync_delay.lock().unwrap() = Duration::from_millis(1500);
+    let slow = {
+        let store = Arc::clone(&store);
+        std::thread::spawn(move || store.stream("cold").map(|_| ()))
+    };
+    std::thread::sleep(Duration::from_millis(200));
+    let started = Instant::now();
+    store.stream("warm").unwrap();
+    assert!(
+        started.elapsed() < Duration::from_millis(500),
+        "waited {:?} behind another stream's open",
+        started.elapsed()
+    );
+    slow.join().unwrap().unwrap();
 }

@@ -238,7 +238,11 @@ pub async fn delete(state: &AppState, req: DeleteStream) -> Reply {
         })
         .await?;
     super::storage::unmap_stream(state, &s.arn).await?;
-    if let Err(e) = state.store.delete_stream(&crate::media::media_key(&s)) {
+    if let Err(e) = state
+        .store
+        .remove_stream(&crate::media::media_key(&s))
+        .await
+    {
         tracing::warn!(arn = %s.arn, error = %e, "could not delete the stream's media");
     }
     if delay <= 0 {

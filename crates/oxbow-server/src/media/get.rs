@@ -177,7 +177,8 @@ pub async fn get_media(state: &Arc<AppState>, req: GetMediaRequest) -> Result<Re
     super::check_rate(state, &key, "GetMedia")?;
     let log = state
         .store
-        .stream(&key)
+        .open_stream(&key)
+        .await
         .map_err(|e| ApiError::internal(e.to_string()))?;
     let start = match start {
         // FRAGMENT_NUMBER names a fragment: one the stream never had (or that retention
@@ -543,7 +544,8 @@ pub async fn get_for_list(state: &Arc<AppState>, req: ForListRequest) -> Result<
     let stream: StreamRecord = lookup::get(state, &target, Need::Live).await?;
     let log = state
         .store
-        .stream(&media_key(&stream))
+        .open_stream(&media_key(&stream))
+        .await
         .map_err(|e| ApiError::internal(e.to_string()))?;
     let (tx, body) = ChannelBody::new(64);
     let numbers = req.fragments.unwrap_or_default();

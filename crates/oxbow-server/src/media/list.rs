@@ -157,7 +157,8 @@ pub async fn list_fragments(
     let stream: StreamRecord = lookup::get(state, &target, Need::Live).await?;
     let log = state
         .store
-        .stream(&media_key(&stream))
+        .open_stream(&media_key(&stream))
+        .await
         .map_err(|e| ApiError::internal(e.to_string()))?;
     let max = req.max_results.unwrap_or(100) as usize;
     // A stream without retention has no archive: what its live buffer holds is for GetMedia

@@ -158,7 +158,8 @@ pub async fn put_media(
     super::check_rate(&state, &media_key(&stream), "PutMedia")?;
     let log = state
         .store
-        .stream(&media_key(&stream))
+        .open_stream(&media_key(&stream))
+        .await
         .map_err(|e| ApiError::internal(e.to_string()))?;
     let (acks, out) = ChannelBody::new(1024);
     let session = Session::new(Arc::clone(&state), log, stream, &req, acks);
