@@ -87,6 +87,8 @@ pub struct Store<B: Backend> {
     backend: B,
     config: StoreConfig,
     streams: Mutex<HashMap<String, Arc<StreamLog<B::Log>>>>,
+    /// Streams being opened, each behind its own gate.
+    opening: Mutex<HashMap<String, Arc<Mutex<()>>>>,
 }
 
 impl Store<LocalBackend> {
@@ -113,6 +115,7 @@ impl<B: Backend> Store<B> {
             backend,
             config,
             streams: Mutex::new(HashMap::new()),
+            opening: Mutex::new(HashMap::new()),
         }
     }
 
@@ -129,14 +132,26 @@ impl<B: Backend> Store<B> {
         if let Some(s) = self.lock().get(key) {
             return Ok(Arc::clone(s));
         }
-        let (durable, recovered) = self.backend.open(key)?;
-        let log = Arc::new(StreamLog::new(durable, recovered, self.config.clone()));
-        // Two first uses may race: the first to insert wins, the other's log (which wrote
-        // nothing) is dropped.
-        let mut streams = self.lock();
-        Ok(Arc::clone(
-            streams.entry(key.to_string()).or_insert_with(|| log),
-        ))
+        // One opener per key: a second recovery of a log the first opener already appends
+        // to could cut the first one's newest record off as a torn tail.
+        let gate = {
+            let mut opening = self.opening.lock().unwrap_or_else(|p| p.into_inner());
+            Arc::clone(opening.entry(key.to_string()).or_default())
+        };
+        let _opening = gate.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(s) = self.lock().get(key) {
+            return Ok(Arc::clone(s));
+        }
+        let opened = self.backend.open(key).map(|(durable, recovered)| {
+            let log = Arc::new(StreamLog::new(durable, recovered, self.config.clone()));
+            self.lock().insert(key.to_string(), Arc::clone(&log));
+            log
+        });
+        self.opening
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(key);
+        opened
     }
 
     /// [`Store::stream`] for async callers: a first use opens and recovers the log on a
