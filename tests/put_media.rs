@@ -149,7 +149,9 @@ fn paused_put(server: &TestServer, stream: &str, first: &[u8]) -> std::net::TcpS
         ("x-amzn-producer-start-timestamp", start.as_str()),
     ];
     let (target, headers) = sign("POST", &addr, "/putMedia", &extra, b"", &Signing::default());
-    let mut head = format!("POST {target} HTTP/1.1\r\ntransfer-encoding: chunked\r\n");
+    // As curl (and so the KVS C producer SDK) sends an upload of unknown length.
+    let mut head =
+        format!("POST {target} HTTP/1.1\r\ntransfer-encoding: chunked\r\nexpect: 100-continue\r\n");
     for (k, v) in headers {
         head.push_str(&format!("{k}: {v}\r\n"));
     }
