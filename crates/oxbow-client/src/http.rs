@@ -105,8 +105,10 @@ pub struct Client {
     addr: String,
     /// The Host header value (what gets signed).
     host: String,
-    /// Set for https endpoints: the name the certificate must carry, and whom to trust.
-    tls: Option<(rustls::pki_types::ServerName<'static>, Trust)>,
+    /// Set for https endpoints: the name the server's certificate must carry.
+    server_name: Option<rustls::pki_types::ServerName<'static>>,
+    /// Whom https connections trust (system roots when none was given); passed on to the
+    /// clients of other endpoints (`with_endpoint`).
     trust: Option<Trust>,
     pub region: String,
     pub credentials: Credentials,
@@ -147,7 +149,7 @@ impl Client {
         } else {
             format!("{host}:{}", if secure { 443 } else { 80 })
         };
-        let tls = if secure {
+        let (server_name, trust) = if secure {
             let name = addr
                 .rsplit_once(':')
                 .map_or(addr.as_str(), |(h, _)| h)
@@ -156,18 +158,18 @@ impl Client {
                 .to_string();
             let name = rustls::pki_types::ServerName::try_from(name)
                 .map_err(|_| ClientError::Endpoint(endpoint.to_string()))?;
-            let trust = match &trust {
-                Some(t) => t.clone(),
+            let trust = match trust {
+                Some(t) => t,
                 None => Trust::new(&[])?,
             };
-            Some((name, trust))
+            (Some(name), Some(trust))
         } else {
-            None
+            (None, trust)
         };
         Ok(Self {
             addr,
             host,
-            tls,
+            server_name,
             trust,
             region: region.to_string(),
             credentials,
@@ -225,9 +227,8 @@ impl Client {
             .await
             .map_err(|e| ClientError::Connect(format!("{}: {e}", self.addr)))?;
         let _ = tcp.set_nodelay(true);
-        match &self.tls {
-            None => exchange(tcp, req).await,
-            Some((name, trust)) => {
+        match (&self.server_name, &self.trust) {
+            (Some(name), Some(trust)) => {
                 let connector = tokio_rustls::TlsConnector::from(Arc::clone(&trust.config));
                 let stream = connector
                     .connect(name.clone(), tcp)
@@ -235,6 +236,7 @@ impl Client {
                     .map_err(|e| ClientError::Tls(format!("{}: {e}", self.addr)))?;
                 exchange(stream, req).await
             }
+            _ => exchange(tcp, req).await,
         }
     }
 

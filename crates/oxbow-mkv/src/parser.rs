@@ -1,6 +1,8 @@
 //! The push parser. State moves Start → Segment ⇄ Cluster; every complete element is cut out
 //! of the input buffer with `split_to`, so frames and header parts share the request's memory.
 
+use std::ops::Range;
+
 use bytes::{Buf, Bytes, BytesMut};
 
 use crate::ids::*;
@@ -143,26 +145,12 @@ impl MkvParser {
     pub fn resume_with(&mut self, ebml: Bytes, segment_head: Bytes) -> Result<(), MkvError> {
         let mut info = None;
         let mut tracks = None;
-        let mut at = 0;
-        while at < segment_head.len() {
-            let (id, id_len) = match vint::read_id(&segment_head[at..]) {
-                Read::Done(id, n) => (id, n),
-                _ => return Err(invalid("bad element in a stored header")),
-            };
-            let (size, size_len) = match vint::read_size(&segment_head[at + id_len..]) {
-                Read::Done(Some(size), n) => (size as usize, n),
-                _ => return Err(invalid("bad element size in a stored header")),
-            };
-            let end = at + id_len + size_len + size;
-            if end > segment_head.len() {
-                return Err(invalid("truncated stored header"));
-            }
+        for (id, whole, _) in child_spans(&segment_head)? {
             match id {
-                INFO => info = Some(segment_head.slice(at..end)),
-                TRACKS => tracks = Some(segment_head.slice(at..end)),
+                INFO => info = Some(segment_head.slice(whole)),
+                TRACKS => tracks = Some(segment_head.slice(whole)),
                 _ => {}
             }
-            at = end;
         }
         match (info, tracks) {
             (Some(info), Some(tracks)) => {
@@ -489,24 +477,37 @@ fn body_of(el: &[u8]) -> Result<&[u8], MkvError> {
 }
 
 /// The direct children of a master element's body: (id, body).
-fn children(mut body: &[u8]) -> Result<Vec<(u32, &[u8])>, MkvError> {
+fn children(body: &[u8]) -> Result<Vec<(u32, &[u8])>, MkvError> {
+    Ok(child_spans(body)?
+        .into_iter()
+        .map(|(id, _, inner)| (id, &body[inner]))
+        .collect())
+}
+
+/// A child element within its parent's body: (id, the whole child, the child's body).
+type ChildSpan = (u32, Range<usize>, Range<usize>);
+
+/// The direct children of a master element's body, as ranges of it.
+fn child_spans(body: &[u8]) -> Result<Vec<ChildSpan>, MkvError> {
     let mut out = Vec::new();
-    while !body.is_empty() {
-        let (id, id_len) = match vint::read_id(body) {
+    let mut at = 0;
+    while at < body.len() {
+        let rest = &body[at..];
+        let (id, id_len) = match vint::read_id(rest) {
             Read::Done(id, n) => (id, n),
             _ => return Err(invalid("bad child element ID")),
         };
-        let (size, size_len) = match vint::read_size(&body[id_len..]) {
+        let (size, size_len) = match vint::read_size(&rest[id_len..]) {
             Read::Done(Some(s), n) => (s as usize, n),
             _ => return Err(invalid("bad child element size")),
         };
-        let start = id_len + size_len;
+        let start = at + id_len + size_len;
         let end = start
             .checked_add(size)
             .filter(|e| *e <= body.len())
             .ok_or_else(|| invalid("child element overruns its parent"))?;
-        out.push((id, &body[start..end]));
-        body = &body[end..];
+        out.push((id, at..end, start..end));
+        at = end;
     }
     Ok(out)
 }

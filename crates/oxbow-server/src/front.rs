@@ -100,15 +100,17 @@ fn route(parts: &http::request::Parts) -> Option<Route> {
     match path {
         "/putMedia" => Some(Route::PutMedia),
         "/" if sts::is_sts(content_type) => Some(Route::Sts),
-        _ if NOT_BUILT.iter().any(|(p, _)| *p == path) => NOT_BUILT
-            .iter()
-            .find(|(p, _)| *p == path)
-            .map(|(_, name)| Route::NotBuilt(name)),
         _ => match path.strip_prefix(admin::PREFIX) {
             Some(action) => Some(Route::Admin(action.to_string())),
             None => Op::from_path(path)
                 .map(Route::Control)
-                .or_else(|| MediaOp::from_path(path).map(Route::Media)),
+                .or_else(|| MediaOp::from_path(path).map(Route::Media))
+                .or_else(|| {
+                    NOT_BUILT
+                        .iter()
+                        .find(|(p, _)| *p == path)
+                        .map(|(_, name)| Route::NotBuilt(name))
+                }),
         },
     }
 }
@@ -348,7 +350,7 @@ async fn authenticate(
 }
 
 /// How long, and how much of, a refused request body is still read after the answer.
-const REFUSED_BODY_LINGER: Duration = Duration::from_secs(2);
+pub const REFUSED_BODY_LINGER: Duration = Duration::from_secs(2);
 const REFUSED_BODY_MAX_BYTES: u64 = 16 << 20;
 
 /// Reads and drops what is left of a refused body, for up to `linger` and `max_bytes`.

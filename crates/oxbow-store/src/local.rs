@@ -87,24 +87,17 @@ impl FreeSpace {
     fn take(&self, bytes: u64) -> Result<(), StoreError> {
         let mut known = self.known.lock().unwrap_or_else(|p| p.into_inner());
         let now = Instant::now();
-        let available = match *known {
-            Some((at, left)) if now.duration_since(at) < SPACE_READING_TTL => left,
-            _ => self.disk.available_bytes(&self.dir)?,
+        let (at, available) = match *known {
+            Some((at, left)) if now.duration_since(at) < SPACE_READING_TTL => (at, left),
+            _ => (now, self.disk.available_bytes(&self.dir)?),
         };
         if available < self.reserve.saturating_add(bytes) {
-            *known = Some((now, available));
+            *known = Some((at, available));
             return Err(StoreError::DiskFull {
                 available,
                 reserve: self.reserve,
             });
         }
-        let at = known.map_or(now, |(at, _)| {
-            if now.duration_since(at) < SPACE_READING_TTL {
-                at
-            } else {
-                now
-            }
-        });
         *known = Some((at, available - bytes));
         Ok(())
     }
@@ -291,10 +284,10 @@ impl DurableLog for SegmentLog {
         Ok((file, offset + before + HEAD_LEN as u64, payload_len))
     }
 
-    fn read((file, offset, len): &Location) -> Result<StoredFragment, StoreError> {
-        let mut buf = vec![0u8; *len as usize];
-        file.file.read_exact_at(&mut buf, *offset)?;
-        record::decode_fragment(Bytes::from(buf)).ok_or_else(|| StoreError::Corrupt {
+    fn read(location: &Location) -> Result<StoredFragment, StoreError> {
+        let (file, offset, len) = location;
+        let payload = Self::read_range(location, 0, *len as usize)?;
+        record::decode_fragment(payload).ok_or_else(|| StoreError::Corrupt {
             path: file.path.display().to_string(),
             offset: *offset,
         })

@@ -322,7 +322,7 @@ impl<D: DurableLog> StreamLog<D> {
     /// ack) and its bytes were cut off the log.
     fn forget(&self, seq: u64) {
         let mut inner = self.lock();
-        if let Ok(i) = inner.entries.binary_search_by_key(&seq, |e| e.meta.seq) {
+        if let Some(i) = position(&inner.entries, seq) {
             if let Some(e) = inner.entries.remove(i) {
                 if let Some(m) = e.memory {
                     inner.memory_bytes = inner.memory_bytes.saturating_sub(m.cluster.len());
@@ -341,6 +341,11 @@ impl<D: DurableLog> StreamLog<D> {
     /// Index entries, oldest first.
     pub fn fragments(&self) -> Vec<FragmentMeta> {
         self.lock().entries.iter().map(|e| e.meta).collect()
+    }
+
+    /// Whether the index holds fragment `seq`.
+    pub fn contains(&self, seq: u64) -> bool {
+        find(&self.lock().entries, seq).is_some()
     }
 
     /// The number the next fragment will get.
@@ -460,13 +465,16 @@ impl<D: DurableLog> StreamLog<D> {
     }
 }
 
+fn position<L>(entries: &VecDeque<Entry<L>>, seq: u64) -> Option<usize> {
+    entries.binary_search_by_key(&seq, |e| e.meta.seq).ok()
+}
+
 fn find<L>(entries: &VecDeque<Entry<L>>, seq: u64) -> Option<&Entry<L>> {
-    let i = entries.binary_search_by_key(&seq, |e| e.meta.seq).ok()?;
-    entries.get(i)
+    entries.get(position(entries, seq)?)
 }
 
 fn find_mut<L>(entries: &mut VecDeque<Entry<L>>, seq: u64) -> Option<&mut Entry<L>> {
-    let i = entries.binary_search_by_key(&seq, |e| e.meta.seq).ok()?;
+    let i = position(entries, seq)?;
     entries.get_mut(i)
 }
 
@@ -505,8 +513,27 @@ impl<D: DurableLog> FragmentSource<D> {
         }
     }
 
+    /// The next up to `max` bytes of the cluster from `*offset`, which it advances; `None` at
+    /// the cluster's end. A fragment that cannot be read to its end (retention removed it
+    /// meanwhile) is [`StoreError::Gone`].
+    pub async fn next_piece(
+        &self,
+        offset: &mut u64,
+        max: usize,
+    ) -> Result<Option<Bytes>, StoreError> {
+        if *offset >= self.cluster_len() {
+            return Ok(None);
+        }
+        let piece = self.piece(*offset, max).await?;
+        if piece.is_empty() {
+            return Err(StoreError::Gone(self.head().seq));
+        }
+        *offset += piece.len() as u64;
+        Ok(Some(piece))
+    }
+
     /// Up to `max` bytes of the cluster from `offset`; empty at its end.
-    pub async fn piece(&self, offset: u64, max: usize) -> Result<Bytes, StoreError> {
+    async fn piece(&self, offset: u64, max: usize) -> Result<Bytes, StoreError> {
         match self {
             Self::Memory(f) => {
                 let start = (offset as usize).min(f.cluster.len());

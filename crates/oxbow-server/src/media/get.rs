@@ -19,7 +19,7 @@ use serde::Deserialize;
 use tokio::sync::broadcast::error::RecvError;
 use tokio::sync::mpsc;
 
-use super::{chunk, media_key, tag_seconds, ChannelBody, FragmentNumber};
+use super::{chunk, is_time, media_key, tag_seconds, ChannelBody, FragmentNumber};
 use crate::control::{lookup, Need, StreamRef};
 use crate::front::{boxed, Reply};
 use crate::state::{AppState, ConnectionGuard};
@@ -83,14 +83,6 @@ fn is_fragment_number(req: &GetMediaRequest) -> bool {
 
 fn digits(s: &str) -> bool {
     !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit())
-}
-
-/// The latest instant a timestamp may name: the end of year 9999, in seconds.
-const MAX_TIMESTAMP_SECS: f64 = 253_402_300_799.0;
-
-/// Whether epoch seconds can be a time at all (not negative, not past year 9999).
-pub(crate) fn is_time(secs: f64) -> bool {
-    secs.is_finite() && (0.0..=MAX_TIMESTAMP_SECS).contains(&secs)
 }
 
 fn check_selector(sel: Option<&StartSelector>) -> Result<(), ApiError> {
@@ -184,7 +176,7 @@ pub async fn get_media(state: &Arc<AppState>, req: GetMediaRequest) -> Result<Re
         // FRAGMENT_NUMBER names a fragment: one the stream never had (or that retention
         // removed) ends the response with error 4000, as an expired one does.
         Start::Seq(seq) if is_fragment_number(&req) => {
-            if log.fragments().iter().any(|m| m.seq == seq) {
+            if log.contains(seq) {
                 start
             } else {
                 Start::Missing
@@ -388,19 +380,17 @@ impl Reader {
         {
             return Ok(());
         }
-        let mut sent = 0;
-        while sent < f.cluster_len() {
-            let piece = match f.piece(sent, PIECE_BYTES).await {
-                Ok(p) if !p.is_empty() => p,
-                // The fragment cannot be read to its end (retention removed it meanwhile):
-                // the response ends rather than carrying a truncated cluster on.
-                other => {
-                    tracing::debug!(seq = head.seq, result = ?other.err(), "fragment ended while being read");
+        let mut at = 0;
+        loop {
+            match f.next_piece(&mut at, PIECE_BYTES).await {
+                Ok(Some(piece)) => self.send(piece).await?,
+                Ok(None) => break,
+                // The response ends rather than carrying a truncated cluster on.
+                Err(e) => {
+                    tracing::debug!(seq = head.seq, error = %e, "fragment ended while being read");
                     return Err(Gone);
                 }
-            };
-            sent += piece.len() as u64;
-            self.send(piece).await?;
+            }
         }
         self.send_end(head.seq, head.server_ts_ms, &head.tags).await
     }
@@ -605,16 +595,16 @@ async fn send_listed(
     if tx.send(start).await.is_err() {
         return false;
     }
-    let mut sent = 0;
-    while sent < f.cluster_len() {
-        match f.piece(sent, PIECE_BYTES).await {
-            Ok(p) if !p.is_empty() => {
-                sent += p.len() as u64;
-                if tx.send(p).await.is_err() {
+    let mut at = 0;
+    loop {
+        match f.next_piece(&mut at, PIECE_BYTES).await {
+            Ok(Some(piece)) => {
+                if tx.send(piece).await.is_err() {
                     return false;
                 }
             }
-            _ => return false,
+            Ok(None) => break,
+            Err(_) => return false,
         }
     }
     tx.send(chunk::end(&head.tags, &[])).await.is_ok()

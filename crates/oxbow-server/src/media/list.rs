@@ -119,7 +119,7 @@ fn query_of(req: &ListFragmentsRequest) -> Result<Query, ApiError> {
             ("startTimestamp", r.start_timestamp),
             ("endTimestamp", r.end_timestamp),
         ] {
-            if t.is_some_and(|t| !super::get::is_time(t)) {
+            if t.is_some_and(|t| !super::is_time(t)) {
                 checks.custom(format!("Value at 'fragmentSelector.timestampRange.{name}' failed to satisfy constraint: Member must be a time from the epoch (1970-01-01T00:00:00Z) to 9999-12-31T23:59:59Z"));
             }
         }

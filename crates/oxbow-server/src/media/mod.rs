@@ -102,6 +102,14 @@ pub(crate) fn check_rate(state: &AppState, key: &str, api: &'static str) -> Resu
     ))
 }
 
+/// The latest instant a timestamp may name: the end of year 9999, in epoch milliseconds.
+pub(crate) const MAX_TIME_MS: i64 = 253_402_300_799_999;
+
+/// Whether epoch seconds can be a time at all (not negative, not past year 9999).
+pub(crate) fn is_time(secs: f64) -> bool {
+    secs.is_finite() && (0.0..=MAX_TIME_MS as f64 / 1000.0).contains(&secs)
+}
+
 /// Epoch milliseconds as the decimal seconds KVS writes in MKV tags (`1726677687.758`).
 pub fn tag_seconds(ms: i64) -> String {
     format!("{}.{:03}", ms.div_euclid(1000), ms.rem_euclid(1000))

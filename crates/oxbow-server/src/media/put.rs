@@ -20,16 +20,14 @@ use oxbow_store::{LocalStreamLog as StreamLog, StoredFragment, StreamHeader};
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
-use super::{media_key, throttle, ChannelBody, FragmentNumber};
+use super::{media_key, throttle, ChannelBody, FragmentNumber, MAX_TIME_MS};
 use crate::control::{lookup, Need, StreamRef};
-use crate::front::{boxed, discard_rest, Body};
+use crate::front::{boxed, discard_rest, Body, REFUSED_BODY_LINGER};
 use crate::state::AppState;
 
 const END_OF_FRAGMENT: &str = "AWS_KINESISVIDEO_END_OF_FRAGMENT";
 /// The coarsest TimecodeScale accepted: one second per tick.
 const MAX_TIMECODE_SCALE_NS: u64 = 1_000_000_000;
-/// The latest producer time a fragment may carry: the end of year 9999, in ms.
-const MAX_PRODUCER_MS: i64 = 253_402_300_799_999;
 /// Metadata names KVS reserves for itself and producers may still send.
 const RESERVED_TAGS: &[&str] = &[
     END_OF_FRAGMENT,
@@ -384,7 +382,6 @@ impl Session {
         Stop::Fatal
     }
 
-    /// The body ended cleanly: close the fragment in progress.
     /// The body ended cleanly: close the fragment in progress. A body that ends inside an
     /// element, or that carried bytes but never a stream header, was not valid MKV.
     fn finish(&mut self) {
@@ -504,12 +501,12 @@ impl Session {
         // must not wrap into a plausible one.
         let offset_ms = i64::try_from(u128::from(timecode) * u128::from(d.scale_ns) / 1_000_000)
             .ok()
-            .filter(|ms| *ms <= MAX_PRODUCER_MS);
+            .filter(|ms| *ms <= MAX_TIME_MS);
         let producer_ts_ms = match offset_ms {
             Some(ms) if self.relative => self.start_ms.checked_add(ms),
             other => other,
         };
-        let Some(producer_ts_ms) = producer_ts_ms.filter(|ms| (0..=MAX_PRODUCER_MS).contains(ms))
+        let Some(producer_ts_ms) = producer_ts_ms.filter(|ms| (0..=MAX_TIME_MS).contains(ms))
         else {
             self.ack_error(AckError::InvalidProducerTimestamp, Some(timecode), None);
             self.skipping = true;
@@ -675,9 +672,6 @@ impl Session {
         }
     }
 }
-
-/// How long a refused body is still read (and thrown away) after its error ack.
-const REFUSED_BODY_LINGER: Duration = Duration::from_secs(2);
 
 /// An ack line for a fragment event, in the flat shape the producer SDK's parser reads.
 fn event_line(event: &str, timecode: u64, number: &str) -> String {
