@@ -11,9 +11,6 @@ use super::{median, percentile};
 use http::{HeaderMap, HeaderValue, Request};
 use http_body_util::{BodyExt, Full};
 use hyper_util::rt::TokioIo;
-use oxbow_auth::SigningParams;
-use sha2::{Digest, Sha256};
-use time::OffsetDateTime;
 
 #[derive(Args)]
 pub struct ControlArgs {
@@ -272,27 +269,8 @@ fn build(addr: &str, args: &ControlArgs, t: &Target) -> Request<Full<Bytes>> {
     );
     if t.signed {
         headers.insert("content-type", HeaderValue::from_static("application/json"));
-        let hash = hex::encode(Sha256::digest(&t.body));
-        let (key, secret) = match &t.key {
-            Some((k, s)) => (k.as_str(), s.as_str()),
-            None => (
-                args.target.access_key_id.as_str(),
-                args.target.secret_access_key.as_str(),
-            ),
-        };
-        let p = SigningParams {
-            access_key_id: key,
-            secret_access_key: secret,
-            security_token: None,
-            region: &args.target.region,
-            service: "kinesisvideo",
-            time: OffsetDateTime::now_utc(),
-        };
-        for (k, v) in oxbow_auth::sign(t.method, t.path, None, &headers, &hash, &p) {
-            if let Ok(v) = HeaderValue::from_str(&v) {
-                headers.insert(k, v);
-            }
-        }
+        let key = t.key.as_ref().map(|(k, s)| (k.as_str(), s.as_str()));
+        super::sign_headers(&args.target, key, t.method, t.path, &mut headers, &t.body);
     }
     let mut req = Request::new(Full::new(t.body.clone()));
     *req.method_mut() = t.method.parse().unwrap_or_default();

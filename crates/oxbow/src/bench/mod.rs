@@ -62,6 +62,35 @@ impl Target {
     }
 }
 
+/// Adds a fresh SigV4 header signature of `body` to `headers` (which already hold `host`),
+/// signed with `key` (id, secret) or else the target's own key.
+pub fn sign_headers(
+    target: &Target,
+    key: Option<(&str, &str)>,
+    method: &str,
+    path: &str,
+    headers: &mut http::HeaderMap,
+    body: &[u8],
+) {
+    use sha2::Digest;
+    let (access_key_id, secret_access_key) =
+        key.unwrap_or((&target.access_key_id, &target.secret_access_key));
+    let p = oxbow_auth::SigningParams {
+        access_key_id,
+        secret_access_key,
+        security_token: None,
+        region: &target.region,
+        service: "kinesisvideo",
+        time: time::OffsetDateTime::now_utc(),
+    };
+    let hash = hex::encode(sha2::Sha256::digest(body));
+    for (k, v) in oxbow_auth::sign(method, path, None, headers, &hash, &p) {
+        if let Ok(v) = http::HeaderValue::from_str(&v) {
+            headers.insert(k, v);
+        }
+    }
+}
+
 /// (user+system CPU seconds, RSS bytes) of a process.
 pub fn proc_sample(pid: u32) -> Option<(f64, u64)> {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;

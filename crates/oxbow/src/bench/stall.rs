@@ -8,9 +8,7 @@ use std::time::{Duration, Instant};
 
 use clap::Args;
 use http::{HeaderMap, HeaderValue};
-use oxbow_auth::SigningParams;
 use oxbow_mkv::{ids, write};
-use sha2::{Digest, Sha256};
 use time::OffsetDateTime;
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
@@ -93,21 +91,10 @@ fn head(
             headers.insert(*k, v);
         }
     }
-    let p = SigningParams {
-        access_key_id: &args.target.access_key_id,
-        secret_access_key: &args.target.secret_access_key,
-        security_token: None,
-        region: &args.target.region,
-        service: "kinesisvideo",
-        time: OffsetDateTime::now_utc(),
-    };
-    let hash = hex::encode(Sha256::digest(body));
+    super::sign_headers(&args.target, None, "POST", path, &mut headers, body);
     let mut text = format!("POST {path} HTTP/1.1\r\n{body_framing}\r\n");
     for (k, v) in headers.iter() {
         text.push_str(&format!("{k}: {}\r\n", v.to_str().unwrap_or("")));
-    }
-    for (k, v) in oxbow_auth::sign("POST", path, None, &headers, &hash, &p) {
-        text.push_str(&format!("{k}: {v}\r\n"));
     }
     text.push_str("\r\n");
     text.into_bytes()
