@@ -185,17 +185,7 @@ async fn explicit_deny_beats_allow_and_errors_follow_the_spec() {
         .unwrap();
     let e = kv
         .delete_stream()
-        .stream_arn(
-            kv.describe_stream()
-                .stream_name("protected")
-                .send()
-                .await
-                .unwrap()
-                .stream_info
-                .unwrap()
-                .stream_arn
-                .unwrap(),
-        )
+        .stream_arn(common::stream_arn(&kv, "protected").await)
         .send()
         .await
         .unwrap_err();

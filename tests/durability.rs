@@ -97,14 +97,7 @@ async fn kill_9_mid_ingest_loses_no_persisted_fragment() {
 
     // Every fragment acknowledged as persisted before the kill is there, byte for byte.
     let numbers: Vec<String> = persisted_before.iter().map(|(n, _)| n.clone()).collect();
-    let out = archive_sdk(&server)
-        .get_media_for_fragment_list()
-        .stream_name("cam")
-        .set_fragments(Some(numbers))
-        .send()
-        .await
-        .unwrap();
-    let body = out.payload.collect().await.unwrap().into_bytes();
+    let body = media_for_fragments(&server, "cam", numbers).await;
     let tagged = tagged_frames(&body);
     for (number, timecode) in &persisted_before {
         let got: Vec<Bytes> = tagged
@@ -241,14 +234,7 @@ async fn a_full_disk_loses_nothing_and_deletion_frees_it() {
     let mut expected = persisted.clone();
     expected.sort();
     assert_eq!(listed_numbers(&server, "big").await, expected);
-    let out = archive_sdk(&server)
-        .get_media_for_fragment_list()
-        .stream_name("big")
-        .set_fragments(Some(persisted.clone()))
-        .send()
-        .await
-        .unwrap();
-    let body = out.payload.collect().await.unwrap().into_bytes();
+    let body = media_for_fragments(&server, "big", persisted.clone()).await;
     assert_eq!(frames(&body).len(), persisted.len() * 20);
 
     // Deleting the big stream gives its space back: ingest resumes.

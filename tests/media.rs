@@ -120,14 +120,7 @@ async fn put_then_read_back_byte_identical() {
     }
     assert_eq!(listed, numbers);
     let reversed: Vec<String> = numbers.iter().rev().cloned().collect();
-    let out = archive
-        .get_media_for_fragment_list()
-        .stream_name("cam")
-        .set_fragments(Some(reversed.clone()))
-        .send()
-        .await
-        .unwrap();
-    let body = out.payload.collect().await.unwrap().into_bytes();
+    let body = media_for_fragments(&server, "cam", reversed.clone()).await;
     let tagged = tagged_frames(&body);
     let order: Vec<&String> = tagged.iter().map(|(n, _)| n).fold(Vec::new(), |mut v, n| {
         if v.last() != Some(&n) {
@@ -341,16 +334,9 @@ async fn start_selectors_and_the_live_edge() {
         "{waited:?}"
     );
 
-    let err = media_sdk(&server)
-        .get_media()
-        .stream_name("absent")
-        .start_selector(selector(StartSelectorType::Now))
-        .send()
-        .await
-        .unwrap_err();
     assert_eq!(
-        aws_sdk_kinesisvideomedia::error::ProvideErrorMetadata::code(&err),
-        Some("ResourceNotFoundException")
+        get_media_error(&server, "absent", selector(StartSelectorType::Now)).await,
+        "ResourceNotFoundException"
     );
 }
 
@@ -720,16 +706,9 @@ async fn retention_deletion_and_reader_limit() {
         })
         .collect();
     tokio::time::sleep(Duration::from_millis(300)).await;
-    let err = media_sdk(&server)
-        .get_media()
-        .stream_name("mem")
-        .start_selector(selector(StartSelectorType::Now))
-        .send()
-        .await
-        .unwrap_err();
     assert_eq!(
-        aws_sdk_kinesisvideomedia::error::ProvideErrorMetadata::code(&err),
-        Some("ConnectionLimitExceededException")
+        get_media_error(&server, "mem", selector(StartSelectorType::Now)).await,
+        "ConnectionLimitExceededException"
     );
     // A reader that leaves frees its slot at once, not when its live-edge wait would end.
     let mut readers = readers.into_iter();
@@ -756,14 +735,7 @@ async fn retention_deletion_and_reader_limit() {
     let number = acks.iter().find_map(|a| a.fragment_number.clone()).unwrap();
     let listed = list_all(&server, "mem", false).await;
     assert!(listed.fragments().is_empty(), "{listed:?}");
-    let out = archive_sdk(&server)
-        .get_media_for_fragment_list()
-        .stream_name("mem")
-        .fragments(&number)
-        .send()
-        .await
-        .unwrap();
-    let media = out.payload.collect().await.unwrap().into_bytes();
+    let media = media_for_fragments(&server, "mem", vec![number.clone()]).await;
     let tags = all_tags(&media);
     assert!(frames(&media).is_empty());
     assert!(
@@ -1011,38 +983,24 @@ async fn a_reader_that_stops_reading_is_closed() {
     );
     let addr = server.addr();
     let body = br#"{"StreamName":"big","StartSelector":{"StartSelectorType":"EARLIEST"}}"#;
-    let (target, headers) = sign(
+    let head = signed_head(
         "POST",
         &addr,
         "/getMedia",
         &[("content-type", "application/json")],
         body,
         &Signing::default(),
+        &format!("content-length: {}", body.len()),
     );
-    let mut head = format!(
-        "POST {target} HTTP/1.1\r\ncontent-length: {}\r\n",
-        body.len()
-    );
-    for (k, v) in headers {
-        head.push_str(&format!("{k}: {v}\r\n"));
-    }
-    head.push_str("\r\n");
     let mut stalled = std::net::TcpStream::connect(&addr).unwrap();
     // Never read until the end.
-    std::io::Write::write_all(&mut stalled, head.as_bytes()).unwrap();
+    std::io::Write::write_all(&mut stalled, wire(&head).as_bytes()).unwrap();
     std::io::Write::write_all(&mut stalled, body).unwrap();
     tokio::time::sleep(Duration::from_millis(500)).await;
     // The slot is taken while the stalled reader is open.
-    let err = media_sdk(&server)
-        .get_media()
-        .stream_name("big")
-        .start_selector(selector(StartSelectorType::Now))
-        .send()
-        .await
-        .unwrap_err();
     assert_eq!(
-        aws_sdk_kinesisvideomedia::error::ProvideErrorMetadata::code(&err),
-        Some("ConnectionLimitExceededException")
+        get_media_error(&server, "big", selector(StartSelectorType::Now)).await,
+        "ConnectionLimitExceededException"
     );
     tokio::time::sleep(Duration::from_millis(2500)).await;
     // Closed by the server: reading now reaches the end well before 16 fragments' worth.

@@ -148,16 +148,18 @@ fn paused_put(server: &TestServer, stream: &str, first: &[u8]) -> std::net::TcpS
         ("x-amzn-fragment-timecode-type", "ABSOLUTE"),
         ("x-amzn-producer-start-timestamp", start.as_str()),
     ];
-    let (target, headers) = sign("POST", &addr, "/putMedia", &extra, b"", &Signing::default());
     // As curl (and so the KVS C producer SDK) sends an upload of unknown length.
-    let mut head =
-        format!("POST {target} HTTP/1.1\r\ntransfer-encoding: chunked\r\nexpect: 100-continue\r\n");
-    for (k, v) in headers {
-        head.push_str(&format!("{k}: {v}\r\n"));
-    }
-    head.push_str("\r\n");
+    let head = signed_head(
+        "POST",
+        &addr,
+        "/putMedia",
+        &extra,
+        b"",
+        &Signing::default(),
+        "transfer-encoding: chunked\nexpect: 100-continue",
+    );
     let mut s = std::net::TcpStream::connect(&addr).unwrap();
-    s.write_all(head.as_bytes()).unwrap();
+    s.write_all(wire(&head).as_bytes()).unwrap();
     s.write_all(format!("{:x}\r\n", first.len()).as_bytes())
         .unwrap();
     s.write_all(first).unwrap();

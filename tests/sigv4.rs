@@ -6,7 +6,7 @@ mod common;
 
 use std::time::{Duration, SystemTime};
 
-use common::{post, post_ok, send_raw, sign, Signing, TestServer};
+use common::{post, post_ok, send_raw, sign, signed_head, Signing, TestServer};
 
 #[test]
 fn validation_errors_are_invalid_argument() {
@@ -290,22 +290,16 @@ fn tampered_body_fails_the_signature() {
     let addr = server.addr();
     let signed_body = br#"{"StreamName":"a"}"#;
     let extra = [("content-type", "application/json")];
-    let (target, headers) = sign(
+    let sent = br#"{"StreamName":"b"}"#;
+    let head = signed_head(
         "POST",
         &addr,
         "/createStream",
         &extra,
         signed_body,
         &Signing::default(),
+        &format!("connection: close\ncontent-length: {}", sent.len()),
     );
-    let sent = br#"{"StreamName":"b"}"#;
-    let mut head = format!(
-        "POST {target} HTTP/1.1\nconnection: close\ncontent-length: {}\n",
-        sent.len()
-    );
-    for (k, v) in headers {
-        head.push_str(&format!("{k}: {v}\n"));
-    }
     let r = send_raw(&addr, &head, sent);
     assert_eq!(
         (r.status, r.error_type()),
@@ -356,21 +350,15 @@ fn producer_sdk_style_host_without_port() {
         ..Default::default()
     };
     let extra = [("user-agent", "AWS-SDK-KVS/1.6.0 GCC/12.2.0 Linux/6.1")];
-    let (target, headers) = sign(
+    let head = signed_head(
         "POST",
         &addr,
         "/createStream",
         &extra,
         body.as_bytes(),
         &host_only,
+        &format!("content-length: {}\nconnection: close", body.len()),
     );
-    let mut head = format!(
-        "POST {target} HTTP/1.1\ncontent-length: {}\nconnection: close\n",
-        body.len()
-    );
-    for (k, v) in headers {
-        head.push_str(&format!("{k}: {v}\n"));
-    }
     let r = send_raw(&addr, &head, body.as_bytes());
     assert_eq!(r.status, 200, "{}", r.body);
     assert!(r.json()["StreamARN"]
@@ -470,22 +458,15 @@ fn body_swap_and_duplicate_auth_headers_are_refused() {
     let head_for = |extra: &[(&str, &str)], sent: &[u8], add: &str| {
         let mut all = vec![("content-type", "application/json")];
         all.extend_from_slice(extra);
-        let (target, headers) = sign(
+        signed_head(
             "POST",
             &addr,
             "/describeStream",
             &all,
             signed_body,
             &Signing::default(),
-        );
-        let mut head = format!(
-            "POST {target} HTTP/1.1\nconnection: close\ncontent-length: {}\n{add}",
-            sent.len()
-        );
-        for (k, v) in headers {
-            head.push_str(&format!("{k}: {v}\n"));
-        }
-        head
+            &format!("connection: close\ncontent-length: {}\n{add}", sent.len()),
+        )
     };
     // Unsigned declared hash of the signed body, other body sent.
     let unsigned = format!("x-amz-content-sha256: {signed_hash}\n");

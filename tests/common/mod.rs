@@ -198,8 +198,7 @@ impl Raw {
 pub fn send_raw(addr: &str, head: &str, body: &[u8]) -> Raw {
     let mut s = TcpStream::connect(addr).unwrap();
     s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
-    let mut req = head.trim_end().replace('\n', "\r\n").into_bytes();
-    req.extend_from_slice(b"\r\n\r\n");
+    let mut req = wire(head).into_bytes();
     req.extend_from_slice(body);
     s.write_all(&req).unwrap();
     let mut buf = Vec::new();
@@ -362,12 +361,62 @@ pub fn request(
     if let Some(ct) = content_type {
         extra.push(("content-type", ct));
     }
-    let (target, headers) = sign(method, &addr, path_and_query, &extra, body, s);
-    let mut head = format!("{method} {target} HTTP/1.1\nconnection: close\n");
+    let head = signed_head(
+        method,
+        &addr,
+        path_and_query,
+        &extra,
+        body,
+        s,
+        "connection: close",
+    );
+    send_raw(&addr, &head, body)
+}
+
+/// A signed request head, one line per `\n` (see [`wire`]): the request line, the `unsigned`
+/// lines (e.g. framing), then `extra` and the SigV4 headers, all signed over `body`.
+pub fn signed_head(
+    method: &str,
+    addr: &str,
+    path_and_query: &str,
+    extra: &[(&str, &str)],
+    body: &[u8],
+    s: &Signing<'_>,
+    unsigned: &str,
+) -> String {
+    let (target, headers) = sign(method, addr, path_and_query, extra, body, s);
+    let mut head = format!("{method} {target} HTTP/1.1\n");
+    if !unsigned.is_empty() {
+        head.push_str(unsigned.trim_end());
+        head.push('\n');
+    }
     for (k, v) in headers {
         head.push_str(&format!("{k}: {v}\n"));
     }
-    send_raw(&addr, &head, body)
+    head
+}
+
+/// A head written with `\n` line ends as it goes on the wire: CRLF, and the blank line.
+pub fn wire(head: &str) -> String {
+    format!("{}\r\n\r\n", head.trim_end().replace('\n', "\r\n"))
+}
+
+/// The error code a GetMedia call through the official SDK fails with.
+pub async fn get_media_error(
+    server: &TestServer,
+    stream: &str,
+    selector: aws_sdk_kinesisvideomedia::types::StartSelector,
+) -> String {
+    let err = media_sdk(server)
+        .get_media()
+        .stream_name(stream)
+        .start_selector(selector)
+        .send()
+        .await
+        .unwrap_err();
+    aws_sdk_kinesisvideomedia::error::ProvideErrorMetadata::code(&err)
+        .unwrap_or_default()
+        .to_string()
 }
 
 /// `post` with the default signing.
@@ -752,4 +801,20 @@ pub fn selector(
         .start_selector_type(kind)
         .build()
         .unwrap()
+}
+
+/// A whole GetMediaForFragmentList response through the official SDK.
+pub async fn media_for_fragments(
+    server: &TestServer,
+    stream: &str,
+    numbers: Vec<String>,
+) -> bytes::Bytes {
+    let out = archive_sdk(server)
+        .get_media_for_fragment_list()
+        .stream_name(stream)
+        .set_fragments(Some(numbers))
+        .send()
+        .await
+        .unwrap();
+    out.payload.collect().await.unwrap().into_bytes()
 }
