@@ -215,8 +215,9 @@ async fn signed_api(
             if !is_root(key) {
                 authorize(state, key, &access::control(state, op, body).await, conn).await?;
             }
-            Ok(match control::dispatch(op, body, state).await? {
-                Some(v) if op == Op::GetDataEndpoint => ok(plain_endpoint(parts, conn, v)),
+            let plain = plain_url(parts, conn);
+            let data_endpoint = plain.as_deref().unwrap_or(&state.public_url);
+            Ok(match control::dispatch(op, body, state, data_endpoint).await? {
                 Some(v) => ok(v),
                 None => json(StatusCode::OK, Bytes::new()),
             })
@@ -244,21 +245,11 @@ async fn signed_api(
     }
 }
 
-/// A caller that came in over plain HTTP (`--http-listen` beside TLS) gets a data endpoint
-/// it can use the same way: the plain URL it reached, not the TLS public URL.
-fn plain_endpoint(
-    parts: &http::request::Parts,
-    conn: Conn,
-    mut v: serde_json::Value,
-) -> serde_json::Value {
-    let host = parts
-        .headers
-        .get(header::HOST)
-        .and_then(|h| h.to_str().ok());
-    if let (true, Some(host)) = (conn.plain_beside_tls, host) {
-        v["DataEndpoint"] = format!("http://{host}").into();
-    }
-    v
+/// For a caller that came in over plain HTTP beside TLS (`--http-listen`): the plain URL it
+/// reached, so the data endpoint it is handed can be used the same way.
+fn plain_url(parts: &http::request::Parts, conn: Conn) -> Option<String> {
+    let host = parts.headers.get(header::HOST)?.to_str().ok()?;
+    conn.plain_beside_tls.then(|| format!("http://{host}"))
 }
 
 /// STS answers every outcome, errors included, in its own XML shape.

@@ -33,7 +33,7 @@ pub struct GetDataEndpoint {
     stream: StreamRef,
 }
 
-pub async fn data(state: &AppState, req: GetDataEndpoint) -> Reply {
+pub async fn data(state: &AppState, req: GetDataEndpoint, endpoint: &str) -> Reply {
     let mut checks = Checks::new();
     checks.required("aPIName", req.api_name.as_ref()).one_of(
         "aPIName",
@@ -42,7 +42,7 @@ pub async fn data(state: &AppState, req: GetDataEndpoint) -> Reply {
     );
     let target = req.stream.resolve(state, &mut checks)?;
     let _: StreamRecord = lookup::get(state, &target, Need::Live).await?;
-    Ok(Some(json!({ "DataEndpoint": state.public_url })))
+    Ok(Some(json!({ "DataEndpoint": endpoint })))
 }
 
 #[derive(Deserialize)]

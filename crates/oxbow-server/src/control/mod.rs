@@ -90,7 +90,9 @@ operations! {
 }
 
 /// Parses the body for `op` and runs its handler.
-pub async fn dispatch(op: Op, body: &[u8], state: &AppState) -> Reply {
+/// Runs one control-plane operation. `data_endpoint` is the URL GetDataEndpoint hands this
+/// caller (the public URL, or the plain URL a caller on `--http-listen` used).
+pub async fn dispatch(op: Op, body: &[u8], state: &AppState, data_endpoint: &str) -> Reply {
     use input::parse;
     match op {
         Op::CreateStream => streams::create(state, parse(body)?).await,
@@ -103,7 +105,7 @@ pub async fn dispatch(op: Op, body: &[u8], state: &AppState) -> Reply {
             streams::describe_storage(state, parse(body)?).await
         }
         Op::UpdateStreamStorageConfiguration => streams::update_storage(state, parse(body)?).await,
-        Op::GetDataEndpoint => endpoints::data(state, parse(body)?).await,
+        Op::GetDataEndpoint => endpoints::data(state, parse(body)?, data_endpoint).await,
         Op::TagStream => tags::tag_stream(state, parse(body)?).await,
         Op::UntagStream => tags::untag_stream(state, parse(body)?).await,
         Op::ListTagsForStream => tags::list_stream(state, parse(body)?).await,
