@@ -73,6 +73,9 @@ pub struct Limits {
     pub put_idle_ack_ms: u64,
     /// PutMedia: read rate per stream (KVS: 12.5 MB/s); 0 = unlimited.
     pub put_max_bytes_per_sec: u64,
+    /// PutMedia: bytes of completed fragments a session may have waiting to become durable;
+    /// past it the session reads no more of the body until the disk catches up.
+    pub put_max_pending_bytes: usize,
     /// PutMedia: how far ahead of the server clock a producer timestamp may be.
     pub put_max_future_ms: i64,
     /// GetMedia: concurrent connections per stream (KVS: 3).
@@ -109,6 +112,7 @@ impl Limits {
             put_idle_ack_ms: 3_000,
             put_max_bytes_per_sec: 12_500_000,
             put_max_future_ms: 10 * 60 * 1000,
+            put_max_pending_bytes: 32 << 20,
             get_media_max_connections: 3,
             get_media_idle_ms: 3_000,
             get_media_max_bytes_per_sec: 25_000_000,

@@ -348,7 +348,10 @@ const REFUSED_BODY_MAX_BYTES: u64 = 16 << 20;
 /// Closing a connection whose request is still arriving resets it, and a reset can destroy
 /// the answer (an error, an error ack) on its way to the client; reading on while the
 /// answer goes out avoids that.
-pub async fn discard_rest(body: &mut Incoming, linger: Duration, max_bytes: u64) {
+pub async fn discard_rest<B>(body: &mut B, linger: Duration, max_bytes: u64)
+where
+    B: http_body::Body<Data = Bytes> + Unpin,
+{
     let _ = tokio::time::timeout(linger, async {
         let mut read = 0u64;
         while let Some(Ok(frame)) = body.frame().await {

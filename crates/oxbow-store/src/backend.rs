@@ -12,6 +12,16 @@ use crate::StoreError;
 /// Called once an append is durable (or failed).
 pub type Done = Box<dyn FnOnce(std::io::Result<()>) + Send>;
 
+/// A writer's place in a backend's write queue; dropping it gives the place back.
+pub type Ticket = Box<dyn std::any::Any + Send>;
+
+/// Admission to a backend's write queue, taken before an append and without holding any
+/// lock: a writer waits here while the queue is full, so the queue stays bounded.
+pub trait WriteGate: Send + Sync + 'static {
+    /// Waits for a place (blocking: call it on a blocking thread).
+    fn enter(&self) -> Ticket;
+}
+
 /// What a stream's durable log already holds when it is opened, oldest first.
 pub struct Recovered<L> {
     pub headers: Vec<(u32, StreamHeader)>,
@@ -35,6 +45,11 @@ pub trait DurableLog: Send + 'static {
         fragment: &StoredFragment,
         done: Done,
     ) -> Result<Self::Location, StoreError>;
+
+    /// The gate appends pass first, if the backend's queue is bounded.
+    fn write_gate(&self) -> Option<std::sync::Arc<dyn WriteGate>> {
+        None
+    }
 
     /// Reads a durable fragment back. Blocking: call it on a blocking thread.
     fn read(location: &Self::Location) -> Result<StoredFragment, StoreError>;

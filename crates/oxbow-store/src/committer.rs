@@ -56,9 +56,49 @@ pub struct Job {
 #[derive(Clone)]
 pub struct Committer {
     tx: mpsc::Sender<Job>,
+    slots: Arc<Slots>,
+}
+
+/// Places in the committer's queue. A writer takes one before it locks anything the
+/// committer's callbacks lock (a stream's index), waits there while the queue is full, and
+/// gives it back when its job's callback has run (or its job was refused): so the queue is
+/// bounded and a full queue can never deadlock against a callback.
+struct Slots {
+    used: std::sync::Mutex<usize>,
+    freed: std::sync::Condvar,
+}
+
+/// A place in the committer's queue, given back when dropped.
+pub struct Slot(Arc<Slots>);
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        let mut used = self.0.used.lock().unwrap_or_else(|p| p.into_inner());
+        *used -= 1;
+        self.0.freed.notify_one();
+    }
+}
+
+impl crate::backend::WriteGate for Committer {
+    fn enter(&self) -> crate::backend::Ticket {
+        let mut used = self.slots.used.lock().unwrap_or_else(|p| p.into_inner());
+        while *used >= MAX_QUEUED {
+            used = self
+                .slots
+                .freed
+                .wait(used)
+                .unwrap_or_else(|p| p.into_inner());
+        }
+        *used += 1;
+        Box::new(Slot(Arc::clone(&self.slots)))
+    }
 }
 
 const MAX_BATCH: usize = 4096;
+/// Appends waiting for the committer; a writer past this waits for the disk (see [`Slots`]).
+/// Sessions bound what they leave waiting (the server's `put_max_pending_bytes`), so this is
+/// a backstop; writers append from blocking threads, where waiting is safe.
+const MAX_QUEUED: usize = 4096;
 
 impl Committer {
     pub fn start(disk: Arc<dyn Disk>) -> Self {
@@ -67,11 +107,20 @@ impl Committer {
             .name("oxbow-committer".into())
             .spawn(move || run(rx, disk.as_ref()))
             .expect("spawn the committer thread");
-        Self { tx }
+        Self {
+            tx,
+            slots: Arc::new(Slots {
+                used: std::sync::Mutex::new(0),
+                freed: std::sync::Condvar::new(),
+            }),
+        }
     }
 
-    /// Queues a job. When the committer has stopped the job is dropped unrun (its `done`
-    /// with it, never called: the caller may hold locks its callback takes).
+    /// Queues a job (its writer holds a [`Slot`], see [`WriteGate`]). When the committer has
+    /// stopped the job is dropped unrun (its `done` with it, never called: the caller may
+    /// hold locks its callback takes).
+    ///
+    /// [`WriteGate`]: crate::backend::WriteGate
     pub fn submit(&self, job: Job) -> Result<(), crate::StoreError> {
         job.file.in_flight.fetch_add(1, Ordering::AcqRel);
         if let Err(mpsc::SendError(job)) = self.tx.send(job) {

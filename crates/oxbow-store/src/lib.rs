@@ -25,7 +25,7 @@ use std::collections::HashMap;
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 
-pub use backend::{Backend, Done, DurableLog, Recovered};
+pub use backend::{Backend, Done, DurableLog, Recovered, Ticket, WriteGate};
 pub use disk::{Disk, RealDisk};
 pub use fragment::{FragmentHead, FragmentMeta, LiveEvent, StoredFragment, StreamHeader};
 pub use local::{LocalBackend, SegmentLog, DEFAULT_RESERVE_BYTES};

@@ -246,6 +246,10 @@ impl SegmentLog {
 impl DurableLog for SegmentLog {
     type Location = Location;
 
+    fn write_gate(&self) -> Option<Arc<dyn crate::backend::WriteGate>> {
+        Some(Arc::new(self.committer.clone()))
+    }
+
     fn append(
         &mut self,
         (header_id, header): (u32, &StreamHeader),

@@ -9,7 +9,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use bytes::Bytes;
 use tokio::sync::{broadcast, oneshot};
 
-use crate::backend::{DurableLog, Recovered};
+use crate::backend::{DurableLog, Recovered, Ticket, WriteGate};
 use crate::fragment::{FragmentHead, FragmentMeta, LiveEvent, StoredFragment, StreamHeader};
 use crate::record;
 use crate::{StoreConfig, StoreError};
@@ -53,6 +53,8 @@ pub struct Partial {
 
 pub struct StreamLog<D: DurableLog> {
     config: StoreConfig,
+    /// Passed before the index is locked for an append (see [`WriteGate`]).
+    gate: Option<Arc<dyn WriteGate>>,
     inner: Mutex<Inner<D>>,
     live: broadcast::Sender<LiveEvent>,
     writer_epoch: AtomicU64,
@@ -62,6 +64,7 @@ pub struct StreamLog<D: DurableLog> {
 impl<D: DurableLog> StreamLog<D> {
     /// The in-memory half over a backend's log and what it already held.
     pub fn new(durable: D, recovered: Recovered<D::Location>, config: StoreConfig) -> Self {
+        let gate = durable.write_gate();
         let mut inner = Inner {
             entries: VecDeque::new(),
             headers: HashMap::new(),
@@ -88,6 +91,7 @@ impl<D: DurableLog> StreamLog<D> {
         let (live, _) = broadcast::channel(config.live_channel.max(16));
         Self {
             config,
+            gate,
             inner: Mutex::new(inner),
             live,
             writer_epoch: AtomicU64::new(0),
@@ -216,7 +220,9 @@ impl<D: DurableLog> StreamLog<D> {
     }
 
     /// Adds a completed fragment: readable at once from memory; when `persist`, the returned
-    /// receiver resolves once it is written and fsynced.
+    /// receiver resolves once it is written and fsynced. Blocking when `persist` (it may wait
+    /// for room in the backend's write queue, or start a segment file): call it on a
+    /// blocking thread.
     pub fn complete(
         self: &Arc<Self>,
         fragment: StoredFragment,
@@ -233,11 +239,15 @@ impl<D: DurableLog> StreamLog<D> {
             header_id: fragment.header_id,
             persisted: false,
         };
+        // The queue place is taken before the lock: the committer's callback takes the lock.
+        let ticket = persist
+            .then(|| self.gate.as_ref().map(|g| g.enter()))
+            .flatten();
         let mut inner = self.lock();
         inner.memory_bytes += fragment.cluster.len();
         let mut tx = Some(tx);
         let durable = if persist {
-            match self.append(&mut inner, &fragment, &mut tx) {
+            match self.append(&mut inner, &fragment, &mut tx, ticket) {
                 Ok(location) => Some(location),
                 Err(e) => {
                     inner.partial = None;
@@ -284,6 +294,7 @@ impl<D: DurableLog> StreamLog<D> {
         inner: &mut Inner<D>,
         fragment: &StoredFragment,
         tx: &mut Option<oneshot::Sender<Result<(), StoreError>>>,
+        ticket: Option<Ticket>,
     ) -> Result<D::Location, StoreError> {
         let header = inner
             .headers
@@ -297,6 +308,8 @@ impl<D: DurableLog> StreamLog<D> {
         let sender = Arc::new(Mutex::new(tx.take()));
         let for_done = Arc::clone(&sender);
         let done: crate::backend::Done = Box::new(move |result| {
+            // The queue place goes back when this callback has run, or is dropped unrun.
+            let _ticket = ticket;
             if let Some(log) = log.upgrade() {
                 if result.is_ok() {
                     log.mark_persisted(seq);

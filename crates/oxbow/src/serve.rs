@@ -71,6 +71,10 @@ pub struct ServeArgs {
     /// PutMedia: longest connection (milliseconds).
     #[arg(long, default_value_t = 45 * 60 * 1000)]
     put_max_connection_ms: u64,
+    /// PutMedia: completed fragments (MiB) one session may have waiting for the disk; past
+    /// this it reads no more of the body until they are durable (backpressure).
+    #[arg(long, default_value_t = 32)]
+    put_max_pending_mb: usize,
     /// Free space (MiB) that media never uses on the data directory's filesystem, so the
     /// catalog can still write, and DeleteStream free space, when media has filled the disk.
     #[arg(long, default_value_t = 16)]
@@ -136,6 +140,7 @@ impl ServeArgs {
         limits.put_max_fragment_duration_ms = self.put_max_fragment_duration_ms;
         limits.put_max_connection_ms = self.put_max_connection_ms;
         limits.put_idle_close_ms = self.put_idle_close_ms;
+        limits.put_max_pending_bytes = self.put_max_pending_mb << 20;
         limits.request_body_timeout_ms = self.request_body_timeout_ms;
         limits.store_reserve_bytes = self.store_reserve_mb << 20;
         limits.get_media_idle_ms = self.get_media_idle_ms;

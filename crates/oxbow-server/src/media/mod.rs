@@ -5,6 +5,7 @@
 mod body;
 mod chunk;
 mod get;
+mod ingest;
 mod list;
 mod numbers;
 mod put;
