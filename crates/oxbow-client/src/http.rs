@@ -9,14 +9,7 @@ use hyper::body::Incoming;
 use hyper_util::rt::TokioIo;
 use sha2::{Digest, Sha256};
 
-use crate::signing;
-
-#[derive(Debug, Clone)]
-pub struct Credentials {
-    pub access_key_id: String,
-    pub secret_access_key: String,
-    pub session_token: Option<String>,
-}
+use crate::signing::{self, Credentials};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ClientError {

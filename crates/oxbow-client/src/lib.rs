@@ -10,5 +10,6 @@ mod put;
 mod signing;
 
 pub use get::{ChunkReader, SegmentMerger};
-pub use http::{Client, ClientError, Credentials, Trust};
+pub use http::{Client, ClientError, Trust};
+pub use signing::Credentials;
 pub use put::{Ack, AckEvent, Producer, PutOptions, PutSummary};

@@ -3,7 +3,13 @@
 use http::{HeaderMap, HeaderValue};
 use time::OffsetDateTime;
 
-use crate::http::Credentials;
+/// The keys requests are signed with.
+#[derive(Debug, Clone)]
+pub struct Credentials {
+    pub access_key_id: String,
+    pub secret_access_key: String,
+    pub session_token: Option<String>,
+}
 
 pub const SERVICE: &str = "kinesisvideo";
 

@@ -10,7 +10,7 @@ use oxbow_catalog::AccessKey;
 use oxbow_core::{time::now_ms, ApiError, ErrorKind};
 use time::OffsetDateTime;
 
-use crate::state::AppState;
+use oxbow_catalog::Catalog;
 
 /// The SigV4 service name every KVS client signs with.
 pub const SERVICE: &str = "kinesisvideo";
@@ -35,20 +35,30 @@ type KeyEntries = HashMap<String, (Option<Arc<AccessKey>>, Instant)>;
 
 /// Recently used access keys (including unknown ones, so a flood of bad keys does not reach
 /// the catalog either).
-#[derive(Default)]
 pub struct KeyCache {
+    catalog: Arc<dyn Catalog>,
+    /// The region signatures must name.
+    region: String,
     entries: Mutex<KeyEntries>,
 }
 
 impl KeyCache {
-    async fn get(&self, state: &AppState, id: &str) -> Result<Option<Arc<AccessKey>>, ApiError> {
+    pub fn new(catalog: Arc<dyn Catalog>, region: &str) -> Self {
+        Self {
+            catalog,
+            region: region.to_string(),
+            entries: Mutex::default(),
+        }
+    }
+
+    async fn get(&self, id: &str) -> Result<Option<Arc<AccessKey>>, ApiError> {
         let now = Instant::now();
         if let Some((key, at)) = self.lock().get(id) {
             if now.duration_since(*at) < KEY_CACHE_TTL {
                 return Ok(key.clone());
             }
         }
-        let key = state
+        let key = self
             .catalog
             .access_keys()
             .get(id)
@@ -71,31 +81,30 @@ impl KeyCache {
     fn lock(&self) -> std::sync::MutexGuard<'_, KeyEntries> {
         self.entries.lock().unwrap_or_else(|p| p.into_inner())
     }
-}
 
-/// Verifies the request's signature for `service` and returns the key that signed it.
-pub async fn authenticate(
-    state: &AppState,
-    req: &Request<'_>,
-    service: &str,
-) -> Result<Arc<AccessKey>, ApiError> {
-    let parsed = oxbow_auth::parse(req)?;
-    let key = state
-        .keys
-        .get(state, &parsed.access_key_id)
-        .await?
-        .filter(|k| k.active)
-        .ok_or_else(invalid_token)?;
-    check_session(&key, &parsed)?;
-    oxbow_auth::verify(
-        &parsed,
-        req,
-        &key.secret_access_key,
-        &state.config.region,
-        service,
-        OffsetDateTime::now_utc(),
-    )?;
-    Ok(key)
+    /// Verifies the request's signature for `service` and returns the key that signed it.
+    pub async fn authenticate(
+        &self,
+        req: &Request<'_>,
+        service: &str,
+    ) -> Result<Arc<AccessKey>, ApiError> {
+        let parsed = oxbow_auth::parse(req)?;
+        let key = self
+            .get(&parsed.access_key_id)
+            .await?
+            .filter(|k| k.active)
+            .ok_or_else(invalid_token)?;
+        check_session(&key, &parsed)?;
+        oxbow_auth::verify(
+            &parsed,
+            req,
+            &key.secret_access_key,
+            &self.region,
+            service,
+            OffsetDateTime::now_utc(),
+        )?;
+        Ok(key)
+    }
 }
 
 /// Temporary keys need their session token and must not have expired; long-term keys take none.

@@ -22,10 +22,15 @@ use oxbow_core::{ApiError, ErrorKind, ResourceType};
 use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
 
-use crate::state::AppState;
+use oxbow_catalog::Catalog;
 
 /// The principal of the key `oxbow serve` creates; it is never judged by policies.
 pub const ROOT: &str = "root";
+
+/// Whether `key` belongs to the root principal: the one place that decides it.
+pub fn is_root(key: &AccessKey) -> bool {
+    key.principal == ROOT
+}
 
 /// How long a compiled policy set, a decision or a resource ARN is reused at most.
 pub const CACHE_TTL: Duration = Duration::from_secs(60);
@@ -87,8 +92,16 @@ type Entries<K, T> = RwLock<HashMap<K, (T, Instant)>>;
 /// borrows the request's strings instead of building a key (the hit path allocates nothing).
 type KeyDecisions = HashMap<&'static str, HashMap<Arc<str>, (Decision, Instant)>>;
 
-#[derive(Default)]
+/// The account principals belong to, as ARNs name it.
+#[derive(Debug, Clone)]
+pub struct Account {
+    pub id: String,
+    pub partition: String,
+}
+
 pub struct Authorizer {
+    catalog: Arc<dyn Catalog>,
+    account: Account,
     sets: Entries<String, Arc<PolicySet>>,
     decisions: RwLock<HashMap<String, KeyDecisions>>,
     /// Name → ARN of live streams and of live channels.
@@ -128,6 +141,18 @@ fn remember<T>(m: &Entries<String, T>, key: &str, value: T) {
 }
 
 impl Authorizer {
+    pub fn new(catalog: Arc<dyn Catalog>, account: Account) -> Self {
+        Self {
+            catalog,
+            account,
+            sets: Entries::default(),
+            decisions: RwLock::default(),
+            stream_arns: Entries::default(),
+            channel_arns: Entries::default(),
+            compiling: tokio::sync::Mutex::new(()),
+        }
+    }
+
     /// Forgets every cached policy set and decision, after an identity or policy changed.
     pub fn clear(&self) {
         write(&self.sets).clear();
@@ -180,20 +205,19 @@ impl Authorizer {
     /// Ok if `key`'s principal may perform `access`; otherwise the API's denial error.
     pub async fn authorize(
         &self,
-        state: &AppState,
         key: &AccessKey,
         access: &Access,
         env: RequestEnv,
     ) -> Result<(), ApiError> {
-        let principal = PrincipalRef::parse(&key.principal);
-        if principal == Some(PrincipalRef::Root) {
+        if is_root(key) {
             return Ok(());
         }
+        let principal = PrincipalRef::parse(&key.principal);
         let decision = match self.known_decision(&key.access_key_id, access) {
             Some(d) => d,
             None => {
-                let set = self.policy_set(state, key, principal).await?;
-                let vars = request_vars(state, key, principal, env);
+                let set = self.policy_set(key, principal).await?;
+                let vars = request_vars(&self.account, key, principal, env);
                 let d = decide(&set, access, &vars);
                 tracing::debug!(principal = %key.principal, action = %access.action,
                     resource = %access.resource, decision = ?d, "policies evaluated");
@@ -205,13 +229,12 @@ impl Authorizer {
         };
         match decision {
             Decision::Allow => Ok(()),
-            d => Err(denial(state, key, access, d)),
+            d => Err(denial(&self.account, key, access, d)),
         }
     }
 
     async fn policy_set(
         &self,
-        state: &AppState,
         key: &AccessKey,
         principal: Option<PrincipalRef<'_>>,
     ) -> Result<Arc<PolicySet>, ApiError> {
@@ -223,7 +246,7 @@ impl Authorizer {
             return Ok(set);
         }
         let names = match principal {
-            Some(PrincipalRef::User(name)) => state
+            Some(PrincipalRef::User(name)) => self
                 .catalog
                 .users()
                 .get(name)
@@ -231,7 +254,7 @@ impl Authorizer {
                 .map_err(internal)?
                 .map(|u| u.policies)
                 .unwrap_or_default(),
-            Some(PrincipalRef::Role(name)) => state
+            Some(PrincipalRef::Role(name)) => self
                 .catalog
                 .roles()
                 .get(name)
@@ -241,7 +264,7 @@ impl Authorizer {
                 .unwrap_or_default(),
             _ => Vec::new(),
         };
-        let identity = load_policies(state, &names).await?;
+        let identity = self.load_policies(&names).await?;
         let session = key
             .session_policy
             .as_deref()
@@ -262,25 +285,32 @@ impl Authorizer {
         remember(&self.sets, &key.access_key_id, Arc::clone(&set));
         Ok(set)
     }
+
+    /// Compiles the named policies; a name whose policy was deleted grants nothing.
+    pub async fn load_policies(&self, names: &[String]) -> Result<Vec<Policy>, ApiError> {
+        let mut out = Vec::with_capacity(names.len());
+        for name in names {
+            let Some(record) = self.catalog.policies().get(name).await.map_err(internal)? else {
+                continue;
+            };
+            match Policy::parse(&record.document) {
+                Ok(p) => out.push(p),
+                Err(e) => {
+                    tracing::warn!(policy = %name, error = %e, "stored policy does not parse")
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// The ARN AWS would name the principal by in a denial.
+    pub fn principal_arn(&self, key: &AccessKey) -> String {
+        principal_arn(&self.account, key)
+    }
 }
 
 fn internal(e: impl std::fmt::Display) -> ApiError {
     ApiError::internal(e.to_string())
-}
-
-/// Compiles the named policies; a name whose policy was deleted grants nothing.
-pub async fn load_policies(state: &AppState, names: &[String]) -> Result<Vec<Policy>, ApiError> {
-    let mut out = Vec::with_capacity(names.len());
-    for name in names {
-        let Some(record) = state.catalog.policies().get(name).await.map_err(internal)? else {
-            continue;
-        };
-        match Policy::parse(&record.document) {
-            Ok(p) => out.push(p),
-            Err(e) => tracing::warn!(policy = %name, error = %e, "stored policy does not parse"),
-        }
-    }
-    Ok(out)
 }
 
 /// Identity policies decide; a session policy, if any, must allow as well.
@@ -307,10 +337,8 @@ fn decide(set: &PolicySet, access: &Access, vars: &Vars) -> Decision {
     }
 }
 
-/// The ARN AWS would name the principal by in a denial.
-pub fn principal_arn(state: &AppState, key: &AccessKey) -> String {
-    let account = &state.config.account_id;
-    let partition = &state.config.partition;
+fn principal_arn(account: &Account, key: &AccessKey) -> String {
+    let (partition, account) = (&account.partition, &account.id);
     match PrincipalRef::parse(&key.principal) {
         Some(PrincipalRef::User(name)) => format!("arn:{partition}:iam::{account}:user/{name}"),
         Some(PrincipalRef::Role(name)) => {
@@ -330,7 +358,7 @@ pub fn principal_arn(state: &AppState, key: &AccessKey) -> String {
 }
 
 fn request_vars(
-    state: &AppState,
+    account: &Account,
     key: &AccessKey,
     principal: Option<PrincipalRef<'_>>,
     env: RequestEnv,
@@ -350,8 +378,8 @@ fn request_vars(
     if let Ok(t) = now.replace_nanosecond(0).unwrap_or(now).format(&Rfc3339) {
         set("aws:CurrentTime", t);
     }
-    set("aws:PrincipalArn", principal_arn(state, key));
-    set("aws:PrincipalAccount", state.config.account_id.clone());
+    set("aws:PrincipalArn", principal_arn(account, key));
+    set("aws:PrincipalAccount", account.id.clone());
     if let Some(PrincipalRef::User(name)) = principal {
         set("aws:username", name.to_string());
         set("aws:userid", name.to_string());
@@ -362,7 +390,7 @@ fn request_vars(
     vars
 }
 
-fn denial(state: &AppState, key: &AccessKey, access: &Access, decision: Decision) -> ApiError {
+fn denial(account: &Account, key: &AccessKey, access: &Access, decision: Decision) -> ApiError {
     let why = match decision {
         Decision::ExplicitDeny => "with an explicit deny in a policy",
         _ => "because no policy allows the action",
@@ -371,7 +399,7 @@ fn denial(state: &AppState, key: &AccessKey, access: &Access, decision: Decision
         access.denied,
         format!(
             "User: {} is not authorized to perform: {} on resource: {} {why}",
-            principal_arn(state, key),
+            principal_arn(account, key),
             access.action,
             access.resource
         ),

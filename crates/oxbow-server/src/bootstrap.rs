@@ -8,10 +8,10 @@ use std::path::{Path, PathBuf};
 use oxbow_catalog::{AccessKey, Catalog, CatalogError, SqliteCatalog};
 use oxbow_core::{ids, time::now_ms};
 
+use crate::authz::ROOT as ROOT_PRINCIPAL;
 use crate::config::ServerConfig;
 use crate::ServerError;
 
-pub const ROOT_PRINCIPAL: &str = "root";
 /// The profile name written to the generated AWS config files.
 pub const PROFILE: &str = "oxbow";
 

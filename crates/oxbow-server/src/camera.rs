@@ -8,6 +8,10 @@
 //! connecting to that channel in that role, so a leaked URL cannot be widened or reused later.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use http::{Method, StatusCode};
 
 use oxbow_auth::SigningParams;
 use oxbow_catalog::{AccessKey, CameraOwnerRecord, ChannelRecord};
@@ -17,14 +21,66 @@ use serde_json::{json, Value};
 use time::OffsetDateTime;
 
 use crate::access;
+use crate::api::{Call, Handled, Operation};
 use crate::authz::{PrincipalRef, RequestEnv};
-use crate::control::lookup::{self, Need, Target};
+use crate::http::{error_response, forbidden_on_denial, json, Reply};
+use crate::resource::lookup::{self, Need, Target};
 use crate::sessions::{self, SessionSpec};
 use crate::state::AppState;
 
 /// How long a camera URL's session key lives, and the URL's `X-Amz-Expires` (the SDKs use 299).
 const SESSION_SECS: i64 = 300;
 const URL_EXPIRES_SECS: u64 = 299;
+
+/// Routes `GET /camera-url` and the signaling handshake (`GET /?X-Amz-ChannelARN=...`).
+pub fn route(parts: &http::request::Parts) -> Option<Box<dyn Operation>> {
+    if parts.method != Method::GET {
+        return None;
+    }
+    match parts.uri.path() {
+        "/camera-url" => Some(Box::new(CameraUrl)),
+        "/" if is_handshake(parts.uri.query()) => Some(Box::new(Handshake)),
+        _ => None,
+    }
+}
+
+/// Both judge the caller themselves: a camera URL on the catalog's ownership records, a
+/// handshake on the channel ARN it names (after checking the query, before the lookup).
+struct CameraUrl;
+struct Handshake;
+
+impl Operation for CameraUrl {
+    fn handle<'a>(&'a self, state: &'a Arc<AppState>, call: Call) -> Handled<'a> {
+        Box::pin(async move {
+            let v = camera_url(state, call.key()?, call.parts.uri.query()).await?;
+            Ok(json(StatusCode::OK, Bytes::from(v.to_string())))
+        })
+    }
+
+    fn error(&self, e: &ApiError, _request_id: &str) -> Reply {
+        forbidden_on_denial(e)
+    }
+}
+
+impl Operation for Handshake {
+    fn handle<'a>(&'a self, state: &'a Arc<AppState>, call: Call) -> Handled<'a> {
+        Box::pin(async move {
+            authorize_handshake(state, call.key()?, call.parts.uri.query(), call.env()).await?;
+            let e = ApiError::new(
+                ErrorKind::ServiceUnavailable,
+                "The connection is authorized, but WebSocket signaling is not served by this version of Oxbow yet.",
+            );
+            let mut r = error_response(&e);
+            *r.status_mut() = StatusCode::NOT_IMPLEMENTED;
+            Ok(r)
+        })
+    }
+
+    /// Denials are 403 here, as the WebRTC guide lists them.
+    fn error(&self, e: &ApiError, _request_id: &str) -> Reply {
+        forbidden_on_denial(e)
+    }
+}
 
 fn query_map(query: Option<&str>) -> BTreeMap<String, String> {
     form_urlencoded::parse(query.unwrap_or("").as_bytes())
@@ -40,7 +96,7 @@ fn not_owner(channel: &str, role: &str) -> ApiError {
 }
 
 /// Answers `GET /camera-url` for the authenticated `key`.
-pub async fn camera_url(
+async fn camera_url(
     state: &AppState,
     key: &AccessKey,
     query: Option<&str>,
@@ -162,13 +218,13 @@ fn presigned_url(
 }
 
 /// Whether a `GET /` is a signaling WebSocket handshake.
-pub fn is_handshake(query: Option<&str>) -> bool {
+fn is_handshake(query: Option<&str>) -> bool {
     query.is_some_and(|q| q.contains("X-Amz-ChannelARN="))
 }
 
 /// Authorizes a signaling handshake (already authenticated as `key`): the channel must exist
 /// under exactly that ARN and the key may connect as master (no `X-Amz-ClientId`) or viewer.
-pub async fn authorize_handshake(
+async fn authorize_handshake(
     state: &AppState,
     key: &AccessKey,
     query: Option<&str>,
@@ -188,7 +244,7 @@ pub async fn authorize_handshake(
     // whether the channel exists.
     if let Some(arn) = arn {
         let access = access::connect(arn, client_id.is_none());
-        state.authz.authorize(state, key, &access, env).await?;
+        state.authz.authorize(key, &access, env).await?;
     }
     lookup::get::<ChannelRecord>(state, &target, Need::Live).await?;
     Ok(())

@@ -6,23 +6,29 @@
 
 mod access;
 pub mod admin;
+mod api;
 mod auth;
 mod authz;
 mod bootstrap;
 mod camera;
 pub mod config;
 pub mod control;
+mod device_ca;
 mod front;
 mod head_check;
+mod http;
+mod input;
 mod iot;
 mod listener;
 pub mod media;
 mod reaper;
+mod resource;
 mod sessions;
 mod stall;
 mod state;
 mod sts;
 mod tls;
+mod unbuilt;
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -30,6 +36,9 @@ use std::sync::Arc;
 
 use oxbow_catalog::SqliteCatalog;
 use tokio::net::TcpListener;
+
+use api::RouteFn;
+use listener::Listener;
 
 pub use bootstrap::RootCredentials;
 pub use config::{Limits, ServerConfig, TlsConfig};
@@ -101,7 +110,7 @@ async fn iot_listener(
     addr: SocketAddr,
     identity: Option<tls::Identity>,
     public_url: &str,
-    ca: &iot::ca::IotCa,
+    ca: &device_ca::IotCa,
 ) -> Result<IotListener, ServerError> {
     let identity = match identity {
         Some(i) => i,
@@ -165,7 +174,7 @@ impl Server {
         };
         let tls = identity.as_ref().map(tls::acceptor).transpose()?;
         let ca_path = identity.as_ref().and_then(|i| i.ca.clone());
-        let iot_ca = iot::ca::IotCa::open_or_create(&config.data_dir.join("iot"))?;
+        let iot_ca = device_ca::IotCa::open_or_create(&config.data_dir.join("iot"))?;
         let iot = match config.iot_listen {
             Some(addr) => Some(iot_listener(&config, addr, identity, &public_url, &iot_ca).await?),
             None => None,
@@ -212,30 +221,32 @@ impl Server {
         let reaper = tokio::spawn(reaper::run(Arc::clone(&self.state)));
         let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
         let tls_primary = self.tls.is_some();
-        let mut tasks = vec![tokio::spawn(listener::run(
-            self.primary,
-            self.tls,
-            Arc::clone(&self.state),
-            stop_rx.clone(),
-            false,
-        ))];
+        let mut listeners = vec![Listener {
+            tcp: self.primary,
+            tls: self.tls,
+            routes: KVS_ROUTES,
+            plain_beside_tls: false,
+        }];
         if let Some(plain) = self.plain {
-            tasks.push(tokio::spawn(listener::run(
-                plain,
-                None,
-                Arc::clone(&self.state),
-                stop_rx.clone(),
-                tls_primary,
-            )));
+            listeners.push(Listener {
+                tcp: plain,
+                tls: None,
+                routes: KVS_ROUTES,
+                plain_beside_tls: tls_primary,
+            });
         }
         if let Some(iot) = self.iot {
-            tasks.push(tokio::spawn(iot::run(
-                iot.listener,
-                iot.acceptor,
-                Arc::clone(&self.state),
-                stop_rx,
-            )));
+            listeners.push(Listener {
+                tcp: iot.listener,
+                tls: Some(iot.acceptor),
+                routes: IOT_ROUTES,
+                plain_beside_tls: false,
+            });
         }
+        let tasks: Vec<_> = listeners
+            .into_iter()
+            .map(|l| tokio::spawn(listener::run(l, Arc::clone(&self.state), stop_rx.clone())))
+            .collect();
         shutdown.await;
         tracing::info!("shutting down: no new connections, draining open ones");
         let _ = stop_tx.send(true);
@@ -246,6 +257,20 @@ impl Server {
         reaper.abort();
     }
 }
+
+/// What the main listener (and the plain one beside it) serves: the KVS APIs, STS, admin,
+/// camera URLs and the signaling handshake, and a clear answer for KVS operations not built.
+const KVS_ROUTES: &[RouteFn] = &[
+    control::route,
+    media::route,
+    sts::route,
+    admin::route,
+    camera::route,
+    unbuilt::route,
+];
+
+/// What the IoT credentials provider's mutual-TLS listener serves.
+const IOT_ROUTES: &[RouteFn] = &[iot::route];
 
 async fn bind(addr: SocketAddr) -> Result<TcpListener, ServerError> {
     TcpListener::bind(addr)

@@ -1,5 +1,8 @@
-//! The accept loop: plain TCP or TLS, HTTP/1.1 with keep-alive, one task per connection.
-//! A slow TLS handshake is bounded so a stalled client cannot hold a task forever.
+//! The one accept loop every listener runs (the main one, the plain one beside TLS, the IoT
+//! credentials provider's mutual-TLS one): TLS with a bounded handshake, the first-head
+//! check, the write-stall guard, HTTP/1.1 with keep-alive, one task per connection, and a
+//! graceful drain on shutdown. What a listener serves is the list of API families it routes
+//! to; the front door does the rest.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -7,10 +10,12 @@ use std::time::Duration;
 use hyper::server::conn::http1;
 use hyper_util::rt::TokioIo;
 use hyper_util::server::graceful::GracefulShutdown;
+use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio_rustls::TlsAcceptor;
 
+use crate::api::{Conn, RouteFn};
 use crate::front;
 use crate::head_check::{check_first_head, MAX_HEAD};
 use crate::stall::StallGuard;
@@ -20,17 +25,23 @@ const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 const HEADER_TIMEOUT: Duration = Duration::from_secs(30);
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
 
-pub async fn run(
-    listener: TcpListener,
-    tls: Option<TlsAcceptor>,
-    state: Arc<AppState>,
-    mut stop: watch::Receiver<bool>,
-    plain_beside_tls: bool,
-) {
+/// A bound socket and what it serves.
+pub struct Listener {
+    pub tcp: TcpListener,
+    /// TLS (with client certificates required, for the IoT listener), or plain TCP.
+    pub tls: Option<TlsAcceptor>,
+    /// The API families this listener routes to.
+    pub routes: &'static [RouteFn],
+    /// A plain listener beside a TLS one (`--http-listen`).
+    pub plain_beside_tls: bool,
+}
+
+pub async fn run(listener: Listener, state: Arc<AppState>, mut stop: watch::Receiver<bool>) {
     let graceful = GracefulShutdown::new();
+    let listener = Arc::new(listener);
     loop {
         let (tcp, peer) = tokio::select! {
-            accepted = listener.accept() => match accepted {
+            accepted = listener.tcp.accept() => match accepted {
                 Ok(a) => a,
                 Err(e) => {
                     tracing::warn!(error = %e, "accept failed");
@@ -41,40 +52,20 @@ pub async fn run(
             _ = stop.changed() => break,
         };
         let _ = tcp.set_nodelay(true);
-        let state = Arc::clone(&state);
-        let tls = tls.clone();
-        let watcher = graceful.watcher();
-        let stall = Duration::from_millis(state.config.limits.write_stall_timeout_ms);
-        let conn = front::Conn {
+        let conn = Conn {
             peer,
-            secure: tls.is_some(),
-            plain_beside_tls,
+            secure: listener.tls.is_some(),
+            plain_beside_tls: listener.plain_beside_tls,
+            client_certificate: None,
         };
+        let (state, listener, watcher) = (
+            Arc::clone(&state),
+            Arc::clone(&listener),
+            graceful.watcher(),
+        );
         tokio::spawn(async move {
-            let service = hyper::service::service_fn(move |req| {
-                let state = Arc::clone(&state);
-                async move { Ok::<_, std::convert::Infallible>(front::handle(state, req, conn).await) }
-            });
-            let builder = {
-                let mut b = http1::Builder::new();
-                // The buffer bounds what hyper queues for a client that stops reading (with
-                // the response's own small window, what such a reader costs) and the largest
-                // head it reads, the same limit as the first-head check.
-                b.timer(hyper_util::rt::TokioTimer::new())
-                    .header_read_timeout(HEADER_TIMEOUT)
-                    .max_buf_size(MAX_HEAD)
-                    .keep_alive(true);
-                b
-            };
-            let result = match tls {
-                None => {
-                    let Some(io) = check_first_head(tcp, HEADER_TIMEOUT).await else {
-                        return;
-                    };
-                    let conn =
-                        builder.serve_connection(TokioIo::new(StallGuard::new(io, stall)), service);
-                    watcher.watch(conn).await
-                }
+            let result = match &listener.tls {
+                None => serve(tcp, conn, listener.routes, state, watcher).await,
                 Some(acceptor) => {
                     let stream =
                         match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(tcp)).await {
@@ -88,12 +79,17 @@ pub async fn run(
                                 return;
                             }
                         };
-                    let Some(io) = check_first_head(stream, HEADER_TIMEOUT).await else {
-                        return;
+                    let client_certificate = stream
+                        .get_ref()
+                        .1
+                        .peer_certificates()
+                        .and_then(|c| c.first())
+                        .map(|c| Arc::from(c.as_ref()));
+                    let conn = Conn {
+                        client_certificate,
+                        ..conn
                     };
-                    let conn =
-                        builder.serve_connection(TokioIo::new(StallGuard::new(io, stall)), service);
-                    watcher.watch(conn).await
+                    serve(stream, conn, listener.routes, state, watcher).await
                 }
             };
             if let Err(e) = result {
@@ -107,4 +103,37 @@ pub async fn run(
     {
         tracing::warn!("some connections were still open after the drain timeout");
     }
+}
+
+/// Serves HTTP/1.1 on one accepted (and, for TLS, handshaken) connection.
+async fn serve<S>(
+    io: S,
+    conn: Conn,
+    routes: &'static [RouteFn],
+    state: Arc<AppState>,
+    watcher: hyper_util::server::graceful::Watcher,
+) -> Result<(), hyper::Error>
+where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let Some(io) = check_first_head(io, HEADER_TIMEOUT).await else {
+        return Ok(());
+    };
+    let stall = Duration::from_millis(state.config.limits.write_stall_timeout_ms);
+    let service = hyper::service::service_fn(move |req| {
+        let (state, conn) = (Arc::clone(&state), conn.clone());
+        async move { Ok::<_, std::convert::Infallible>(front::handle(state, routes, req, conn).await) }
+    });
+    let mut builder = http1::Builder::new();
+    // The buffer bounds what hyper queues for a client that stops reading (with the
+    // response's own small window, what such a reader costs) and the largest head it reads,
+    // the same limit as the first-head check.
+    builder
+        .timer(hyper_util::rt::TokioTimer::new())
+        .header_read_timeout(HEADER_TIMEOUT)
+        .max_buf_size(MAX_HEAD)
+        .keep_alive(true);
+    watcher
+        .watch(builder.serve_connection(TokioIo::new(StallGuard::new(io, stall)), service))
+        .await
 }

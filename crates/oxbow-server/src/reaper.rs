@@ -11,7 +11,7 @@ use std::time::Duration;
 use oxbow_catalog::StreamRecord;
 use oxbow_core::time::now_ms;
 
-use crate::media::media_key;
+use crate::resource::media_key;
 use crate::state::AppState;
 
 const INTERVAL: Duration = Duration::from_secs(1);

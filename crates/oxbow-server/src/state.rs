@@ -8,9 +8,9 @@ use oxbow_core::{ResourceArn, ResourceType};
 use oxbow_store::LocalStore as Store;
 
 use crate::auth::KeyCache;
-use crate::authz::Authorizer;
+use crate::authz::{Account, Authorizer};
 use crate::config::ServerConfig;
-use crate::iot::ca::IotCa;
+use crate::device_ca::IotCa;
 
 pub struct AppState {
     pub catalog: Arc<dyn Catalog>,
@@ -119,13 +119,21 @@ impl AppState {
         } else {
             format!("ws://{}", public_url.trim_start_matches("http://"))
         };
+        let keys = KeyCache::new(Arc::clone(&catalog), &config.region);
+        let authz = Authorizer::new(
+            Arc::clone(&catalog),
+            Account {
+                id: config.account_id.clone(),
+                partition: config.partition.clone(),
+            },
+        );
         Self {
             catalog,
             config,
+            keys,
+            authz,
             public_url: public_url.to_string(),
             public_ws_url,
-            keys: KeyCache::default(),
-            authz: Authorizer::default(),
             iot_ca,
             store,
             get_media_connections: Arc::default(),

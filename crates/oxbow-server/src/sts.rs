@@ -7,6 +7,7 @@
 //! becomes the session policy, which can only narrow the role's rights.
 
 use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
 
 use bytes::Bytes;
 use http::{header, HeaderValue, Response, StatusCode};
@@ -15,20 +16,52 @@ use oxbow_catalog::AccessKey;
 use oxbow_core::validate::{self as v, Checks};
 use oxbow_core::{ApiError, ErrorKind};
 
-use crate::authz::{self, Access, RequestEnv};
-use crate::front::{full, Reply};
+use crate::api::{Auth, Call, Handled, Operation, Payload};
+use crate::auth::STS_SERVICE;
+use crate::authz::{Access, RequestEnv};
+use crate::http::{full, Reply};
 use crate::sessions::{self, SessionSpec};
 use crate::state::AppState;
 
 const NS: &str = "https://sts.amazonaws.com/doc/2011-06-15/";
 
-/// Whether a `POST /` body is an STS call.
-pub fn is_sts(content_type: Option<&str>) -> bool {
-    content_type.is_some_and(|c| c.starts_with("application/x-www-form-urlencoded"))
+/// Routes `POST /` with a form body (how the SDKs call STS).
+pub fn route(parts: &http::request::Parts) -> Option<Box<dyn Operation>> {
+    let form = parts
+        .headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|c| c.starts_with("application/x-www-form-urlencoded"));
+    (parts.method == http::Method::POST && parts.uri.path() == "/" && form)
+        .then(|| Box::new(Sts) as Box<dyn Operation>)
+}
+
+/// The STS actions. AssumeRole judges the caller itself, on the role its body names.
+struct Sts;
+
+impl Operation for Sts {
+    fn auth(&self) -> Auth {
+        Auth::SigV4 {
+            service: STS_SERVICE,
+            payload: Payload::Body,
+        }
+    }
+
+    fn handle<'a>(&'a self, state: &'a Arc<AppState>, call: Call) -> Handled<'a> {
+        Box::pin(async move {
+            let key = call.key()?;
+            Ok(handle(state, key, call.bytes(), call.env(), &call.request_id).await)
+        })
+    }
+
+    /// STS answers every outcome, errors included, in its own XML shape.
+    fn error(&self, e: &ApiError, request_id: &str) -> Reply {
+        error(e, request_id)
+    }
 }
 
 /// Runs the STS action in `body` for the caller holding `key`.
-pub async fn handle(
+async fn handle(
     state: &AppState,
     key: &AccessKey,
     body: &[u8],
@@ -73,7 +106,7 @@ fn escape(s: &str) -> String {
 }
 
 /// An error in STS's XML shape, with the code and status STS uses for it.
-pub fn error(e: &ApiError, request_id: &str) -> Reply {
+fn error(e: &ApiError, request_id: &str) -> Reply {
     use ErrorKind::*;
     let (code, status) = match e.kind {
         AccessDenied | NotAuthorized => ("AccessDenied", 403),
@@ -101,7 +134,7 @@ fn caller_identity(state: &AppState, key: &AccessKey) -> (&'static str, String) 
         "GetCallerIdentity",
         format!(
             "<Arn>{}</Arn><UserId>{}</UserId><Account>{}</Account>",
-            escape(&authz::principal_arn(state, key)),
+            escape(&state.authz.principal_arn(key)),
             escape(&key.access_key_id),
             state.config.account_id
         ),
@@ -133,13 +166,13 @@ async fn assume_role(
         resource: arn.into(),
         denied: ErrorKind::AccessDenied,
     };
-    state.authz.authorize(state, key, &access, env).await?;
+    state.authz.authorize(key, &access, env).await?;
     let denied = || {
         ApiError::new(
             ErrorKind::AccessDenied,
             format!(
                 "User: {} is not authorized to perform: sts:AssumeRole on resource: {arn}",
-                authz::principal_arn(state, key)
+                state.authz.principal_arn(key)
             ),
         )
     };
@@ -196,7 +229,7 @@ async fn assume_role(
             sessions::expiration(&creds),
             escape(&role.name),
             escape(session),
-            escape(&authz::principal_arn(state, &creds)),
+            escape(&state.authz.principal_arn(&creds)),
         ),
     ))
 }

@@ -8,7 +8,7 @@ pub struct Args(Map<String, Value>);
 
 impl Args {
     pub fn parse(body: &[u8]) -> Result<Self, ApiError> {
-        let v: Value = crate::control::parse(body)?;
+        let v: Value = crate::input::parse(body)?;
         match v {
             Value::Object(m) => Ok(Self(m)),
             _ => Err(ApiError::invalid_argument(

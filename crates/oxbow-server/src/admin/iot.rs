@@ -10,7 +10,7 @@ use oxbow_core::{ApiError, ErrorKind};
 use serde_json::{json, Value};
 
 use super::{all, exists, find, not_found, storage, Args};
-use crate::iot::ca::{certificate_id, pem_to_der};
+use crate::device_ca::{certificate_id, pem_to_der};
 use crate::state::AppState;
 
 fn alias_json(a: &RoleAliasRecord) -> Value {
@@ -183,7 +183,7 @@ pub async fn create_keys_and_certificate(state: &AppState, a: &Args) -> Result<V
 pub async fn register_certificate(state: &AppState, a: &Args) -> Result<Value, ApiError> {
     let pem = a.text("CertificatePem")?;
     let der = pem_to_der(&pem)
-        .filter(|der| crate::iot::ca::is_certificate(der))
+        .filter(|der| crate::device_ca::is_certificate(der))
         .ok_or_else(|| {
             ApiError::new(
                 ErrorKind::CertificateValidation,

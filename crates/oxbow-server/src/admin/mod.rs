@@ -10,25 +10,51 @@ mod identities;
 mod iot;
 mod owners;
 
-use oxbow_catalog::AccessKey;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use http::StatusCode;
 use oxbow_core::{ApiError, ErrorKind};
 use serde_json::Value;
 
-use crate::authz::ROOT;
+use crate::api::{Call, Handled, Operation};
+use crate::http::json;
 use crate::state::AppState;
 use args::Args;
 
 /// The path prefix of admin actions.
 pub const PREFIX: &str = "/admin/";
 
-/// Runs admin `action` for the caller holding `key`.
-pub async fn handle(
+/// Routes `POST /admin/<Action>`.
+pub fn route(parts: &http::request::Parts) -> Option<Box<dyn Operation>> {
+    if parts.method != http::Method::POST {
+        return None;
+    }
+    let action = parts.uri.path().strip_prefix(PREFIX)?;
+    Some(Box::new(Admin(action.to_string())))
+}
+
+/// One admin action, signed like any KVS call; it takes the root principal only, so no
+/// policy judges it.
+struct Admin(String);
+
+impl Operation for Admin {
+    fn handle<'a>(&'a self, state: &'a Arc<AppState>, call: Call) -> Handled<'a> {
+        Box::pin(async move {
+            let v = handle(state, call.is_root(), &self.0, call.bytes()).await?;
+            Ok(json(StatusCode::OK, Bytes::from(v.to_string())))
+        })
+    }
+}
+
+/// Runs admin `action` for a caller (`root` or not).
+async fn handle(
     state: &AppState,
-    key: &AccessKey,
+    root: bool,
     action: &str,
     body: &[u8],
 ) -> Result<Value, ApiError> {
-    if key.principal != ROOT {
+    if !root {
         return Err(ApiError::new(
             ErrorKind::AccessDenied,
             "Only the root principal may use the admin API.",

@@ -7,51 +7,14 @@ use oxbow_core::{ids, ApiError, ErrorKind, ResourceType};
 use serde::Deserialize;
 use serde_json::{json, Value};
 
-use super::lookup::{self, Need, Target};
 use super::paging::{list_page, ListQuery, NameCondition};
 use super::tags::{tag_list, Tag};
 use super::Reply;
+use crate::resource::lookup::{self, Need};
+use crate::resource::{channel_arn_target as arn_target, ChannelRef};
 use crate::state::AppState;
 
 const DEFAULT_TTL_SECONDS: i64 = 60;
-
-/// The `ChannelName`/`ChannelARN` pair of the channel operations.
-#[derive(Deserialize, Default)]
-pub struct ChannelRef {
-    #[serde(rename = "ChannelName")]
-    pub name: Option<String>,
-    #[serde(rename = "ChannelARN")]
-    pub arn: Option<String>,
-}
-
-impl ChannelRef {
-    pub fn resolve(&self, state: &AppState, checks: &mut Checks) -> Result<Target, ApiError> {
-        checks
-            .string("channelName", self.name.as_deref(), &v::CHANNEL_NAME)
-            .string("channelARN", self.arn.as_deref(), &v::RESOURCE_ARN)
-            .finish()?;
-        lookup::target::<ChannelRecord>(
-            state,
-            self.name.as_deref(),
-            self.arn.as_deref(),
-            ErrorKind::InvalidArgument,
-        )
-    }
-}
-
-/// Resolves a required `ChannelARN`.
-pub fn arn_target(
-    state: &AppState,
-    arn: Option<&str>,
-    checks: &mut Checks,
-) -> Result<Target, ApiError> {
-    checks.required("channelARN", arn);
-    ChannelRef {
-        name: None,
-        arn: arn.map(str::to_string),
-    }
-    .resolve(state, checks)
-}
 
 pub fn channel_info(c: &ChannelRecord, status: Status) -> Value {
     json!({

@@ -10,10 +10,10 @@ use serde::{Deserialize, Serialize};
 use serde_json::{json, Map, Value};
 
 use super::features::no_retention;
-use super::input::{next_token, token_key};
-use super::lookup::{self, Need};
-use super::streams::StreamRef;
 use super::Reply;
+use crate::input::{next_token, token_key};
+use crate::resource::lookup::{self, Need};
+use crate::resource::StreamRef;
 use crate::state::AppState;
 
 /// Stream configurations one hub device may carry (a hard KVS limit).

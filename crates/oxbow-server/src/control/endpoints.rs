@@ -8,10 +8,10 @@ use oxbow_core::validate::Checks;
 use serde::Deserialize;
 use serde_json::json;
 
-use super::channels::arn_target;
-use super::lookup::{self, Need};
-use super::streams::StreamRef;
 use super::Reply;
+use crate::resource::channel_arn_target as arn_target;
+use crate::resource::lookup::{self, Need};
+use crate::resource::StreamRef;
 use crate::state::AppState;
 
 const API_NAMES: &[&str] = &[

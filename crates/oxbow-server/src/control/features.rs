@@ -9,9 +9,9 @@ use oxbow_core::{ApiError, ErrorKind};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
-use super::lookup::{self, Need};
-use super::streams::StreamRef;
 use super::Reply;
+use crate::resource::lookup::{self, Need};
+use crate::resource::StreamRef;
 use crate::state::AppState;
 
 pub fn no_retention() -> ApiError {

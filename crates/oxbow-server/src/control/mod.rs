@@ -2,24 +2,25 @@
 //! operations has its own module; this one owns the routing table (exact, case-sensitive
 //! paths) and the dispatch.
 
+mod access;
 mod channels;
 mod edge;
 mod endpoints;
 mod features;
-mod input;
-pub(crate) mod lookup;
 mod paging;
 mod storage;
 mod streams;
 mod tags;
 
+use std::sync::Arc;
+
+use bytes::Bytes;
+use http::{Method, StatusCode};
 use oxbow_core::ApiError;
 use serde_json::Value;
 
-pub(crate) use input::parse;
-pub(crate) use lookup::Need;
-pub(crate) use streams::StreamRef;
-
+use crate::api::{Call, Handled, Judged, Operation};
+use crate::http::json;
 use crate::state::AppState;
 
 /// What a handler returns: a JSON body, or `None` for the empty 200 of output-less operations.
@@ -89,11 +90,36 @@ operations! {
     ListEdgeAgentConfigurations => "/listEdgeAgentConfigurations",
 }
 
-/// Parses the body for `op` and runs its handler.
+/// Routes `POST` to the operation at its exact path.
+pub fn route(parts: &http::request::Parts) -> Option<Box<dyn Operation>> {
+    if parts.method != Method::POST {
+        return None;
+    }
+    Op::from_path(parts.uri.path()).map(|op| Box::new(op) as Box<dyn Operation>)
+}
+
+impl Operation for Op {
+    fn access<'a>(&'a self, state: &'a AppState, call: &'a Call) -> Judged<'a> {
+        Box::pin(async move { Some(access::control(state, *self, call.bytes()).await) })
+    }
+
+    fn handle<'a>(&'a self, state: &'a Arc<AppState>, call: Call) -> Handled<'a> {
+        Box::pin(async move {
+            let plain = call.plain_url();
+            let data_endpoint = plain.as_deref().unwrap_or(&state.public_url);
+            let body = match dispatch(*self, call.bytes(), state, data_endpoint).await? {
+                Some(v) => Bytes::from(v.to_string()),
+                None => Bytes::new(),
+            };
+            Ok(json(StatusCode::OK, body))
+        })
+    }
+}
+
 /// Runs one control-plane operation. `data_endpoint` is the URL GetDataEndpoint hands this
 /// caller (the public URL, or the plain URL a caller on `--http-listen` used).
 pub async fn dispatch(op: Op, body: &[u8], state: &AppState, data_endpoint: &str) -> Reply {
-    use input::parse;
+    use crate::input::parse;
     match op {
         Op::CreateStream => streams::create(state, parse(body)?).await,
         Op::DescribeStream => streams::describe(state, parse(body)?).await,

@@ -8,9 +8,9 @@ use oxbow_core::ApiError;
 use serde::Deserialize;
 use serde_json::{json, Value};
 
-use super::input::{next_token, token_key};
-use super::lookup::{self, Managed};
 use super::Reply;
+use crate::input::{next_token, token_key};
+use crate::resource::lookup::{self, Managed};
 use crate::state::AppState;
 
 /// `StreamNameCondition` / `ChannelNameCondition`.

@@ -9,11 +9,11 @@ use oxbow_core::{ApiError, ErrorKind};
 use serde::Deserialize;
 use serde_json::{json, Value};
 
-use super::channels::{arn_target, ChannelRef};
 use super::features::no_retention;
-use super::lookup::{self, Need};
-use super::streams::StreamRef;
 use super::Reply;
+use crate::resource::lookup::{self, Need};
+use crate::resource::StreamRef;
+use crate::resource::{channel_arn_target as arn_target, ChannelRef};
 use crate::state::AppState;
 
 /// The `Type` DescribeMappedResourceConfiguration reports for a mapped channel. The API

@@ -10,39 +10,15 @@ use oxbow_core::{ids, ApiError, ErrorKind, ResourceType};
 use serde::Deserialize;
 use serde_json::{json, Map, Value};
 
-use super::lookup::{self, Need, Target};
 use super::paging::{list_page, ListQuery, NameCondition};
 use super::tags::check_tag_map;
 use super::Reply;
+use crate::resource::lookup::{self, Need, Target};
+use crate::resource::StreamRef;
 use crate::state::AppState;
 
 const MAX_RETENTION_HOURS: i64 = 87_600;
 const STORAGE_TIERS: &[&str] = &["HOT", "WARM"];
-
-/// The `StreamName`/`StreamARN` pair most stream operations take.
-#[derive(Deserialize, Default)]
-pub struct StreamRef {
-    #[serde(rename = "StreamName")]
-    pub name: Option<String>,
-    #[serde(rename = "StreamARN")]
-    pub arn: Option<String>,
-}
-
-impl StreamRef {
-    /// Validates both members and resolves them to a target.
-    pub fn resolve(&self, state: &AppState, checks: &mut Checks) -> Result<Target, ApiError> {
-        checks
-            .string("streamName", self.name.as_deref(), &v::STREAM_NAME)
-            .string("streamARN", self.arn.as_deref(), &v::RESOURCE_ARN)
-            .finish()?;
-        lookup::target::<StreamRecord>(
-            state,
-            self.name.as_deref(),
-            self.arn.as_deref(),
-            ErrorKind::InvalidArgument,
-        )
-    }
-}
 
 /// `StreamInfo` as DescribeStream and ListStreams return it.
 pub fn stream_info(s: &StreamRecord, status: Status) -> Value {
@@ -240,7 +216,7 @@ pub async fn delete(state: &AppState, req: DeleteStream) -> Reply {
     super::storage::unmap_stream(state, &s.arn).await?;
     if let Err(e) = state
         .store
-        .remove_stream(&crate::media::media_key(&s))
+        .remove_stream(&crate::resource::media_key(&s))
         .await
     {
         tracing::warn!(arn = %s.arn, error = %e, "could not delete the stream's media");

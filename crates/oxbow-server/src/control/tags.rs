@@ -9,9 +9,9 @@ use oxbow_core::{ApiError, ErrorKind, ResourceArn, ResourceType};
 use serde::Deserialize;
 use serde_json::json;
 
-use super::lookup::{self, Managed, Need, Target};
-use super::streams::StreamRef;
 use super::Reply;
+use crate::resource::lookup::{self, Managed, Need, Target};
+use crate::resource::StreamRef;
 use crate::state::AppState;
 
 pub const MAX_TAGS: usize = 50;

@@ -19,9 +19,10 @@ use serde::Deserialize;
 use tokio::sync::broadcast::error::RecvError;
 use tokio::sync::mpsc;
 
-use super::{chunk, is_time, media_key, tag_seconds, ChannelBody, FragmentNumber};
-use crate::control::{lookup, Need, StreamRef};
-use crate::front::{boxed, Reply};
+use super::{chunk, is_time, tag_seconds, ChannelBody, FragmentNumber};
+use crate::http::{boxed, Reply};
+use crate::resource::media_key;
+use crate::resource::{lookup, Need, StreamRef};
 use crate::state::{AppState, ConnectionGuard};
 
 const SELECTOR_TYPES: &[&str] = &[

@@ -10,9 +10,10 @@ use oxbow_core::ApiError;
 use serde::Deserialize;
 use serde_json::json;
 
-use super::{media_key, FragmentNumber};
-use crate::control::{lookup, Need, StreamRef};
-use crate::front::{full, Reply};
+use super::FragmentNumber;
+use crate::http::{full, Reply};
+use crate::resource::media_key;
+use crate::resource::{lookup, Need, StreamRef};
 use crate::state::AppState;
 
 static NEXT_TOKEN: StrRule = StrRule {

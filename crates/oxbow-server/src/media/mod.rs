@@ -14,11 +14,18 @@ pub use body::ChannelBody;
 pub use numbers::FragmentNumber;
 pub use put::put_media;
 
-use oxbow_catalog::StreamRecord;
+use std::borrow::Cow;
+use std::sync::Arc;
 
-use crate::front::Reply;
+use http::{HeaderMap, Method};
+use oxbow_core::{ApiError, ErrorKind, ResourceType};
+
+use crate::access::{named, naming};
+use crate::api::{Auth, Call, CallBody, Handled, Judged, Operation, Payload};
+use crate::auth::SERVICE;
+use crate::authz::Access;
+use crate::http::Reply;
 use crate::state::AppState;
-use oxbow_core::ApiError;
 
 /// A media operation that reads a JSON request body.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -56,23 +63,90 @@ impl MediaOp {
     }
 }
 
-pub async fn dispatch(
-    op: MediaOp,
-    body: &[u8],
-    state: &std::sync::Arc<AppState>,
-) -> Result<Reply, ApiError> {
-    use crate::control::parse;
+/// Routes the media operations: `POST /putMedia` and the three that read a JSON body.
+pub fn route(parts: &http::request::Parts) -> Option<Box<dyn Operation>> {
+    if parts.method != Method::POST {
+        return None;
+    }
+    match parts.uri.path() {
+        "/putMedia" => Some(Box::new(PutMedia)),
+        path => MediaOp::from_path(path).map(|op| Box::new(op) as Box<dyn Operation>),
+    }
+}
+
+impl Operation for MediaOp {
+    fn access<'a>(&'a self, state: &'a AppState, call: &'a Call) -> Judged<'a> {
+        Box::pin(async move {
+            // StreamName/StreamARN are top-level members in all three.
+            let n = naming(call.bytes());
+            Some(Access {
+                action: self.action(),
+                resource: named(state, ResourceType::Stream, n.stream_arn, n.stream_name).await,
+                denied: ErrorKind::NotAuthorized,
+            })
+        })
+    }
+
+    fn handle<'a>(&'a self, state: &'a Arc<AppState>, call: Call) -> Handled<'a> {
+        Box::pin(async move { dispatch(*self, call.bytes(), state).await })
+    }
+}
+
+/// PutMedia: its body streams into the session, so the producer SDK signs it as empty.
+struct PutMedia;
+
+impl Operation for PutMedia {
+    fn auth(&self) -> Auth {
+        Auth::SigV4 {
+            service: SERVICE,
+            payload: Payload::Streamed,
+        }
+    }
+
+    /// Judged on the stream its headers name.
+    fn access<'a>(&'a self, state: &'a AppState, call: &'a Call) -> Judged<'a> {
+        Box::pin(async move {
+            let headers: &HeaderMap = &call.parts.headers;
+            let header = |k: &str| {
+                headers
+                    .get(k)
+                    .and_then(|v| v.to_str().ok())
+                    .map(Cow::Borrowed)
+            };
+            let resource = named(
+                state,
+                ResourceType::Stream,
+                header("x-amzn-stream-arn"),
+                header("x-amzn-stream-name"),
+            )
+            .await;
+            Some(Access {
+                action: "kinesisvideo:PutMedia",
+                resource,
+                denied: ErrorKind::NotAuthorized,
+            })
+        })
+    }
+
+    fn handle<'a>(&'a self, state: &'a Arc<AppState>, call: Call) -> Handled<'a> {
+        Box::pin(async move {
+            let CallBody::Streamed(body) = call.body else {
+                return Err(ApiError::internal(
+                    "PutMedia's body was read before its session",
+                ));
+            };
+            put_media(Arc::clone(state), &call.parts.headers, body).await
+        })
+    }
+}
+
+async fn dispatch(op: MediaOp, body: &[u8], state: &Arc<AppState>) -> Result<Reply, ApiError> {
+    use crate::input::parse;
     match op {
         MediaOp::GetMedia => get::get_media(state, parse(body)?).await,
         MediaOp::ListFragments => list::list_fragments(state, parse(body)?).await,
         MediaOp::GetMediaForFragmentList => get::get_for_list(state, parse(body)?).await,
     }
-}
-
-/// The store key of a stream incarnation: its name and creation time, so a recreated stream
-/// of the same name never sees the old one's media.
-pub fn media_key(s: &StreamRecord) -> String {
-    format!("{}-{}", s.name, s.creation_ms)
 }
 
 /// Holds a transfer to `max_bytes_per_sec` (0: unlimited): sleeps while `bytes` moved since

@@ -21,10 +21,11 @@ use oxbow_store::{LocalStreamLog as StreamLog, StoreError};
 use tokio::sync::{mpsc, oneshot, watch};
 
 use super::ingest::{End, Ingest, IngestLimits, Input, Now, Output, StoreCall, StreamFacts};
-use super::{media_key, throttle, ChannelBody};
+use super::{throttle, ChannelBody};
 use crate::config::Limits;
-use crate::control::{lookup, Need, StreamRef};
-use crate::front::{boxed, discard_rest, Body, REFUSED_BODY_LINGER};
+use crate::http::{boxed, discard_rest, Body, REFUSED_BODY_LINGER};
+use crate::resource::media_key;
+use crate::resource::{lookup, Need, StreamRef};
 use crate::state::AppState;
 
 /// The request's headers, validated.

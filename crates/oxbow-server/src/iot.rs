@@ -8,90 +8,73 @@
 //! policy attached to the certificate must allow `iot:AssumeRoleWithCertificate` on the role
 //! alias ARN, as on AWS IoT. Errors are `{"message": ...}` bodies, which the SDKs print.
 
-pub mod ca;
-
 use std::collections::BTreeMap;
 use std::sync::Arc;
-use std::time::Duration;
 
 use bytes::Bytes;
-use http::{header, HeaderValue, Method, Request, Response, StatusCode};
-use hyper::body::Incoming;
-use hyper::server::conn::http1;
-use hyper_util::rt::TokioIo;
+use http::{header, HeaderValue, Method, Response, StatusCode};
 use oxbow_auth::policy::{evaluate, Decision, Request as PolicyRequest, Vars};
 use oxbow_catalog::CertificateStatus;
+use oxbow_core::ApiError;
 use serde_json::json;
-use tokio::net::TcpListener;
-use tokio::sync::watch;
-use tokio_rustls::TlsAcceptor;
 
-use crate::authz::load_policies;
-use crate::front::{full, Reply};
+use crate::api::{Auth, Call, Caller, Handled, Operation};
+use crate::device_ca as ca;
+use crate::http::{full, Reply};
 use crate::sessions::{self, SessionSpec};
 use crate::state::AppState;
 
-const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
-/// A device that connects and then sends nothing is dropped after this long.
-const HEADER_TIMEOUT: Duration = Duration::from_secs(30);
 pub const THING_HEADER: &str = "x-amzn-iot-thingname";
 
-/// Accepts mutual-TLS connections until `stop` fires.
-pub async fn run(
-    listener: TcpListener,
-    acceptor: TlsAcceptor,
-    state: Arc<AppState>,
-    mut stop: watch::Receiver<bool>,
-) {
-    loop {
-        let (tcp, peer) = tokio::select! {
-            accepted = listener.accept() => match accepted {
-                Ok(a) => a,
-                Err(e) => {
-                    tracing::warn!(error = %e, "IoT accept failed");
-                    tokio::time::sleep(Duration::from_millis(50)).await;
-                    continue;
-                }
-            },
-            _ = stop.changed() => break,
-        };
-        let acceptor = acceptor.clone();
-        let state = Arc::clone(&state);
-        tokio::spawn(async move {
-            let stream = match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(tcp)).await {
-                Ok(Ok(s)) => s,
-                Ok(Err(e)) => {
-                    tracing::info!(%peer, error = %e, "IoT TLS handshake refused");
-                    return;
-                }
-                Err(_) => return,
+/// Routes every request: the credentials path, or a 404 in this listener's own shape.
+pub fn route(parts: &http::request::Parts) -> Option<Box<dyn Operation>> {
+    let alias = parts
+        .uri
+        .path()
+        .strip_prefix("/role-aliases/")
+        .and_then(|rest| rest.strip_suffix("/credentials"))
+        .filter(|a| !a.is_empty() && !a.contains('/'))
+        .filter(|_| parts.method == Method::GET)
+        .map(str::to_string);
+    Some(Box::new(Credentials { alias }))
+}
+
+/// `GET /role-aliases/<alias>/credentials` from the holder of a client certificate; the
+/// certificate's policies judge `iot:AssumeRoleWithCertificate` on the alias (see `issue`).
+struct Credentials {
+    alias: Option<String>,
+}
+
+impl Operation for Credentials {
+    fn auth(&self) -> Auth {
+        Auth::ClientCertificate
+    }
+
+    fn handle<'a>(&'a self, state: &'a Arc<AppState>, call: Call) -> Handled<'a> {
+        Box::pin(async move {
+            let (Some(alias), Caller::Certificate(der)) = (&self.alias, &call.caller) else {
+                return Ok(refuse(StatusCode::NOT_FOUND, "Not Found"));
             };
-            let Some(der) = stream
-                .get_ref()
-                .1
-                .peer_certificates()
-                .and_then(|c| c.first())
-                .map(|c| c.to_vec())
-            else {
-                return;
-            };
-            let der: Arc<[u8]> = der.into();
-            let service = hyper::service::service_fn(move |req| {
-                let state = Arc::clone(&state);
-                let der = Arc::clone(&der);
-                async move { Ok::<_, std::convert::Infallible>(credentials(&state, &der, req).await) }
-            });
-            let mut builder = http1::Builder::new();
-            builder
-                .timer(hyper_util::rt::TokioTimer::new())
-                .header_read_timeout(HEADER_TIMEOUT);
-            if let Err(e) = builder
-                .serve_connection(TokioIo::new(stream), service)
-                .await
-            {
-                tracing::debug!(%peer, error = %e, "IoT connection ended with an error");
-            }
-        });
+            let thing = call
+                .parts
+                .headers
+                .get(THING_HEADER)
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_string);
+            Ok(match issue(state, der, alias, thing).await {
+                Ok(body) => reply(StatusCode::OK, body),
+                Err((status, message)) => {
+                    tracing::info!(alias, %status, message, "IoT credentials refused");
+                    refuse(status, message)
+                }
+            })
+        })
+    }
+
+    /// The provider's `{"message": ...}` shape, which the SDKs print.
+    fn error(&self, e: &ApiError, _request_id: &str) -> Reply {
+        let status = StatusCode::from_u16(e.kind.status()).unwrap_or(StatusCode::BAD_REQUEST);
+        refuse(status, &e.message)
     }
 }
 
@@ -107,31 +90,6 @@ fn reply(status: StatusCode, body: serde_json::Value) -> Reply {
 
 fn refuse(status: StatusCode, message: &str) -> Reply {
     reply(status, json!({ "message": message }))
-}
-
-/// Answers one credentials request from the holder of certificate `der`.
-async fn credentials(state: &AppState, der: &[u8], req: Request<Incoming>) -> Reply {
-    let alias = req
-        .uri()
-        .path()
-        .strip_prefix("/role-aliases/")
-        .and_then(|rest| rest.strip_suffix("/credentials"))
-        .filter(|a| !a.is_empty() && !a.contains('/'));
-    let (Some(alias), &Method::GET) = (alias, req.method()) else {
-        return refuse(StatusCode::NOT_FOUND, "Not Found");
-    };
-    let thing = req
-        .headers()
-        .get(THING_HEADER)
-        .and_then(|v| v.to_str().ok())
-        .map(str::to_string);
-    match issue(state, der, alias, thing).await {
-        Ok(body) => reply(StatusCode::OK, body),
-        Err((status, message)) => {
-            tracing::info!(alias, %status, message, "IoT credentials refused");
-            refuse(status, message)
-        }
-    }
 }
 
 type Refusal = (StatusCode, &'static str);
@@ -175,7 +133,9 @@ async fn issue(
         vars.insert("iot:Connection.Thing.ThingName".into(), vec![t.clone()]);
         vars.insert("credentials-iot:ThingName".into(), vec![t.clone()]);
     }
-    let policies = load_policies(state, &cert.policies)
+    let policies = state
+        .authz
+        .load_policies(&cert.policies)
         .await
         .map_err(|e| failed(e.message))?;
     let question = PolicyRequest {

@@ -1,0 +1,84 @@
+//! The resources requests name: streams and channels, found by name or ARN (`lookup`), the
+//! request members that name them (`StreamRef`, `ChannelRef`), and the store key of a
+//! stream's media. Every API family resolves resources through here, so none imports
+//! another family for it.
+
+pub mod lookup;
+
+use oxbow_catalog::{ChannelRecord, StreamRecord};
+use oxbow_core::validate::{self as v, Checks};
+use oxbow_core::{ApiError, ErrorKind};
+use serde::Deserialize;
+
+pub use lookup::{Managed, Need, Target};
+
+use crate::state::AppState;
+
+/// The `StreamName`/`StreamARN` pair most stream operations take.
+#[derive(Deserialize, Default)]
+pub struct StreamRef {
+    #[serde(rename = "StreamName")]
+    pub name: Option<String>,
+    #[serde(rename = "StreamARN")]
+    pub arn: Option<String>,
+}
+
+impl StreamRef {
+    /// Validates both members and resolves them to a target.
+    pub fn resolve(&self, state: &AppState, checks: &mut Checks) -> Result<Target, ApiError> {
+        checks
+            .string("streamName", self.name.as_deref(), &v::STREAM_NAME)
+            .string("streamARN", self.arn.as_deref(), &v::RESOURCE_ARN)
+            .finish()?;
+        lookup::target::<StreamRecord>(
+            state,
+            self.name.as_deref(),
+            self.arn.as_deref(),
+            ErrorKind::InvalidArgument,
+        )
+    }
+}
+
+/// The `ChannelName`/`ChannelARN` pair of the channel operations.
+#[derive(Deserialize, Default)]
+pub struct ChannelRef {
+    #[serde(rename = "ChannelName")]
+    pub name: Option<String>,
+    #[serde(rename = "ChannelARN")]
+    pub arn: Option<String>,
+}
+
+impl ChannelRef {
+    pub fn resolve(&self, state: &AppState, checks: &mut Checks) -> Result<Target, ApiError> {
+        checks
+            .string("channelName", self.name.as_deref(), &v::CHANNEL_NAME)
+            .string("channelARN", self.arn.as_deref(), &v::RESOURCE_ARN)
+            .finish()?;
+        lookup::target::<ChannelRecord>(
+            state,
+            self.name.as_deref(),
+            self.arn.as_deref(),
+            ErrorKind::InvalidArgument,
+        )
+    }
+}
+
+/// Resolves a required `ChannelARN`.
+pub fn channel_arn_target(
+    state: &AppState,
+    arn: Option<&str>,
+    checks: &mut Checks,
+) -> Result<Target, ApiError> {
+    checks.required("channelARN", arn);
+    ChannelRef {
+        name: None,
+        arn: arn.map(str::to_string),
+    }
+    .resolve(state, checks)
+}
+
+/// The store key of a stream incarnation: its name and creation time, so a recreated stream
+/// of the same name never sees the old one's media.
+pub fn media_key(s: &StreamRecord) -> String {
+    format!("{}-{}", s.name, s.creation_ms)
+}
