@@ -14,7 +14,6 @@ pub mod model;
 mod sqlite;
 
 use async_trait::async_trait;
-use oxbow_core::ApiError;
 
 pub use iam::{
     CameraOwnerRecord, CertificateRecord, CertificateStatus, PolicyRecord, RoleAliasRecord,
@@ -31,8 +30,12 @@ pub trait Resource: serde::Serialize + serde::de::DeserializeOwned + Send + Sync
     fn key(&self) -> &str;
 }
 
+/// Why an update closure refused a change: the caller's own error, handed back untouched in
+/// [`CatalogError::Rejected`] (the catalog knows nothing of API errors).
+pub type Rejection = Box<dyn std::error::Error + Send + Sync>;
+
 /// A change applied atomically to one record; returning an error leaves the record untouched.
-pub type Update<T> = Box<dyn FnOnce(&mut T) -> Result<(), ApiError> + Send>;
+pub type Update<T> = Box<dyn FnOnce(&mut T) -> Result<(), Rejection> + Send>;
 
 #[derive(Debug, thiserror::Error)]
 pub enum CatalogError {
@@ -43,10 +46,11 @@ pub enum CatalogError {
     #[error("no record with this key")]
     NotFound,
     /// The update closure refused the change.
-    #[error(transparent)]
-    Rejected(#[from] ApiError),
-    #[error("catalog storage failed: {0}")]
-    Storage(String),
+    #[error("the change was refused: {0}")]
+    Rejected(Rejection),
+    /// The backend failed (I/O, a busy database, a record that no longer decodes).
+    #[error("catalog storage failed")]
+    Storage(#[source] Box<dyn std::error::Error + Send + Sync>),
 }
 
 /// One table of records of kind `T`.

@@ -38,8 +38,8 @@ const MIGRATIONS: &[&str] = &[
 
 const READERS: usize = 4;
 
-fn storage(e: impl std::fmt::Display) -> CatalogError {
-    CatalogError::Storage(e.to_string())
+fn storage(e: impl std::error::Error + Send + Sync + 'static) -> CatalogError {
+    CatalogError::Storage(Box::new(e))
 }
 
 fn lock(m: &Mutex<Connection>) -> MutexGuard<'_, Connection> {
@@ -282,7 +282,7 @@ impl<T: Resource> Table<T> for SqliteTable<T> {
             .write(move |conn| {
                 let tx = conn.transaction().map_err(storage)?;
                 let mut record: T = get_in(&tx, &key)?.ok_or(CatalogError::NotFound)?;
-                change(&mut record)?;
+                change(&mut record).map_err(CatalogError::Rejected)?;
                 tx.execute(
                     &format!("UPDATE {} SET doc = ?2 WHERE name = ?1", T::TABLE),
                     params![key, encode(&record)?],
@@ -364,7 +364,7 @@ mod tests {
                 "c",
                 Box::new(|k| {
                     k.active = true;
-                    Err(ApiError::new(ErrorKind::ResourceInUse, "no"))
+                    Err(ApiError::new(ErrorKind::ResourceInUse, "no").into())
                 }),
             )
             .await;

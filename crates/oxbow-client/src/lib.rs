@@ -11,5 +11,5 @@ mod signing;
 
 pub use get::{ChunkReader, SegmentMerger};
 pub use http::{Client, ClientError, Trust};
-pub use signing::Credentials;
 pub use put::{Ack, AckEvent, Producer, PutOptions, PutSummary};
+pub use signing::Credentials;

@@ -126,16 +126,59 @@ impl ErrorKind {
     }
 }
 
-/// An error as the client will see it: a kind and a human-readable message.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+/// Whose fault a failure is, which decides who must act: the client (fix the request), the
+/// server (a bug or a broken invariant), or something it depends on (the catalog, the disk).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Fault {
+    Client,
+    Server,
+    Dependency,
+}
+
+/// Why a request failed inside Oxbow. It goes to the log with the request id; the client
+/// gets the documented error and that id, never this.
+#[derive(Debug)]
+pub struct Cause {
+    /// What Oxbow was doing ("read the stream's record").
+    pub doing: String,
+    pub fault: Fault,
+    /// Whether the same request may succeed if retried (a busy or briefly failing dependency).
+    pub retryable: bool,
+    pub source: Option<Box<dyn std::error::Error + Send + Sync>>,
+}
+
+/// An error as the client will see it (a kind and a message), with the cause behind it when
+/// Oxbow itself failed.
+#[derive(Debug, Clone)]
 pub struct ApiError {
     pub kind: ErrorKind,
     pub message: String,
+    pub cause: Option<std::sync::Arc<Cause>>,
 }
+
+/// Two errors are the same answer if the client sees the same thing.
+impl PartialEq for ApiError {
+    fn eq(&self, other: &Self) -> bool {
+        self.kind == other.kind && self.message == other.message
+    }
+}
+
+impl Eq for ApiError {}
 
 impl fmt::Display for ApiError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}: {}", self.kind.name(), self.message)
+        write!(f, "{}: {}", self.kind.name(), self.message)?;
+        if let Some(c) = &self.cause {
+            write!(f, " (while trying to {})", c.doing)?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for ApiError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        let source = self.cause.as_ref()?.source.as_ref()?;
+        Some(source.as_ref())
     }
 }
 
@@ -144,6 +187,7 @@ impl ApiError {
         Self {
             kind,
             message: message.into(),
+            cause: None,
         }
     }
 
@@ -165,13 +209,101 @@ impl ApiError {
         )
     }
 
-    pub fn internal(message: impl Into<String>) -> Self {
-        Self::new(ErrorKind::InternalFailure, message)
+    /// Oxbow broke one of its own rules while trying to do `doing`: a bug.
+    pub fn internal(doing: impl Into<String>) -> Self {
+        Self::failed(doing, Fault::Server, None)
+    }
+
+    /// Something Oxbow depends on (the catalog, the media store) failed while it tried to
+    /// do `doing`; a retry may succeed.
+    pub fn dependency(
+        doing: impl Into<String>,
+        source: impl Into<Box<dyn std::error::Error + Send + Sync>>,
+    ) -> Self {
+        Self::failed(doing, Fault::Dependency, Some(source.into()))
+    }
+
+    /// Oxbow failed with `source` while trying to do `doing`.
+    pub fn server(
+        doing: impl Into<String>,
+        source: impl Into<Box<dyn std::error::Error + Send + Sync>>,
+    ) -> Self {
+        Self::failed(doing, Fault::Server, Some(source.into()))
+    }
+
+    fn failed(
+        doing: impl Into<String>,
+        fault: Fault,
+        source: Option<Box<dyn std::error::Error + Send + Sync>>,
+    ) -> Self {
+        let retryable = fault == Fault::Dependency;
+        Self {
+            kind: ErrorKind::InternalFailure,
+            message: if retryable {
+                "The service failed to complete the request; try again.".into()
+            } else {
+                "The service failed to complete the request.".into()
+            },
+            cause: Some(std::sync::Arc::new(Cause {
+                doing: doing.into(),
+                fault,
+                retryable,
+                source,
+            })),
+        }
+    }
+
+    /// Whose fault the error is: the cause's, else the client's for a 4xx answer.
+    pub fn fault(&self) -> Fault {
+        match &self.cause {
+            Some(c) => c.fault,
+            None if self.kind.status() < 500 => Fault::Client,
+            None => Fault::Server,
+        }
+    }
+
+    /// Whether retrying the same request may help.
+    pub fn retryable(&self) -> bool {
+        match &self.cause {
+            Some(c) => c.retryable,
+            None => matches!(
+                self.kind,
+                ErrorKind::ClientLimitExceeded
+                    | ErrorKind::ConnectionLimitExceeded
+                    | ErrorKind::ServiceUnavailable
+                    | ErrorKind::RequestTimeout
+            ),
+        }
+    }
+
+    /// The cause and each error under it, outermost first, for the log.
+    pub fn cause_chain(&self) -> String {
+        let mut out = String::new();
+        if let Some(c) = &self.cause {
+            out.push_str(&c.doing);
+        }
+        let mut next = std::error::Error::source(self);
+        while let Some(e) = next {
+            out.push_str(": ");
+            out.push_str(&e.to_string());
+            next = e.source();
+        }
+        out
+    }
+
+    /// The message the client reads, naming the request id when Oxbow itself failed so the
+    /// operator can find the cause in the log.
+    pub fn client_message(&self, request_id: &str) -> String {
+        match &self.cause {
+            Some(_) => format!("{} Request ID: {request_id}", self.message),
+            None => self.message.clone(),
+        }
     }
 
     /// The JSON body AWS rest-json services send with an error.
-    pub fn body(&self) -> String {
-        serde_json::json!({ "__type": self.kind.name(), "Message": self.message }).to_string()
+    pub fn body(&self, request_id: &str) -> String {
+        serde_json::json!({ "__type": self.kind.name(), "Message": self.client_message(request_id) })
+            .to_string()
     }
 }
 
@@ -192,8 +324,31 @@ mod tests {
     #[test]
     fn body_carries_type_and_message() {
         let e = ApiError::stream_not_found();
-        let v: serde_json::Value = serde_json::from_str(&e.body()).unwrap();
+        let v: serde_json::Value = serde_json::from_str(&e.body("r1")).unwrap();
         assert_eq!(v["__type"], "ResourceNotFoundException");
-        assert!(v["Message"].as_str().unwrap().contains("not found"));
+        assert_eq!(
+            v["Message"],
+            "The requested stream is not found or not active."
+        );
+        assert_eq!(e.fault(), Fault::Client);
+    }
+
+    #[test]
+    fn a_failure_keeps_its_cause_for_the_log_and_names_the_request_to_the_client() {
+        let io = std::io::Error::other("disk on fire");
+        let e = ApiError::dependency("read the stream's record", io);
+        assert_eq!(e.kind, ErrorKind::InternalFailure);
+        assert_eq!(e.fault(), Fault::Dependency);
+        assert!(e.retryable());
+        assert_eq!(e.cause_chain(), "read the stream's record: disk on fire");
+        let v: serde_json::Value = serde_json::from_str(&e.body("req-9")).unwrap();
+        assert_eq!(
+            v["Message"],
+            "The service failed to complete the request; try again. Request ID: req-9"
+        );
+        assert!(
+            !v.to_string().contains("fire"),
+            "the cause stays in the log"
+        );
     }
 }

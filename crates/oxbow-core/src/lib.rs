@@ -11,4 +11,4 @@ pub mod time;
 pub mod validate;
 
 pub use arn::{ResourceArn, ResourceType};
-pub use error::{ApiError, ErrorKind};
+pub use error::{ApiError, Cause, ErrorKind, Fault};

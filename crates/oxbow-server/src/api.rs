@@ -141,8 +141,8 @@ pub trait Operation: Send + Sync {
     fn handle<'a>(&'a self, state: &'a Arc<AppState>, call: Call) -> Handled<'a>;
 
     /// The error in this protocol's shape (the KVS JSON envelope unless overridden).
-    fn error(&self, e: &ApiError, _request_id: &str) -> Reply {
-        error_response(e)
+    fn error(&self, e: &ApiError, request_id: &str) -> Reply {
+        error_response(e, request_id)
     }
 }
 

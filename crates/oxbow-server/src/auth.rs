@@ -63,7 +63,7 @@ impl KeyCache {
             .access_keys()
             .get(id)
             .await
-            .map_err(|e| ApiError::internal(e.to_string()))?
+            .map_err(|e| ApiError::dependency("look up the access key", e))?
             .map(Arc::new);
         let mut entries = self.lock();
         if entries.len() >= KEY_CACHE_MAX {

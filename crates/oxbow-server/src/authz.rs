@@ -270,7 +270,7 @@ impl Authorizer {
             .as_deref()
             .map(Policy::parse)
             .transpose()
-            .map_err(|e| ApiError::internal(format!("stored session policy: {e}")))?;
+            .map_err(|e| ApiError::server("parse the key's stored session policy", e))?;
         let conditional = identity
             .iter()
             .chain(&session)
@@ -309,8 +309,8 @@ impl Authorizer {
     }
 }
 
-fn internal(e: impl std::fmt::Display) -> ApiError {
-    ApiError::internal(e.to_string())
+fn internal(e: oxbow_catalog::CatalogError) -> ApiError {
+    ApiError::dependency("read policies", e)
 }
 
 /// Identity policies decide; a session policy, if any, must allow as well.

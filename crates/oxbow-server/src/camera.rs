@@ -57,8 +57,8 @@ impl Operation for CameraUrl {
         })
     }
 
-    fn error(&self, e: &ApiError, _request_id: &str) -> Reply {
-        forbidden_on_denial(e)
+    fn error(&self, e: &ApiError, request_id: &str) -> Reply {
+        forbidden_on_denial(e, request_id)
     }
 }
 
@@ -70,15 +70,15 @@ impl Operation for Handshake {
                 ErrorKind::ServiceUnavailable,
                 "The connection is authorized, but WebSocket signaling is not served by this version of Oxbow yet.",
             );
-            let mut r = error_response(&e);
+            let mut r = error_response(&e, &call.request_id);
             *r.status_mut() = StatusCode::NOT_IMPLEMENTED;
             Ok(r)
         })
     }
 
     /// Denials are 403 here, as the WebRTC guide lists them.
-    fn error(&self, e: &ApiError, _request_id: &str) -> Reply {
-        forbidden_on_denial(e)
+    fn error(&self, e: &ApiError, request_id: &str) -> Reply {
+        forbidden_on_denial(e, request_id)
     }
 }
 
@@ -161,7 +161,7 @@ async fn check_owner(
         .camera_owners()
         .get(&CameraOwnerRecord::key_for(owner, channel))
         .await
-        .map_err(|e| ApiError::internal(e.to_string()))?;
+        .map_err(|e| ApiError::dependency("read the camera owners", e))?;
     match record {
         Some(r) if r.roles.iter().any(|x| x == role) => Ok(()),
         _ => Err(not_owner(channel, role)),

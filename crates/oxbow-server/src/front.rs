@@ -42,14 +42,17 @@ pub async fn handle(
         _ => {
             let (parts, body) = req.into_parts();
             match routes.iter().find_map(|route| route(&parts)) {
-                None => error_response(&unknown_operation(&parts)),
+                None => error_response(&unknown_operation(&parts), &request_id),
                 Some(op) => {
                     let call = admit(&state, op.as_ref(), parts, body, conn, &request_id).await;
                     match call {
                         Ok(call) => op.handle(&state, call).await,
                         Err(e) => Err(e),
                     }
-                    .unwrap_or_else(|e| op.error(&e, &request_id))
+                    .unwrap_or_else(|e| {
+                        log_cause(&e, &request_id);
+                        op.error(&e, &request_id)
+                    })
                 }
             }
         }
@@ -63,6 +66,15 @@ pub async fn handle(
         tracing::debug!(%peer, %method, %path, %status, %request_id, elapsed_us, "request");
     }
     response
+}
+
+/// Oxbow's own failures go to the log with their whole cause chain and the request id the
+/// client was given; the client's mistakes are not worth more than the request line.
+fn log_cause(e: &ApiError, request_id: &str) {
+    if let Some(cause) = &e.cause {
+        tracing::error!(%request_id, fault = ?cause.fault, retryable = cause.retryable,
+            cause = %e.cause_chain(), "request failed inside the server");
+    }
 }
 
 /// The body, the caller and the verdict: everything before the handler.

@@ -144,7 +144,7 @@ fn bad_request(msg: &str) -> ApiError {
 
 /// The whole HTTP response for a refused head, in the shape of every other Oxbow error.
 fn error_reply(e: &ApiError, request_id: &str) -> Vec<u8> {
-    let body = e.body();
+    let body = e.body(request_id);
     let status = e.kind.status();
     let reason = http::StatusCode::from_u16(status)
         .ok()

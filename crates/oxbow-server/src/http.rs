@@ -40,9 +40,9 @@ pub fn json(status: StatusCode, body: Bytes) -> Reply {
 }
 
 /// An error in the KVS JSON shape (`__type`, `Message`, `x-amzn-ErrorType`).
-pub fn error_response(e: &ApiError) -> Reply {
+pub fn error_response(e: &ApiError, request_id: &str) -> Reply {
     let status = StatusCode::from_u16(e.kind.status()).unwrap_or(StatusCode::BAD_REQUEST);
-    let mut r = json(status, Bytes::from(e.body()));
+    let mut r = json(status, Bytes::from(e.body(request_id)));
     r.headers_mut()
         .insert("x-amzn-ErrorType", HeaderValue::from_static(e.kind.name()));
     r
@@ -50,8 +50,8 @@ pub fn error_response(e: &ApiError) -> Reply {
 
 /// The error reply, with denials as 403 Forbidden: the WebRTC guide's handshake errors and
 /// seed 001's URL vending answer a refusal that way (the KVS JSON APIs use 401).
-pub fn forbidden_on_denial(e: &ApiError) -> Reply {
-    let mut r = error_response(e);
+pub fn forbidden_on_denial(e: &ApiError, request_id: &str) -> Reply {
+    let mut r = error_response(e, request_id);
     if matches!(e.kind, ErrorKind::AccessDenied | ErrorKind::NotAuthorized) {
         *r.status_mut() = StatusCode::FORBIDDEN;
     }

@@ -72,9 +72,9 @@ impl Operation for Credentials {
     }
 
     /// The provider's `{"message": ...}` shape, which the SDKs print.
-    fn error(&self, e: &ApiError, _request_id: &str) -> Reply {
+    fn error(&self, e: &ApiError, request_id: &str) -> Reply {
         let status = StatusCode::from_u16(e.kind.status()).unwrap_or(StatusCode::BAD_REQUEST);
-        refuse(status, &e.message)
+        refuse(status, &e.client_message(request_id))
     }
 }
 

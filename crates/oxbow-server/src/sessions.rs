@@ -41,7 +41,7 @@ pub async fn mint(state: &AppState, spec: SessionSpec) -> Result<AccessKey, ApiE
         .access_keys()
         .insert(key.clone(), u64::MAX)
         .await
-        .map_err(|e| ApiError::internal(e.to_string()))?;
+        .map_err(|e| ApiError::dependency("store a temporary access key", e))?;
     Ok(key)
 }
 

@@ -119,12 +119,17 @@ fn error(e: &ApiError, request_id: &str) -> Reply {
         RequestEntityTooLarge => ("ValidationError", 413),
         _ => ("InternalFailure", 500),
     };
+    // STS says whose fault an error is: the caller's (Sender) or the service's (Receiver).
+    let side = match e.fault() {
+        oxbow_core::Fault::Client => "Sender",
+        _ => "Receiver",
+    };
     xml(
         StatusCode::from_u16(status).unwrap_or(StatusCode::BAD_REQUEST),
         format!(
-            "<ErrorResponse xmlns=\"{NS}\"><Error><Type>Sender</Type><Code>{code}</Code>\
+            "<ErrorResponse xmlns=\"{NS}\"><Error><Type>{side}</Type><Code>{code}</Code>\
              <Message>{}</Message></Error><RequestId>{request_id}</RequestId></ErrorResponse>",
-            escape(&e.message)
+            escape(&e.client_message(request_id))
         ),
     )
 }
@@ -182,7 +187,7 @@ async fn assume_role(
             .roles()
             .get(name)
             .await
-            .map_err(|e| ApiError::internal(e.to_string()))?,
+            .map_err(|e| ApiError::dependency("read the role", e))?,
         None => None,
     }
     .filter(|r| r.arn == arn)
@@ -232,4 +237,43 @@ async fn assume_role(
             escape(&state.authz.principal_arn(&creds)),
         ),
     ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use http_body_util::BodyExt;
+
+    async fn text(r: Reply) -> (u16, String) {
+        let status = r.status().as_u16();
+        let body = r.into_body().collect().await.unwrap().to_bytes();
+        (status, String::from_utf8(body.to_vec()).unwrap())
+    }
+
+    #[tokio::test]
+    async fn errors_say_whose_fault_they_are_and_keep_causes_out() {
+        let (status, body) = text(error(
+            &ApiError::new(ErrorKind::InvalidArgument, "RoleArn is required"),
+            "r-1",
+        ))
+        .await;
+        assert_eq!(status, 400);
+        assert!(
+            body.contains("<Type>Sender</Type><Code>ValidationError</Code>"),
+            "{body}"
+        );
+
+        let failure = ApiError::dependency("read the role", std::io::Error::other("disk gone"));
+        let (status, body) = text(error(&failure, "r-2")).await;
+        assert_eq!(status, 500);
+        assert!(
+            body.contains("<Type>Receiver</Type><Code>InternalFailure</Code>"),
+            "{body}"
+        );
+        assert!(body.contains("Request ID: r-2"), "{body}");
+        assert!(
+            !body.contains("disk gone"),
+            "the cause stays in the log: {body}"
+        );
+    }
 }

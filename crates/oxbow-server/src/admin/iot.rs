@@ -163,7 +163,7 @@ pub async fn create_keys_and_certificate(state: &AppState, a: &Args) -> Result<V
     let issued = state
         .iot_ca
         .issue()
-        .map_err(|e| ApiError::internal(e.to_string()))?;
+        .map_err(|e| ApiError::server("issue a device certificate", e))?;
     let record = store_certificate(
         state,
         issued.certificate_pem.clone(),

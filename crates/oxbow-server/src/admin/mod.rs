@@ -128,14 +128,13 @@ actions! {
 
 fn storage(e: oxbow_catalog::CatalogError) -> ApiError {
     match e {
-        oxbow_catalog::CatalogError::Rejected(api) => api,
         oxbow_catalog::CatalogError::NotFound => {
             ApiError::new(ErrorKind::ResourceNotFound, "No such resource.")
         }
         oxbow_catalog::CatalogError::Exists => {
             ApiError::new(ErrorKind::ResourceInUse, "The resource already exists.")
         }
-        other => ApiError::internal(other.to_string()),
+        other => crate::resource::catalog_failure("change identities in the catalog", other),
     }
 }
 

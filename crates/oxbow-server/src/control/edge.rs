@@ -246,7 +246,8 @@ pub async fn start(state: &AppState, req: StartEdge) -> Reply {
             "The hub device {hub} already has {MAX_STREAMS_PER_DEVICE} stream configurations."
         )));
     }
-    let config = serde_json::to_value(&config).map_err(|e| ApiError::internal(e.to_string()))?;
+    let config = serde_json::to_value(&config)
+        .map_err(|e| ApiError::server("encode the edge configuration", e))?;
     let delay = state.config.limits.edge_sync_delay_ms;
     let s: StreamRecord =
         lookup::update(state, &target, Need::Active, move |s: &mut StreamRecord| {

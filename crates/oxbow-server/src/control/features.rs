@@ -159,7 +159,10 @@ pub async fn update_image(state: &AppState, req: UpdateImage) -> Reply {
     let config = match &req.image_generation_configuration {
         Some(c) => {
             check_image(c, &state.config.region)?;
-            Some(serde_json::to_value(c).map_err(|e| ApiError::internal(e.to_string()))?)
+            Some(
+                serde_json::to_value(c)
+                    .map_err(|e| ApiError::server("encode the configuration", e))?,
+            )
         }
         None => None,
     };
@@ -228,7 +231,10 @@ pub async fn update_notification(state: &AppState, req: UpdateNotification) -> R
     let config = match &req.notification_configuration {
         Some(c) => {
             check_notification(c)?;
-            Some(serde_json::to_value(c).map_err(|e| ApiError::internal(e.to_string()))?)
+            Some(
+                serde_json::to_value(c)
+                    .map_err(|e| ApiError::server("encode the configuration", e))?,
+            )
         }
         None => None,
     };

@@ -168,11 +168,7 @@ pub async fn get_media(state: &Arc<AppState>, req: GetMediaRequest) -> Result<Re
     let start = start_of(req.start_selector.as_ref().expect("checked"), &stream)?;
     let key = media_key(&stream);
     super::check_rate(state, &key, "GetMedia")?;
-    let log = state
-        .store
-        .open_stream(&key)
-        .await
-        .map_err(|e| ApiError::internal(e.to_string()))?;
+    let log = super::open_log(&state.store, &key).await?;
     let start = match start {
         // FRAGMENT_NUMBER names a fragment: one the stream never had (or that retention
         // removed) ends the response with error 4000, as an expired one does.
@@ -533,11 +529,7 @@ pub async fn get_for_list(state: &Arc<AppState>, req: ForListRequest) -> Result<
     }
     let target = req.stream.resolve(state, &mut checks)?;
     let stream: StreamRecord = lookup::get(state, &target, Need::Live).await?;
-    let log = state
-        .store
-        .open_stream(&media_key(&stream))
-        .await
-        .map_err(|e| ApiError::internal(e.to_string()))?;
+    let log = super::open_log(&state.store, &media_key(&stream)).await?;
     let (tx, body) = ChannelBody::new(64);
     let numbers = req.fragments.unwrap_or_default();
     let creation = stream.creation_ms;

@@ -149,6 +149,17 @@ async fn dispatch(op: MediaOp, body: &[u8], state: &Arc<AppState>) -> Result<Rep
     }
 }
 
+/// The media log of a stream incarnation, opened (and recovered) on first use.
+async fn open_log(
+    store: &Arc<oxbow_store::LocalStore>,
+    key: &str,
+) -> Result<Arc<oxbow_store::LocalStreamLog>, ApiError> {
+    store
+        .open_stream(key)
+        .await
+        .map_err(|e| ApiError::dependency("open the stream's media log", e))
+}
+
 /// Holds a transfer to `max_bytes_per_sec` (0: unlimited): sleeps while `bytes` moved since
 /// `started` are ahead of the rate. KVS reads PutMedia at most at 12.5 MB/s and sends GetMedia
 /// at most at 25 MB/s per stream.

@@ -106,11 +106,7 @@ pub async fn put_media(
     let target = req.stream.resolve(&state, &mut Checks::new())?;
     let stream: StreamRecord = lookup::get(&state, &target, Need::Active).await?;
     super::check_rate(&state, &media_key(&stream), "PutMedia")?;
-    let log = state
-        .store
-        .open_stream(&media_key(&stream))
-        .await
-        .map_err(|e| ApiError::internal(e.to_string()))?;
+    let log = super::open_log(&state.store, &media_key(&stream)).await?;
     let (acks, out) = ChannelBody::new(ACK_QUEUE);
     let limits = &state.config.limits;
     let ingest = Ingest::new(

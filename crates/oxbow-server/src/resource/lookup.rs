@@ -144,8 +144,7 @@ pub fn target<T: Managed>(
 fn catalog_error<T: Managed>(e: CatalogError) -> ApiError {
     match e {
         CatalogError::NotFound => T::not_found(),
-        CatalogError::Rejected(api) => api,
-        other => ApiError::internal(other.to_string()),
+        other => super::catalog_failure(&format!("use the {} table", T::TYPE.as_str()), other),
     }
 }
 
@@ -196,7 +195,7 @@ pub async fn update<T: Managed>(
             &target.name,
             Box::new(move |record: &mut T| {
                 check(record, &target_c, need)?;
-                change(record)
+                change(record).map_err(Into::into)
             }),
         )
         .await

@@ -5,7 +5,7 @@
 
 pub mod lookup;
 
-use oxbow_catalog::{ChannelRecord, StreamRecord};
+use oxbow_catalog::{CatalogError, ChannelRecord, StreamRecord};
 use oxbow_core::validate::{self as v, Checks};
 use oxbow_core::{ApiError, ErrorKind};
 use serde::Deserialize;
@@ -75,6 +75,19 @@ pub fn channel_arn_target(
         arn: arn.map(str::to_string),
     }
     .resolve(state, checks)
+}
+
+/// A catalog failure as the client's answer: a refusal from one of our own update closures
+/// comes back as the error it was; anything else is the catalog failing while Oxbow tried to
+/// do `doing`.
+pub fn catalog_failure(doing: &str, e: CatalogError) -> ApiError {
+    match e {
+        CatalogError::Rejected(refusal) => match refusal.downcast::<ApiError>() {
+            Ok(api) => *api,
+            Err(other) => ApiError::server(doing.to_string(), other),
+        },
+        other => ApiError::dependency(doing.to_string(), other),
+    }
 }
 
 /// The store key of a stream incarnation: its name and creation time, so a recreated stream
