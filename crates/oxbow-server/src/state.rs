@@ -5,7 +5,7 @@ use std::sync::{Arc, Mutex};
 
 use oxbow_catalog::Catalog;
 use oxbow_core::{ResourceArn, ResourceType};
-use oxbow_store::LocalStore as Store;
+use oxbow_store::Store;
 
 use crate::auth::KeyCache;
 use crate::authz::{Account, Authorizer};

@@ -4,6 +4,8 @@
 //! traits with objects instead of segments. The in-memory half — index, live buffer, live
 //! events — is [`crate::StreamLog`] and is the same for every backend.
 
+use std::sync::Arc;
+
 use bytes::Bytes;
 
 use crate::fragment::{FragmentMeta, StoredFragment, StreamHeader};
@@ -22,10 +24,27 @@ pub trait WriteGate: Send + Sync + 'static {
     fn enter(&self) -> Ticket;
 }
 
+/// A durable fragment, as its backend can read it back. Reads block: call them on a
+/// blocking thread.
+pub trait Stored: Send + Sync + std::fmt::Debug + 'static {
+    /// The whole fragment.
+    fn read(&self) -> Result<StoredFragment, StoreError>;
+
+    /// `len` bytes at `offset` of the fragment's payload (clamped to its end), so a reader
+    /// can stream a large fragment without holding it whole.
+    fn read_range(&self, offset: u64, len: usize) -> Result<Bytes, StoreError>;
+
+    /// The payload length.
+    fn payload_len(&self) -> u64;
+}
+
+/// Where a durable fragment can be read back.
+pub type Location = Arc<dyn Stored>;
+
 /// What a stream's durable log already holds when it is opened, oldest first.
-pub struct Recovered<L> {
+pub struct Recovered {
     pub headers: Vec<(u32, StreamHeader)>,
-    pub fragments: Vec<(FragmentMeta, L)>,
+    pub fragments: Vec<(FragmentMeta, Location)>,
     /// No fragment number below this may be handed out again: numbers leased before a
     /// restart may have been shown to clients in BUFFERING acks.
     pub next_seq_floor: u64,
@@ -33,9 +52,6 @@ pub struct Recovered<L> {
 
 /// One stream's durable log.
 pub trait DurableLog: Send + 'static {
-    /// Where a durable fragment can be read back.
-    type Location: Clone + Send + Sync + 'static;
-
     /// Starts making `fragment` durable, with its stream header if the log needs it beside
     /// the fragment; `done` runs once everything is durable. Never calls `done` before
     /// returning.
@@ -44,22 +60,12 @@ pub trait DurableLog: Send + 'static {
         header: (u32, &StreamHeader),
         fragment: &StoredFragment,
         done: Done,
-    ) -> Result<Self::Location, StoreError>;
+    ) -> Result<Location, StoreError>;
 
     /// The gate appends pass first, if the backend's queue is bounded.
-    fn write_gate(&self) -> Option<std::sync::Arc<dyn WriteGate>> {
+    fn write_gate(&self) -> Option<Arc<dyn WriteGate>> {
         None
     }
-
-    /// Reads a durable fragment back. Blocking: call it on a blocking thread.
-    fn read(location: &Self::Location) -> Result<StoredFragment, StoreError>;
-
-    /// Reads `len` bytes at `offset` of a durable fragment's payload (clamped to its end), so
-    /// a reader can stream a large fragment without holding it whole. Blocking.
-    fn read_range(location: &Self::Location, offset: u64, len: usize) -> Result<Bytes, StoreError>;
-
-    /// The payload length of a durable fragment.
-    fn payload_len(location: &Self::Location) -> u64;
 
     /// Deletes durable data all of whose fragments arrived before `cutoff_ms` (server time).
     fn expire(&mut self, cutoff_ms: i64);
@@ -69,16 +75,11 @@ pub trait DurableLog: Send + 'static {
     fn lease_seqs(&mut self, upto: u64) -> Result<(), StoreError>;
 }
 
-/// Where streams' durable logs live.
+/// Where streams' durable logs live. Object-safe, so the server holds whichever backend the
+/// deployment uses (local segment files, or objects in cluster mode) behind one type.
 pub trait Backend: Send + Sync + 'static {
-    type Log: DurableLog;
-
     /// Opens (creating if needed) one stream's log and returns what it already holds.
-    #[allow(clippy::type_complexity)]
-    fn open(
-        &self,
-        key: &str,
-    ) -> Result<(Self::Log, Recovered<<Self::Log as DurableLog>::Location>), StoreError>;
+    fn open(&self, key: &str) -> Result<(Box<dyn DurableLog>, Recovered), StoreError>;
 
     /// The keys of every stream with durable data.
     fn keys(&self) -> Result<Vec<String>, StoreError>;

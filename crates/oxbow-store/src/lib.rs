@@ -16,6 +16,7 @@
 mod backend;
 mod committer;
 mod disk;
+mod fanout;
 mod fragment;
 mod local;
 mod log;
@@ -25,16 +26,12 @@ use std::collections::HashMap;
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 
-pub use backend::{Backend, Done, DurableLog, Recovered, Ticket, WriteGate};
+pub use backend::{Backend, Done, DurableLog, Location, Recovered, Stored, Ticket, WriteGate};
 pub use disk::{Disk, RealDisk};
+pub use fanout::{InProcessBus, LiveBus, LiveFeed, Missed, Subscription};
 pub use fragment::{FragmentHead, FragmentMeta, LiveEvent, StoredFragment, StreamHeader};
-pub use local::{LocalBackend, SegmentLog, DEFAULT_RESERVE_BYTES};
+pub use local::{LocalBackend, SegmentLocation, SegmentLog, DEFAULT_RESERVE_BYTES};
 pub use log::{FragmentSource, Partial, StreamLog};
-
-/// The embedded store: segment files on local disk.
-pub type LocalStore = Store<LocalBackend>;
-/// A stream log of the embedded store.
-pub type LocalStreamLog = StreamLog<SegmentLog>;
 
 /// Why a store operation failed.
 #[derive(Debug, thiserror::Error)]
@@ -83,15 +80,16 @@ impl Default for StoreConfig {
 }
 
 /// Every stream's log, over one backend.
-pub struct Store<B: Backend> {
-    backend: B,
+pub struct Store {
+    backend: Box<dyn Backend>,
+    bus: Arc<dyn LiveBus>,
     config: StoreConfig,
-    streams: Mutex<HashMap<String, Arc<StreamLog<B::Log>>>>,
+    streams: Mutex<HashMap<String, Arc<StreamLog>>>,
     /// Streams being opened, each behind its own gate.
     opening: Mutex<HashMap<String, Arc<Mutex<()>>>>,
 }
 
-impl Store<LocalBackend> {
+impl Store {
     /// The embedded store in `dir`.
     pub fn open(dir: &Path, config: StoreConfig) -> Result<Self, StoreError> {
         Self::open_on(dir, config, Arc::new(RealDisk))
@@ -105,22 +103,30 @@ impl Store<LocalBackend> {
     ) -> Result<Self, StoreError> {
         let backend =
             LocalBackend::with_disk(dir, config.segment_bytes, config.reserve_bytes, disk)?;
-        Ok(Self::with_backend(backend, config))
+        Ok(Self::with_backend(Box::new(backend), config))
     }
-}
 
-impl<B: Backend> Store<B> {
-    pub fn with_backend(backend: B, config: StoreConfig) -> Self {
+    /// A store over any backend, with live readers in this process.
+    pub fn with_backend(backend: Box<dyn Backend>, config: StoreConfig) -> Self {
+        Self::with_parts(backend, Arc::new(InProcessBus), config)
+    }
+
+    /// A store over any backend and live bus.
+    pub fn with_parts(
+        backend: Box<dyn Backend>,
+        bus: Arc<dyn LiveBus>,
+        config: StoreConfig,
+    ) -> Self {
         Self {
             backend,
+            bus,
             config,
             streams: Mutex::new(HashMap::new()),
             opening: Mutex::new(HashMap::new()),
         }
     }
 
-    #[allow(clippy::type_complexity)]
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Arc<StreamLog<B::Log>>>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Arc<StreamLog>>> {
         self.streams.lock().unwrap_or_else(|p| p.into_inner())
     }
 
@@ -128,7 +134,7 @@ impl<B: Backend> Store<B> {
     /// opened and recovered on first use. Blocking on first use (recovery reads the segments):
     /// async callers use [`Store::open_stream`]. The store-wide lock is held only to look up
     /// and insert, never across the recovery, so one stream's recovery delays no other.
-    pub fn stream(&self, key: &str) -> Result<Arc<StreamLog<B::Log>>, StoreError> {
+    pub fn stream(&self, key: &str) -> Result<Arc<StreamLog>, StoreError> {
         if let Some(s) = self.lock().get(key) {
             return Ok(Arc::clone(s));
         }
@@ -143,7 +149,13 @@ impl<B: Backend> Store<B> {
             return Ok(Arc::clone(s));
         }
         let opened = self.backend.open(key).map(|(durable, recovered)| {
-            let log = Arc::new(StreamLog::new(durable, recovered, self.config.clone()));
+            let feed = self.bus.feed(key, self.config.live_channel);
+            let log = Arc::new(StreamLog::new(
+                durable,
+                recovered,
+                self.config.clone(),
+                feed,
+            ));
             self.lock().insert(key.to_string(), Arc::clone(&log));
             log
         });
@@ -156,10 +168,7 @@ impl<B: Backend> Store<B> {
 
     /// [`Store::stream`] for async callers: a first use opens and recovers the log on a
     /// blocking thread.
-    pub async fn open_stream(
-        self: &Arc<Self>,
-        key: &str,
-    ) -> Result<Arc<StreamLog<B::Log>>, StoreError> {
+    pub async fn open_stream(self: &Arc<Self>, key: &str) -> Result<Arc<StreamLog>, StoreError> {
         if let Some(s) = self.lock().get(key) {
             return Ok(Arc::clone(s));
         }
@@ -181,7 +190,7 @@ impl<B: Backend> Store<B> {
     }
 
     /// Every stream log opened so far.
-    pub fn open_streams(&self) -> Vec<(String, Arc<StreamLog<B::Log>>)> {
+    pub fn open_streams(&self) -> Vec<(String, Arc<StreamLog>)> {
         self.lock()
             .iter()
             .map(|(k, v)| (k.clone(), Arc::clone(v)))

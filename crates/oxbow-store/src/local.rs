@@ -19,7 +19,7 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 
-use crate::backend::{Backend, Done, DurableLog, Recovered};
+use crate::backend::{Backend, Done, DurableLog, Location, Recovered, Stored};
 use crate::committer::{Committer, Job, SegmentFile};
 use crate::disk::{Disk, RealDisk};
 use crate::fragment::{StoredFragment, StreamHeader};
@@ -104,9 +104,7 @@ impl FreeSpace {
 }
 
 impl Backend for LocalBackend {
-    type Log = SegmentLog;
-
-    fn open(&self, key: &str) -> Result<(SegmentLog, Recovered<Location>), StoreError> {
+    fn open(&self, key: &str) -> Result<(Box<dyn DurableLog>, Recovered), StoreError> {
         let dir = self.dir.join(key);
         if !dir.is_dir() {
             std::fs::create_dir_all(&dir)?;
@@ -135,7 +133,7 @@ impl Backend for LocalBackend {
             space: Arc::clone(&self.space),
             segments,
         };
-        Ok((log, recovered))
+        Ok((Box::new(log), recovered))
     }
 
     fn keys(&self) -> Result<Vec<String>, StoreError> {
@@ -173,7 +171,44 @@ fn read_lease(path: &Path) -> u64 {
 }
 
 /// Where a fragment's payload is: (segment, payload offset, payload length).
-pub type Location = (Arc<SegmentFile>, u64, u32);
+/// A record's payload in a segment file: the file, where the payload starts, its length.
+#[derive(Debug)]
+pub struct SegmentLocation {
+    file: Arc<SegmentFile>,
+    at: u64,
+    len: u32,
+}
+
+impl Stored for SegmentLocation {
+    fn read(&self) -> Result<StoredFragment, StoreError> {
+        let payload = self.read_range(0, self.len as usize)?;
+        record::decode_fragment(payload).ok_or_else(|| StoreError::Corrupt {
+            path: self.file.path.display().to_string(),
+            offset: self.at,
+        })
+    }
+
+    fn read_range(&self, offset: u64, want: usize) -> Result<Bytes, StoreError> {
+        let end = u64::from(self.len);
+        let start = offset.min(end);
+        let n = (want as u64).min(end - start) as usize;
+        let mut buf = vec![0u8; n];
+        self.file.file.read_exact_at(&mut buf, self.at + start)?;
+        Ok(Bytes::from(buf))
+    }
+
+    fn payload_len(&self) -> u64 {
+        u64::from(self.len)
+    }
+}
+
+fn location(file: &Arc<SegmentFile>, at: u64, len: u32) -> Location {
+    Arc::new(SegmentLocation {
+        file: Arc::clone(file),
+        at,
+        len,
+    })
+}
 
 struct Segment {
     file: Arc<SegmentFile>,
@@ -244,8 +279,6 @@ impl SegmentLog {
 }
 
 impl DurableLog for SegmentLog {
-    type Location = Location;
-
     fn write_gate(&self) -> Option<Arc<dyn crate::backend::WriteGate>> {
         Some(Arc::new(self.committer.clone()))
     }
@@ -285,33 +318,11 @@ impl DurableLog for SegmentLog {
             parts,
             done,
         })?;
-        Ok((file, offset + before + HEAD_LEN as u64, payload_len))
-    }
-
-    fn read(location: &Location) -> Result<StoredFragment, StoreError> {
-        let (file, offset, len) = location;
-        let payload = Self::read_range(location, 0, *len as usize)?;
-        record::decode_fragment(payload).ok_or_else(|| StoreError::Corrupt {
-            path: file.path.display().to_string(),
-            offset: *offset,
-        })
-    }
-
-    fn read_range(
-        (file, at, len): &Location,
-        offset: u64,
-        want: usize,
-    ) -> Result<Bytes, StoreError> {
-        let end = u64::from(*len);
-        let start = offset.min(end);
-        let n = (want as u64).min(end - start) as usize;
-        let mut buf = vec![0u8; n];
-        file.file.read_exact_at(&mut buf, at + start)?;
-        Ok(Bytes::from(buf))
-    }
-
-    fn payload_len((_, _, len): &Location) -> u64 {
-        u64::from(*len)
+        Ok(location(
+            &file,
+            offset + before + HEAD_LEN as u64,
+            payload_len,
+        ))
     }
 
     fn expire(&mut self, cutoff_ms: i64) {
@@ -354,11 +365,7 @@ impl DurableLog for SegmentLog {
 /// Reads one segment into `out`. Its data ends at the first record that is not whole
 /// (CRC-checked in the newest segment, walked by their heads in sealed ones); what follows is
 /// cut off, and recovery goes on with the next segment.
-fn recover_segment(
-    path: &Path,
-    newest: bool,
-    out: &mut Recovered<Location>,
-) -> Result<Segment, StoreError> {
+fn recover_segment(path: &Path, newest: bool, out: &mut Recovered) -> Result<Segment, StoreError> {
     let file = open_segment(path)?;
     let file_len = file.metadata()?.len();
     let seg = Arc::new(SegmentFile::new(path.to_path_buf(), file));
@@ -394,7 +401,7 @@ fn recover_segment(
             };
             last_ts = last_ts.max(meta.server_ts_ms);
             out.fragments
-                .push((meta, (Arc::clone(&seg), payload_at, head.len)));
+                .push((meta, location(&seg, payload_at, head.len)));
         } else if let Some((id, h)) = record::decode_header(Bytes::from(payload)) {
             headers.insert(id, offset);
             out.headers.push((id, h));

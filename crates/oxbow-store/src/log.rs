@@ -7,9 +7,10 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use bytes::Bytes;
-use tokio::sync::{broadcast, oneshot};
+use tokio::sync::oneshot;
 
-use crate::backend::{DurableLog, Recovered, Ticket, WriteGate};
+use crate::backend::{DurableLog, Location, Recovered, Ticket, WriteGate};
+use crate::fanout::{LiveFeed, Subscription};
 use crate::fragment::{FragmentHead, FragmentMeta, LiveEvent, StoredFragment, StreamHeader};
 use crate::record;
 use crate::{StoreConfig, StoreError};
@@ -18,16 +19,16 @@ use crate::{StoreConfig, StoreError};
 /// fragments.
 const SEQ_LEASE_BLOCK: u64 = 1024;
 
-struct Entry<L> {
+struct Entry {
     meta: FragmentMeta,
     /// Where the backend keeps it, once written.
-    durable: Option<L>,
+    durable: Option<Location>,
     /// The fragment itself while it is in the live buffer.
     memory: Option<Arc<StoredFragment>>,
 }
 
-struct Inner<D: DurableLog> {
-    entries: VecDeque<Entry<D::Location>>,
+struct Inner {
+    entries: VecDeque<Entry>,
     headers: HashMap<u32, StreamHeader>,
     current_header: Option<u32>,
     next_seq: u64,
@@ -37,7 +38,7 @@ struct Inner<D: DurableLog> {
     memory_bytes: usize,
     /// The fragment being received, so a reader joining mid-fragment gets it whole.
     partial: Option<Partial>,
-    durable: D,
+    durable: Box<dyn DurableLog>,
 }
 
 /// The fragment in progress: its start and the frames received so far.
@@ -51,19 +52,24 @@ pub struct Partial {
     pub frames: Vec<Bytes>,
 }
 
-pub struct StreamLog<D: DurableLog> {
+pub struct StreamLog {
     config: StoreConfig,
     /// Passed before the index is locked for an append (see [`WriteGate`]).
     gate: Option<Arc<dyn WriteGate>>,
-    inner: Mutex<Inner<D>>,
-    live: broadcast::Sender<LiveEvent>,
+    inner: Mutex<Inner>,
+    live: Box<dyn LiveFeed>,
     writer_epoch: AtomicU64,
     closed: AtomicBool,
 }
 
-impl<D: DurableLog> StreamLog<D> {
+impl StreamLog {
     /// The in-memory half over a backend's log and what it already held.
-    pub fn new(durable: D, recovered: Recovered<D::Location>, config: StoreConfig) -> Self {
+    pub fn new(
+        durable: Box<dyn DurableLog>,
+        recovered: Recovered,
+        config: StoreConfig,
+        live: Box<dyn LiveFeed>,
+    ) -> Self {
         let gate = durable.write_gate();
         let mut inner = Inner {
             entries: VecDeque::new(),
@@ -88,7 +94,6 @@ impl<D: DurableLog> StreamLog<D> {
                 memory: None,
             });
         }
-        let (live, _) = broadcast::channel(config.live_channel.max(16));
         Self {
             config,
             gate,
@@ -99,7 +104,7 @@ impl<D: DurableLog> StreamLog<D> {
         }
     }
 
-    fn lock(&self) -> MutexGuard<'_, Inner<D>> {
+    fn lock(&self) -> MutexGuard<'_, Inner> {
         self.inner.lock().unwrap_or_else(|p| p.into_inner())
     }
 
@@ -180,7 +185,7 @@ impl<D: DurableLog> StreamLog<D> {
             cluster_timecode,
             frames: Vec::new(),
         });
-        let _ = self.live.send(LiveEvent::Start {
+        self.live.publish(LiveEvent::Start {
             seq,
             header_id,
             producer_ts_ms,
@@ -196,7 +201,7 @@ impl<D: DurableLog> StreamLog<D> {
         if let Some(p) = inner.partial.as_mut().filter(|p| p.seq == seq) {
             p.frames.push(element.clone());
         }
-        let _ = self.live.send(LiveEvent::Frame { seq, element });
+        self.live.publish(LiveEvent::Frame { seq, element });
     }
 
     /// Drops a fragment that will not complete.
@@ -205,7 +210,7 @@ impl<D: DurableLog> StreamLog<D> {
         if inner.partial.as_ref().is_some_and(|p| p.seq == seq) {
             inner.partial = None;
         }
-        let _ = self.live.send(LiveEvent::End {
+        self.live.publish(LiveEvent::End {
             seq,
             ok: false,
             tags: Vec::new(),
@@ -214,7 +219,7 @@ impl<D: DurableLog> StreamLog<D> {
 
     /// Follows the stream live: the receiver gets every event after this call, and the
     /// snapshot is the fragment in progress at this instant (if any).
-    pub fn subscribe(&self) -> (broadcast::Receiver<LiveEvent>, Option<Partial>) {
+    pub fn subscribe(&self) -> (Subscription, Option<Partial>) {
         let inner = self.lock();
         (self.live.subscribe(), inner.partial.clone())
     }
@@ -251,7 +256,7 @@ impl<D: DurableLog> StreamLog<D> {
                 Ok(location) => Some(location),
                 Err(e) => {
                     inner.partial = None;
-                    let _ = self.live.send(LiveEvent::End {
+                    self.live.publish(LiveEvent::End {
                         seq: fragment.seq,
                         ok: false,
                         tags: Vec::new(),
@@ -277,7 +282,7 @@ impl<D: DurableLog> StreamLog<D> {
         {
             inner.partial = None;
         }
-        let _ = self.live.send(LiveEvent::End {
+        self.live.publish(LiveEvent::End {
             seq: fragment.seq,
             ok: true,
             tags: fragment.tags.clone(),
@@ -291,11 +296,11 @@ impl<D: DurableLog> StreamLog<D> {
     /// Hands the fragment to the backend; the sender moves into the completion callback.
     fn append(
         self: &Arc<Self>,
-        inner: &mut Inner<D>,
+        inner: &mut Inner,
         fragment: &StoredFragment,
         tx: &mut Option<oneshot::Sender<Result<(), StoreError>>>,
         ticket: Option<Ticket>,
-    ) -> Result<D::Location, StoreError> {
+    ) -> Result<Location, StoreError> {
         let header = inner
             .headers
             .get(&fragment.header_id)
@@ -376,7 +381,7 @@ impl<D: DurableLog> StreamLog<D> {
             }
             e.durable.clone().ok_or(StoreError::Gone(seq))?
         };
-        tokio::task::spawn_blocking(move || D::read(&disk))
+        tokio::task::spawn_blocking(move || disk.read())
             .await
             .map_err(|_| StoreError::Closed)?
             .map(Arc::new)
@@ -384,7 +389,7 @@ impl<D: DurableLog> StreamLog<D> {
 
     /// Opens a fragment for reading in pieces: its head at once, its cluster through
     /// [`FragmentSource::piece`]. A fragment on disk is never held whole.
-    pub async fn open_fragment(&self, seq: u64) -> Result<FragmentSource<D>, StoreError> {
+    pub async fn open_fragment(&self, seq: u64) -> Result<FragmentSource, StoreError> {
         let disk = {
             let inner = self.lock();
             let e = find(&inner.entries, seq).ok_or(StoreError::Gone(seq))?;
@@ -393,15 +398,14 @@ impl<D: DurableLog> StreamLog<D> {
             }
             e.durable.clone().ok_or(StoreError::Gone(seq))?
         };
-        let location = disk.clone();
-        let prefix = tokio::task::spawn_blocking(move || {
-            D::read_range(&location, 0, record::MAX_FRAGMENT_HEAD)
-        })
-        .await
-        .map_err(|_| StoreError::Closed)??;
+        let location = Arc::clone(&disk);
+        let prefix =
+            tokio::task::spawn_blocking(move || location.read_range(0, record::MAX_FRAGMENT_HEAD))
+                .await
+                .map_err(|_| StoreError::Closed)??;
         let (head, cluster_at) =
             record::decode_fragment_head(&prefix).ok_or(StoreError::Gone(seq))?;
-        let cluster_len = D::payload_len(&disk) - cluster_at as u64;
+        let cluster_len = disk.payload_len() - cluster_at as u64;
         Ok(FragmentSource::Disk {
             head,
             location: disk,
@@ -436,7 +440,7 @@ impl<D: DurableLog> StreamLog<D> {
 
     /// Evicts live-buffer copies past the window; a fragment that is not on disk leaves the
     /// index with its copy.
-    fn trim_memory(&self, inner: &mut Inner<D>, now_ms: i64, persisting: bool) {
+    fn trim_memory(&self, inner: &mut Inner, now_ms: i64, persisting: bool) {
         // Streams with retention serve older fragments from disk (the page cache, mostly),
         // so their copies leave memory once durable; memory-only streams keep the window.
         let window = if persisting {
@@ -478,32 +482,32 @@ impl<D: DurableLog> StreamLog<D> {
     }
 }
 
-fn position<L>(entries: &VecDeque<Entry<L>>, seq: u64) -> Option<usize> {
+fn position(entries: &VecDeque<Entry>, seq: u64) -> Option<usize> {
     entries.binary_search_by_key(&seq, |e| e.meta.seq).ok()
 }
 
-fn find<L>(entries: &VecDeque<Entry<L>>, seq: u64) -> Option<&Entry<L>> {
+fn find(entries: &VecDeque<Entry>, seq: u64) -> Option<&Entry> {
     entries.get(position(entries, seq)?)
 }
 
-fn find_mut<L>(entries: &mut VecDeque<Entry<L>>, seq: u64) -> Option<&mut Entry<L>> {
+fn find_mut(entries: &mut VecDeque<Entry>, seq: u64) -> Option<&mut Entry> {
     let i = position(entries, seq)?;
     entries.get_mut(i)
 }
 
 /// A fragment being read: from the live buffer (already in memory) or from the durable log
 /// (read piece by piece).
-pub enum FragmentSource<D: DurableLog> {
+pub enum FragmentSource {
     Memory(Arc<StoredFragment>),
     Disk {
         head: FragmentHead,
-        location: D::Location,
+        location: Location,
         cluster_at: u64,
         cluster_len: u64,
     },
 }
 
-impl<D: DurableLog> FragmentSource<D> {
+impl FragmentSource {
     pub fn head(&self) -> FragmentHead {
         match self {
             Self::Memory(f) => FragmentHead {
@@ -563,9 +567,9 @@ impl<D: DurableLog> FragmentSource<D> {
                 if want == 0 {
                     return Ok(Bytes::new());
                 }
-                let location = location.clone();
+                let location = Arc::clone(location);
                 let at = cluster_at + offset;
-                tokio::task::spawn_blocking(move || D::read_range(&location, at, want))
+                tokio::task::spawn_blocking(move || location.read_range(at, want))
                     .await
                     .map_err(|_| StoreError::Closed)?
             }

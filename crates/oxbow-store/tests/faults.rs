@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 mod util;
 
-use oxbow_store::{Disk, LocalStore as Store, StoreConfig, StoreError, StoredFragment};
+use oxbow_store::{Disk, Store, StoreConfig, StoreError, StoredFragment};
 use util::{dir, header, segments};
 
 const ENOSPC: i32 = 28;

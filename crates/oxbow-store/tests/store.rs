@@ -4,7 +4,7 @@
 use bytes::Bytes;
 mod util;
 
-use oxbow_store::{LiveEvent, LocalStore as Store, StoreConfig, StoredFragment};
+use oxbow_store::{LiveEvent, Store, StoreConfig, StoredFragment};
 use util::{dir, header, segments};
 
 fn fragment(seq: u64, ts: i64, size: usize) -> StoredFragment {
@@ -182,7 +182,7 @@ async fn live_events_arrive_in_order() {
     let seq2 = log.begin(h, 20, 21, 20).unwrap();
     log.abandon(seq2);
     let mut seen = Vec::new();
-    while let Ok(e) = rx.try_recv() {
+    while let Some(e) = rx.try_recv() {
         seen.push(match e {
             LiveEvent::Start { seq, .. } => format!("start {seq}"),
             LiveEvent::Frame { seq, element } => {

@@ -12,11 +12,8 @@ use oxbow_catalog::StreamRecord;
 use oxbow_core::time::now_ms;
 use oxbow_core::validate::{Checks, StrRule};
 use oxbow_core::{ApiError, ErrorKind};
-use oxbow_store::{
-    FragmentMeta, FragmentSource, LiveEvent, LocalStreamLog as StreamLog, Partial, SegmentLog,
-};
+use oxbow_store::{FragmentMeta, FragmentSource, LiveEvent, Missed, Partial, StreamLog};
 use serde::Deserialize;
-use tokio::sync::broadcast::error::RecvError;
 use tokio::sync::mpsc;
 
 use super::{chunk, is_time, tag_seconds, ChannelBody, FragmentNumber};
@@ -364,7 +361,7 @@ impl Reader {
 
     /// Sends a stored fragment, its cluster in pieces of at most [`PIECE_BYTES`]: with the
     /// reader's window, that bounds what a reader that stops reading holds.
-    async fn send_archived(&self, f: &FragmentSource<SegmentLog>) -> Result<(), Gone> {
+    async fn send_archived(&self, f: &FragmentSource) -> Result<(), Gone> {
         let head = f.head();
         if !self
             .send_start(
@@ -432,7 +429,7 @@ impl Reader {
     /// `Ok(false)`: the response is over.
     async fn follow(
         &self,
-        mut rx: tokio::sync::broadcast::Receiver<LiveEvent>,
+        mut rx: oxbow_store::Subscription,
         partial: Option<Partial>,
         cursor: &mut u64,
         idle: Duration,
@@ -463,8 +460,8 @@ impl Reader {
             };
             let event = match event {
                 Err(_) => return Ok(false),
-                Ok(Err(RecvError::Lagged(_))) => return Ok(current.is_none()),
-                Ok(Err(RecvError::Closed)) => return Ok(false),
+                Ok(Err(Missed::Lagged(_))) => return Ok(current.is_none()),
+                Ok(Err(Missed::Closed)) => return Ok(false),
                 Ok(Ok(e)) => e,
             };
             match event {
@@ -569,7 +566,7 @@ pub async fn get_for_list(state: &Arc<AppState>, req: ForListRequest) -> Result<
 async fn send_listed(
     tx: &mpsc::Sender<Bytes>,
     number: &str,
-    f: &FragmentSource<SegmentLog>,
+    f: &FragmentSource,
     header: &oxbow_store::StreamHeader,
 ) -> bool {
     let head = f.head();

@@ -151,9 +151,9 @@ async fn dispatch(op: MediaOp, body: &[u8], state: &Arc<AppState>) -> Result<Rep
 
 /// The media log of a stream incarnation, opened (and recovered) on first use.
 async fn open_log(
-    store: &Arc<oxbow_store::LocalStore>,
+    store: &Arc<oxbow_store::Store>,
     key: &str,
-) -> Result<Arc<oxbow_store::LocalStreamLog>, ApiError> {
+) -> Result<Arc<oxbow_store::StreamLog>, ApiError> {
     store
         .open_stream(key)
         .await

@@ -17,7 +17,7 @@ use oxbow_catalog::StreamRecord;
 use oxbow_core::time::now_ms;
 use oxbow_core::validate::{self as v, Checks};
 use oxbow_core::ApiError;
-use oxbow_store::{LocalStreamLog as StreamLog, StoreError};
+use oxbow_store::{StoreError, StreamLog};
 use tokio::sync::{mpsc, oneshot, watch};
 
 use super::ingest::{End, Ingest, IngestLimits, Input, Now, Output, StoreCall, StreamFacts};
