@@ -53,16 +53,23 @@ struct Db {
 }
 
 impl Db {
-    fn read<R>(
-        &self,
-        f: impl FnOnce(&Connection) -> rusqlite::Result<R>,
+    /// Runs a query on a reader connection, on a blocking thread: SQLite reads are file
+    /// I/O and must not hold an async worker.
+    async fn read<R: Send + 'static>(
+        self: &Arc<Self>,
+        f: impl FnOnce(&Connection) -> rusqlite::Result<R> + Send + 'static,
     ) -> Result<R, CatalogError> {
-        let start = self.next_reader.fetch_add(1, Ordering::Relaxed);
-        let n = self.readers.len();
-        let conn = (0..n)
-            .find_map(|i| self.readers[(start + i) % n].try_lock().ok())
-            .unwrap_or_else(|| lock(&self.readers[start % n]));
-        f(&conn).map_err(storage)
+        let db = Arc::clone(self);
+        tokio::task::spawn_blocking(move || {
+            let start = db.next_reader.fetch_add(1, Ordering::Relaxed);
+            let n = db.readers.len();
+            let conn = (0..n)
+                .find_map(|i| db.readers[(start + i) % n].try_lock().ok())
+                .unwrap_or_else(|| lock(&db.readers[start % n]));
+            f(&conn).map_err(storage)
+        })
+        .await
+        .map_err(storage)?
     }
 
     async fn write<R: Send + 'static>(
@@ -241,11 +248,15 @@ impl<T: Resource> Table<T> for SqliteTable<T> {
     }
 
     async fn get(&self, key: &str) -> Result<Option<T>, CatalogError> {
-        let doc: Option<String> = self.db.read(|conn| {
-            conn.prepare_cached(&format!("SELECT doc FROM {} WHERE name = ?1", T::TABLE))?
-                .query_row([key], |r| r.get(0))
-                .optional()
-        })?;
+        let key = key.to_string();
+        let doc: Option<String> = self
+            .db
+            .read(move |conn| {
+                conn.prepare_cached(&format!("SELECT doc FROM {} WHERE name = ?1", T::TABLE))?
+                    .query_row([key], |r| r.get(0))
+                    .optional()
+            })
+            .await?;
         doc.map(|d| decode(&d)).transpose()
     }
 
@@ -255,24 +266,23 @@ impl<T: Resource> Table<T> for SqliteTable<T> {
         after: Option<&str>,
         limit: usize,
     ) -> Result<Vec<T>, CatalogError> {
-        let prefix = prefix.unwrap_or("");
-        let docs: Vec<String> = self.db.read(|conn| {
-            let mut stmt = conn.prepare_cached(&format!(
-                "SELECT doc FROM {} WHERE name > ?1 AND substr(name, 1, ?2) = ?3 \
-                 ORDER BY name LIMIT ?4",
-                T::TABLE
-            ))?;
-            let rows = stmt.query_map(
-                params![
-                    after.unwrap_or(""),
-                    prefix.chars().count() as i64,
-                    prefix,
-                    limit as i64
-                ],
-                |r| r.get(0),
-            )?;
-            rows.collect()
-        })?;
+        let prefix = prefix.unwrap_or("").to_string();
+        let after = after.unwrap_or("").to_string();
+        let docs: Vec<String> = self
+            .db
+            .read(move |conn| {
+                let mut stmt = conn.prepare_cached(&format!(
+                    "SELECT doc FROM {} WHERE name > ?1 AND substr(name, 1, ?2) = ?3 \
+                     ORDER BY name LIMIT ?4",
+                    T::TABLE
+                ))?;
+                let rows = stmt.query_map(
+                    params![after, prefix.chars().count() as i64, prefix, limit as i64],
+                    |r| r.get(0),
+                )?;
+                rows.collect()
+            })
+            .await?;
         docs.iter().map(|d| decode(d)).collect()
     }
 

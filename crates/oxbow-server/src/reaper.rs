@@ -61,7 +61,9 @@ async fn sweep(state: &AppState, check_disk: bool) -> Result<(), Box<dyn std::er
     // would look deleted and lose its media.
     let opened = state.store.open_streams();
     let on_disk = if check_disk {
-        state.store.keys_on_disk()?
+        // A directory listing: not on the async executor.
+        let store = std::sync::Arc::clone(&state.store);
+        tokio::task::spawn_blocking(move || store.keys_on_disk()).await??
     } else {
         Vec::new()
     };
