@@ -4,7 +4,7 @@
 //! fragment in progress from its start. The response ends after 3 s with nothing new.
 
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use http::{Response, StatusCode};
@@ -12,10 +12,11 @@ use oxbow_catalog::StreamRecord;
 use oxbow_core::time::now_ms;
 use oxbow_core::validate::{Checks, StrRule};
 use oxbow_core::{ApiError, ErrorKind};
-use oxbow_store::{FragmentMeta, FragmentSource, LiveEvent, Missed, Partial, StreamLog};
+use oxbow_store::{FragmentSource, Partial, StreamLog};
 use serde::Deserialize;
 use tokio::sync::mpsc;
 
+use super::reader::{first_fragment, Follower, Snapshot, Start, Step};
 use super::{chunk, is_time, tag_seconds, ChannelBody, FragmentNumber};
 use crate::http::{boxed, Reply};
 use crate::resource::media_key;
@@ -54,30 +55,10 @@ pub struct GetMediaRequest {
     start_selector: Option<StartSelector>,
 }
 
-/// Where GetMedia starts.
-enum Start {
-    /// The first fragment with this number or a later one.
-    Seq(u64),
-    /// The fragment in progress, or else the next one to start.
-    Now,
-    /// The fragment whose time span holds this instant, or the next (producer or server
-    /// clock).
-    Time { producer: bool, ms: i64 },
-    /// A fragment number the stream does not have.
-    Missing,
-}
-
 /// Chunks a GetMedia response queues ahead of its socket.
 const READER_WINDOW: usize = 2;
 /// The largest piece of a stored cluster sent as one chunk.
 const PIECE_BYTES: usize = 32 << 10;
-
-fn is_fragment_number(req: &GetMediaRequest) -> bool {
-    req.start_selector
-        .as_ref()
-        .and_then(|s| s.start_selector_type.as_deref())
-        == Some("FRAGMENT_NUMBER")
-}
 
 fn digits(s: &str) -> bool {
     !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit())
@@ -145,10 +126,10 @@ fn start_of(sel: &StartSelector, stream: &StreamRecord) -> Result<Start, ApiErro
     Ok(match sel.start_selector_type.as_deref() {
         Some("EARLIEST") => Start::Seq(0),
         Some("FRAGMENT_NUMBER") => {
-            Start::Seq(number(sel.after_fragment_number.as_deref().unwrap_or(""))?)
+            Start::Exactly(number(sel.after_fragment_number.as_deref().unwrap_or(""))?)
         }
         Some("CONTINUATION_TOKEN") => {
-            Start::Seq(number(sel.continuation_token.as_deref().unwrap_or(""))? + 1)
+            Start::After(number(sel.continuation_token.as_deref().unwrap_or(""))?)
         }
         Some(kind @ ("SERVER_TIMESTAMP" | "PRODUCER_TIMESTAMP")) => Start::Time {
             producer: kind == "PRODUCER_TIMESTAMP",
@@ -166,21 +147,6 @@ pub async fn get_media(state: &Arc<AppState>, req: GetMediaRequest) -> Result<Re
     let key = media_key(&stream);
     super::check_rate(state, &key, "GetMedia")?;
     let log = super::open_log(&state.store, &key).await?;
-    let start = match start {
-        // FRAGMENT_NUMBER names a fragment: one the stream never had (or that retention
-        // removed) ends the response with error 4000, as an expired one does.
-        Start::Seq(seq) if is_fragment_number(&req) => {
-            if log.contains(seq) {
-                start
-            } else {
-                Start::Missing
-            }
-        }
-        // A continuation token is the last fragment a reader got: one from the future is
-        // not a token this stream handed out.
-        Start::Seq(seq) if seq > log.next_seq() => Start::Missing,
-        other => other,
-    };
     let guard = state
         .get_media_connections
         .acquire(&key, state.config.limits.get_media_max_connections)
@@ -228,25 +194,6 @@ fn not_available() -> Bytes {
     ])
 }
 
-/// The fragment a timestamp selector starts at. A fragment covers [start, start +
-/// duration): an instant equal to a fragment's start begins with that fragment, and an
-/// instant inside a fragment's span begins with it only if no later fragment has started by
-/// then (fragments that arrived faster than real time overlap on the server clock).
-fn first_at(fragments: &[FragmentMeta], producer: bool, ms: i64) -> Option<u64> {
-    let start = |m: &FragmentMeta| {
-        if producer {
-            m.producer_ts_ms
-        } else {
-            m.server_ts_ms
-        }
-    };
-    fragments.iter().enumerate().find_map(|(i, m)| {
-        let t = start(m);
-        let next_started = fragments.get(i + 1).is_some_and(|n| start(n) <= ms);
-        (t >= ms || (t + m.duration_ms > ms && !next_started)).then_some(m.seq)
-    })
-}
-
 /// One GetMedia response being written.
 struct Reader {
     max_bytes_per_sec: u64,
@@ -276,34 +223,27 @@ impl Reader {
     }
 
     async fn run(self, start: Start, idle: Duration) {
-        let mut cursor = match start {
-            Start::Seq(s) => s,
-            Start::Now => {
-                let (_, partial) = self.log.subscribe();
-                partial.map_or_else(|| self.log.next_seq(), |p| p.seq)
-            }
-            Start::Time { producer, ms } => {
-                first_at(&self.log.fragments(), producer, ms).unwrap_or_else(|| self.log.next_seq())
-            }
-            Start::Missing => {
-                let _ = self.send(not_available()).await;
-                return;
-            }
+        let (_, in_progress) = self.log.subscribe();
+        let index = self.log.fragments();
+        let snapshot = Snapshot {
+            index: &index,
+            next_seq: self.log.next_seq(),
+            in_progress: in_progress.map(|p| p.seq),
         };
-        if let Start::Seq(s) = start {
-            let first = self.log.fragments().first().map(|m| m.seq);
-            if s > 0 && first.is_some_and(|f| s < f) {
-                let _ = self.send(not_available()).await;
-                return;
-            }
-        }
+        let Ok(mut cursor) = first_fragment(start, &snapshot) else {
+            let _ = self.send(not_available()).await;
+            return;
+        };
         loop {
             let (rx, partial) = self.log.subscribe();
             match self.catch_up(&mut cursor).await {
                 Ok(()) => {}
                 Err(Gone) => return,
             }
-            match self.follow(rx, partial, &mut cursor, idle).await {
+            let mut follower = Follower::new(cursor, idle, Instant::now());
+            let caught_up = self.follow(rx, partial, &mut follower).await;
+            cursor = follower.cursor();
+            match caught_up {
                 Ok(true) => continue,
                 Ok(false) | Err(Gone) => return,
             }
@@ -407,97 +347,53 @@ impl Reader {
         .await
     }
 
-    async fn send_live_start(
-        &self,
-        seq: u64,
-        header_id: u32,
-        server_ts: i64,
-        producer_ts: i64,
-        timecode: u64,
-    ) -> Result<bool, Gone> {
-        if !self
-            .send_start(seq, header_id, server_ts, producer_ts)
-            .await?
-        {
-            return Ok(false);
-        }
-        self.send(chunk::live_cluster_start(timecode)).await?;
-        Ok(true)
-    }
-
-    /// Follows live events. `Ok(true)`: fell behind between fragments, catch up again;
-    /// `Ok(false)`: the response is over.
+    /// Follows live events through `follower`. `Ok(true)`: fell behind between fragments,
+    /// catch up again; `Ok(false)`: the response is over.
     async fn follow(
         &self,
         mut rx: oxbow_store::Subscription,
         partial: Option<Partial>,
-        cursor: &mut u64,
-        idle: Duration,
+        follower: &mut Follower,
     ) -> Result<bool, Gone> {
-        let mut current: Option<(u64, i64)> = None;
-        if let Some(p) = partial.filter(|p| p.seq >= *cursor) {
-            if self
-                .send_live_start(
-                    p.seq,
-                    p.header_id,
-                    p.server_ts_ms,
-                    p.producer_ts_ms,
-                    p.cluster_timecode,
-                )
-                .await?
-            {
-                for f in p.frames {
-                    self.send(f).await?;
-                }
-                current = Some((p.seq, p.server_ts_ms));
-            }
-        }
+        let mut steps = follower.join(partial);
         loop {
-            // The reader leaving frees its connection slot at once, not at the live edge.
-            let event = tokio::select! {
-                _ = self.tx.closed() => return Err(Gone),
-                e = tokio::time::timeout(idle, rx.recv()) => e,
-            };
-            let event = match event {
-                Err(_) => return Ok(false),
-                Ok(Err(Missed::Lagged(_))) => return Ok(current.is_none()),
-                Ok(Err(Missed::Closed)) => return Ok(false),
-                Ok(Ok(e)) => e,
-            };
-            match event {
-                LiveEvent::Start {
-                    seq,
-                    header_id,
-                    producer_ts_ms,
-                    server_ts_ms,
-                    cluster_timecode,
-                } if current.is_none() && seq >= *cursor => {
-                    current = self
-                        .send_live_start(
-                            seq,
-                            header_id,
-                            server_ts_ms,
-                            producer_ts_ms,
-                            cluster_timecode,
-                        )
-                        .await?
-                        .then_some((seq, server_ts_ms));
-                }
-                LiveEvent::Frame { seq, element } if current.is_some_and(|(c, _)| c == seq) => {
-                    self.send(element).await?;
-                }
-                LiveEvent::End { seq, ok, tags } if current.is_some_and(|(c, _)| c == seq) => {
-                    let server_ts = current.map_or(0, |(_, t)| t);
-                    if ok {
-                        self.send_end(seq, server_ts, &tags).await?;
-                    } else {
-                        self.send(chunk::end(&[], &[])).await?;
+            for step in std::mem::take(&mut steps) {
+                match step {
+                    Step::Open {
+                        seq,
+                        header_id,
+                        server_ts_ms,
+                        producer_ts_ms,
+                        cluster_timecode,
+                    } => {
+                        let opened = self
+                            .send_start(seq, header_id, server_ts_ms, producer_ts_ms)
+                            .await?;
+                        if opened {
+                            self.send(chunk::live_cluster_start(cluster_timecode))
+                                .await?;
+                        }
+                        follower.started(opened);
                     }
-                    *cursor = seq + 1;
-                    current = None;
+                    Step::Frame(element) => self.send(element).await?,
+                    Step::Close {
+                        seq,
+                        server_ts_ms,
+                        tags,
+                    } => self.send_end(seq, server_ts_ms, &tags).await?,
+                    Step::Cut => self.send(chunk::end(&[], &[])).await?,
+                    Step::CatchUp => return Ok(true),
+                    Step::Finish => return Ok(false),
                 }
-                _ => {}
             }
+            // The reader leaving frees its connection slot at once, not at the live edge.
+            steps = tokio::select! {
+                _ = self.tx.closed() => return Err(Gone),
+                _ = tokio::time::sleep_until(follower.deadline().into()) => {
+                    follower.timeout(Instant::now()).into_iter().collect()
+                }
+                e = rx.recv() => follower.event(Instant::now(), e),
+            };
         }
     }
 }

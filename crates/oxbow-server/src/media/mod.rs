@@ -9,6 +9,7 @@ mod ingest;
 mod list;
 mod numbers;
 mod put;
+mod reader;
 
 pub use body::ChannelBody;
 pub use numbers::FragmentNumber;
