@@ -23,7 +23,9 @@ pub use model::{AccessKey, ChannelRecord, EdgeRecord, Lifecycle, Status, StreamR
 pub use sqlite::SqliteCatalog;
 
 /// A record kind the catalog can store.
-pub trait Resource: serde::Serialize + serde::de::DeserializeOwned + Send + Sync + 'static {
+pub trait Resource:
+    serde::Serialize + serde::de::DeserializeOwned + Clone + Send + Sync + 'static
+{
     /// The table the records live in.
     const TABLE: &'static str;
     /// The unique key.

@@ -3,7 +3,7 @@
 //! and run on the blocking pool, committed with `synchronous=FULL` so an acknowledged change
 //! survives a crash.
 
-use std::marker::PhantomData;
+use std::collections::HashMap;
 use std::path::Path;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -186,18 +186,54 @@ impl Catalog for SqliteCatalog {
     }
 }
 
+/// One table, with its records cached in memory. This process is the database's only
+/// writer, so the cache is exact: every write updates it while still holding the writer
+/// connection, and a read that missed inserts what it read only if no write happened in
+/// between. A hit costs no I/O and no thread hop; a miss reads on a blocking thread.
 struct SqliteTable<T> {
     db: Arc<Db>,
-    _kind: PhantomData<fn() -> T>,
+    cache: Arc<Mutex<RecordCache<T>>>,
 }
+
+struct RecordCache<T> {
+    /// Key → the record, or `None`: known not to exist.
+    records: HashMap<String, Option<T>>,
+    /// Bumped by every write, so a read that raced one does not cache what it read.
+    writes: u64,
+}
+
+/// Records a table keeps in memory at most; past it the cache starts over.
+const CACHE_MAX: usize = 100_000;
 
 impl<T: Resource> SqliteTable<T> {
     fn new(db: &Arc<Db>) -> Self {
         Self {
             db: Arc::clone(db),
-            _kind: PhantomData,
+            cache: Arc::new(Mutex::new(RecordCache {
+                records: HashMap::new(),
+                writes: 0,
+            })),
         }
     }
+}
+
+impl<T: Clone> RecordCache<T> {
+    /// Called with the writer connection held, after the write committed.
+    fn wrote(&mut self, key: &str, record: Option<T>) {
+        self.writes += 1;
+        self.put(key, record);
+    }
+
+    fn put(&mut self, key: &str, record: Option<T>) {
+        if self.records.len() >= CACHE_MAX {
+            self.records.clear();
+        }
+        self.records.insert(key.to_string(), record);
+    }
+}
+
+fn lock_cache<T>(m: &Mutex<RecordCache<T>>) -> MutexGuard<'_, RecordCache<T>> {
+    m.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 fn decode<T: Resource>(doc: &str) -> Result<T, CatalogError> {
@@ -223,6 +259,7 @@ fn get_in<T: Resource>(conn: &Connection, key: &str) -> Result<Option<T>, Catalo
 #[async_trait]
 impl<T: Resource> Table<T> for SqliteTable<T> {
     async fn insert(&self, record: T, limit: u64) -> Result<(), CatalogError> {
+        let cache = Arc::clone(&self.cache);
         self.db
             .write(move |conn| {
                 let tx = conn.transaction().map_err(storage)?;
@@ -242,22 +279,36 @@ impl<T: Resource> Table<T> for SqliteTable<T> {
                     params![record.key(), encode(&record)?],
                 )
                 .map_err(storage)?;
-                tx.commit().map_err(storage)
+                tx.commit().map_err(storage)?;
+                lock_cache(&cache).wrote(&record.key().to_string(), Some(record));
+                Ok(())
             })
             .await
     }
 
     async fn get(&self, key: &str) -> Result<Option<T>, CatalogError> {
-        let key = key.to_string();
+        let writes = {
+            let cache = lock_cache(&self.cache);
+            if let Some(hit) = cache.records.get(key) {
+                return Ok(hit.clone());
+            }
+            cache.writes
+        };
+        let owned = key.to_string();
         let doc: Option<String> = self
             .db
             .read(move |conn| {
                 conn.prepare_cached(&format!("SELECT doc FROM {} WHERE name = ?1", T::TABLE))?
-                    .query_row([key], |r| r.get(0))
+                    .query_row([owned], |r| r.get(0))
                     .optional()
             })
             .await?;
-        doc.map(|d| decode(&d)).transpose()
+        let record: Option<T> = doc.map(|d| decode(&d)).transpose()?;
+        let mut cache = lock_cache(&self.cache);
+        if cache.writes == writes {
+            cache.put(key, record.clone());
+        }
+        Ok(record)
     }
 
     async fn list(
@@ -288,6 +339,7 @@ impl<T: Resource> Table<T> for SqliteTable<T> {
 
     async fn update(&self, key: &str, change: Update<T>) -> Result<T, CatalogError> {
         let key = key.to_string();
+        let cache = Arc::clone(&self.cache);
         self.db
             .write(move |conn| {
                 let tx = conn.transaction().map_err(storage)?;
@@ -299,6 +351,7 @@ impl<T: Resource> Table<T> for SqliteTable<T> {
                 )
                 .map_err(storage)?;
                 tx.commit().map_err(storage)?;
+                lock_cache(&cache).wrote(&key, Some(record.clone()));
                 Ok(record)
             })
             .await
@@ -306,10 +359,12 @@ impl<T: Resource> Table<T> for SqliteTable<T> {
 
     async fn remove(&self, key: &str) -> Result<(), CatalogError> {
         let key = key.to_string();
+        let cache = Arc::clone(&self.cache);
         self.db
             .write(move |conn| {
-                conn.execute(&format!("DELETE FROM {} WHERE name = ?1", T::TABLE), [key])
+                conn.execute(&format!("DELETE FROM {} WHERE name = ?1", T::TABLE), [&key])
                     .map_err(storage)?;
+                lock_cache(&cache).wrote(&key, None);
                 Ok(())
             })
             .await
@@ -348,6 +403,9 @@ mod tests {
             t.insert(key("z"), 4).await,
             Err(CatalogError::LimitExceeded)
         ));
+        // Reads served from memory agree with every write made since.
+        assert!(t.get("z").await.unwrap().is_none());
+        assert!(t.get("a1").await.unwrap().unwrap().active);
         let names = |v: Vec<AccessKey>| v.into_iter().map(|k| k.access_key_id).collect::<Vec<_>>();
         assert_eq!(
             names(t.list(Some("a"), None, 10).await.unwrap()),
@@ -379,7 +437,22 @@ mod tests {
             )
             .await;
         assert!(matches!(refused, Err(CatalogError::Rejected(_))));
+        assert!(
+            !t.get("c").await.unwrap().unwrap().active,
+            "the refused change left no trace"
+        );
+        t.get("b1").await.unwrap().unwrap();
         t.remove("b1").await.unwrap();
+        assert!(
+            t.get("b1").await.unwrap().is_none(),
+            "a cached record leaves with its row"
+        );
+        t.insert(key("z"), 10).await.unwrap();
+        assert!(
+            t.get("z").await.unwrap().is_some(),
+            "a cached absence ends with an insert"
+        );
+        t.remove("z").await.unwrap();
         drop(cat);
         let cat = SqliteCatalog::open(&path).unwrap();
         let t = cat.access_keys();
