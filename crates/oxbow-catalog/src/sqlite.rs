@@ -280,7 +280,8 @@ impl<T: Resource> Table<T> for SqliteTable<T> {
                 )
                 .map_err(storage)?;
                 tx.commit().map_err(storage)?;
-                lock_cache(&cache).wrote(&record.key().to_string(), Some(record));
+                let key = record.key().to_string();
+                lock_cache(&cache).wrote(&key, Some(record));
                 Ok(())
             })
             .await
