@@ -22,7 +22,7 @@ pub struct AppState {
     /// Recently used access keys, so verifying a signature rarely touches the catalog.
     pub keys: KeyCache,
     /// Signs device certificates for the IoT credentials provider.
-    pub iot_ca: IotCa,
+    pub iot_ca: Arc<IotCa>,
     /// Compiled policies and recent decisions per access key.
     pub authz: Authorizer,
     /// Every stream's fragments.
@@ -134,7 +134,7 @@ impl AppState {
             authz,
             public_url: public_url.to_string(),
             public_ws_url,
-            iot_ca,
+            iot_ca: Arc::new(iot_ca),
             store,
             get_media_connections: Arc::default(),
             call_rate: CallRate::default(),

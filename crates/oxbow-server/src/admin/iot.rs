@@ -160,9 +160,11 @@ async fn store_certificate(
 
 /// A key pair and a certificate from Oxbow's device CA (`SetAsActive` as on AWS IoT).
 pub async fn create_keys_and_certificate(state: &AppState, a: &Args) -> Result<Value, ApiError> {
-    let issued = state
-        .iot_ca
-        .issue()
+    // Key generation and signing take milliseconds of CPU: not on the async executor.
+    let ca = std::sync::Arc::clone(&state.iot_ca);
+    let issued = tokio::task::spawn_blocking(move || ca.issue())
+        .await
+        .map_err(|e| ApiError::server("issue a device certificate", e))?
         .map_err(|e| ApiError::server("issue a device certificate", e))?;
     let record = store_certificate(
         state,
