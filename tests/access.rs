@@ -379,8 +379,10 @@ async fn viewer_role_connects_as_viewer_not_master() {
         request(&server, "GET", &q, None, b"", &s)
     };
     let handshake = |client_id: Option<&str>| handshake_to(&channel, client_id);
+    // Authorized; a handshake that is no WebSocket upgrade is then refused as such.
     let as_viewer = handshake(Some("viewer-1"));
-    assert_eq!(as_viewer.status, 501, "authorized: {}", as_viewer.body);
+    assert_eq!(as_viewer.status, 400, "authorized: {}", as_viewer.body);
+    assert!(as_viewer.body.contains("WebSocket"), "{}", as_viewer.body);
     let as_master = handshake(None);
     assert_eq!(as_master.status, 403, "{}", as_master.body);
     assert_eq!(as_master.error_type(), "AccessDeniedException");
@@ -424,14 +426,15 @@ async fn camera_owner_gets_a_url_for_their_camera_only() {
     let url = answer["signedURL"].as_str().unwrap();
     assert!(url.contains("X-Amz-ChannelARN=") && url.contains("X-Amz-Expires=299"));
     assert_eq!(answer["ChannelARN"], garage.as_str());
-    // The URL opens the handshake (authorized; signaling itself is not served yet).
+    // The URL opens the handshake (authorized, then refused only for not upgrading).
     let path = &url[url.find("/?").unwrap()..];
     let head = format!(
         "GET {path} HTTP/1.1\nhost: {}\nconnection: close\n",
         server.addr()
     );
     let opened = common::send_raw(&server.addr(), &head, b"");
-    assert_eq!(opened.status, 501, "{}", opened.body);
+    assert_eq!(opened.status, 400, "{}", opened.body);
+    assert!(opened.body.contains("WebSocket"), "{}", opened.body);
     // Pointing the URL at another channel breaks the signature.
     let moved = head.replace("garage-cam", "neighbour-cam");
     assert_eq!(common::send_raw(&server.addr(), &moved, b"").status, 403);

@@ -71,6 +71,27 @@ pub fn headers(headers: &HeaderMap, signed: &[String]) -> String {
     out
 }
 
+/// The canonical headers as received and, when a signed `host` carries a port, also with
+/// the port left out: the KVS C SDK signs the host without the port it connects to.
+pub fn header_variants(headers: &HeaderMap, signed: &[String]) -> Vec<String> {
+    let mut out = vec![self::headers(headers, signed)];
+    let host = headers
+        .get(http::header::HOST)
+        .and_then(|v| v.to_str().ok())
+        .filter(|_| signed.iter().any(|s| s == "host"));
+    if let Some((bare, port)) = host.and_then(|h| h.rsplit_once(':')) {
+        let ipv6_without_port = bare.contains(':') && !bare.ends_with(']');
+        if !ipv6_without_port && !port.is_empty() && port.bytes().all(|b| b.is_ascii_digit()) {
+            let mut portless = headers.clone();
+            if let Ok(v) = http::HeaderValue::from_str(bare) {
+                portless.insert(http::header::HOST, v);
+                out.push(self::headers(&portless, signed));
+            }
+        }
+    }
+    out
+}
+
 fn fold_spaces(v: &str) -> String {
     v.split_whitespace().collect::<Vec<_>>().join(" ")
 }

@@ -269,7 +269,7 @@ pub fn verify(
     check_time(auth, now)?;
     let key = signing_key(secret, &auth.scope_date, &auth.region, &auth.service);
     let query = canonical::query(req.query, auth.presigned.then_some("X-Amz-Signature"));
-    let headers = canonical::headers(req.headers, &auth.signed_headers);
+    let header_variants = canonical::header_variants(req.headers, &auth.signed_headers);
     let signed = auth.signed_headers.join(";");
     let claimed = hex::decode(&auth.signature).map_err(|_| mismatch())?;
     if let Some(declared) = header_str(req.headers, "x-amz-content-sha256") {
@@ -280,17 +280,19 @@ pub fn verify(
             ));
         }
     }
-    for uri in canonical::uris(req.path) {
-        for hash in req.payload_hashes {
-            let canonical_request = format!(
-                "{}\n{uri}\n{query}\n{headers}\n{signed}\n{hash}",
-                req.method
-            );
-            let to_sign = string_to_sign(auth, &canonical_request);
-            let mut mac = hmac(&key);
-            mac.update(to_sign.as_bytes());
-            if mac.verify_slice(&claimed).is_ok() {
-                return Ok(());
+    for headers in &header_variants {
+        for uri in canonical::uris(req.path) {
+            for hash in req.payload_hashes {
+                let canonical_request = format!(
+                    "{}\n{uri}\n{query}\n{headers}\n{signed}\n{hash}",
+                    req.method
+                );
+                let to_sign = string_to_sign(auth, &canonical_request);
+                let mut mac = hmac(&key);
+                mac.update(to_sign.as_bytes());
+                if mac.verify_slice(&claimed).is_ok() {
+                    return Ok(());
+                }
             }
         }
     }
@@ -662,20 +664,24 @@ mod sign_tests {
     use super::*;
     use http::HeaderValue;
 
-    #[test]
-    fn our_signature_verifies() {
-        let mut headers = HeaderMap::new();
-        headers.insert("host", HeaderValue::from_static("127.0.0.1"));
-        headers.insert("content-type", HeaderValue::from_static("application/json"));
-        let now = OffsetDateTime::now_utc();
-        let p = SigningParams {
+    fn test_params(now: OffsetDateTime) -> SigningParams<'static> {
+        SigningParams {
             access_key_id: "AKIAEXAMPLE",
             secret_access_key: "secret",
             security_token: None,
             region: "us-east-1",
             service: "kinesisvideo",
             time: now,
-        };
+        }
+    }
+
+    #[test]
+    fn our_signature_verifies() {
+        let mut headers = HeaderMap::new();
+        headers.insert("host", HeaderValue::from_static("127.0.0.1"));
+        headers.insert("content-type", HeaderValue::from_static("application/json"));
+        let now = OffsetDateTime::now_utc();
+        let p = test_params(now);
         for (k, v) in sign("POST", "/listStreams", None, &headers, EMPTY_SHA256, &p) {
             headers.insert(k, HeaderValue::from_str(&v).unwrap());
         }
@@ -727,5 +733,40 @@ mod sign_tests {
         check(&query).unwrap();
         let other = query.replace("channel%2Fcam%2F1", "channel%2Fother%2F1");
         assert!(check(&other).is_err(), "the channel is signed");
+    }
+
+    #[test]
+    fn a_host_signed_without_its_port_verifies_another_host_does_not() {
+        let now = OffsetDateTime::now_utc();
+        let p = test_params(now);
+        let arn = "arn:aws:kinesisvideo:us-east-1:1:channel/cam/1";
+        let verify_as = |signed_host: &str, sent_host: &'static str| {
+            let query = presign(
+                "GET",
+                signed_host,
+                "/",
+                &[("X-Amz-ChannelARN", arn)],
+                299,
+                &p,
+            );
+            let mut headers = HeaderMap::new();
+            headers.insert("host", HeaderValue::from_static(sent_host));
+            let req = Request {
+                method: "GET",
+                path: "/",
+                query: Some(&query),
+                headers: &headers,
+                payload_hashes: &[EMPTY_SHA256],
+            };
+            let auth = parse(&req)?;
+            verify(&auth, &req, "secret", "us-east-1", "kinesisvideo", now)
+        };
+        // The C SDK signs `host` without the port it connects to; the JS SDK with it.
+        verify_as("127.0.0.1", "127.0.0.1:8443").unwrap();
+        verify_as("127.0.0.1:8443", "127.0.0.1:8443").unwrap();
+        verify_as("[::1]", "[::1]:8443").unwrap();
+        assert!(verify_as("127.0.0.2", "127.0.0.1:8443").is_err());
+        assert!(verify_as("127.0.0.1:9443", "127.0.0.1:8443").is_err());
+        assert!(verify_as("127.0.0.1:8443", "127.0.0.1").is_err());
     }
 }

@@ -20,10 +20,9 @@ use oxbow_core::{ApiError, ErrorKind};
 use serde_json::{json, Value};
 use time::OffsetDateTime;
 
-use crate::access;
 use crate::api::{Call, Handled, Operation};
-use crate::authz::{PrincipalRef, RequestEnv};
-use crate::http::{error_response, forbidden_on_denial, json, Reply};
+use crate::authz::PrincipalRef;
+use crate::http::{forbidden_on_denial, json, Reply};
 use crate::resource::lookup::{self, Need, Target};
 use crate::sessions::{self, SessionSpec};
 use crate::state::AppState;
@@ -32,22 +31,14 @@ use crate::state::AppState;
 const SESSION_SECS: i64 = 300;
 const URL_EXPIRES_SECS: u64 = 299;
 
-/// Routes `GET /camera-url` and the signaling handshake (`GET /?X-Amz-ChannelARN=...`).
+/// Routes `GET /camera-url`.
 pub fn route(parts: &http::request::Parts) -> Option<Box<dyn Operation>> {
-    if parts.method != Method::GET {
-        return None;
-    }
-    match parts.uri.path() {
-        "/camera-url" => Some(Box::new(CameraUrl)),
-        "/" if is_handshake(parts.uri.query()) => Some(Box::new(Handshake)),
-        _ => None,
-    }
+    (parts.method == Method::GET && parts.uri.path() == "/camera-url")
+        .then(|| Box::new(CameraUrl) as Box<dyn Operation>)
 }
 
-/// Both judge the caller themselves: a camera URL on the catalog's ownership records, a
-/// handshake on the channel ARN it names (after checking the query, before the lookup).
+/// Judges the caller itself, on the catalog's ownership records.
 struct CameraUrl;
-struct Handshake;
 
 impl Operation for CameraUrl {
     fn handle<'a>(&'a self, state: &'a Arc<AppState>, call: Call) -> Handled<'a> {
@@ -57,26 +48,6 @@ impl Operation for CameraUrl {
         })
     }
 
-    fn error(&self, e: &ApiError, request_id: &str) -> Reply {
-        forbidden_on_denial(e, request_id)
-    }
-}
-
-impl Operation for Handshake {
-    fn handle<'a>(&'a self, state: &'a Arc<AppState>, call: Call) -> Handled<'a> {
-        Box::pin(async move {
-            authorize_handshake(state, call.key()?, call.parts.uri.query(), call.env()).await?;
-            let e = ApiError::new(
-                ErrorKind::ServiceUnavailable,
-                "The connection is authorized, but WebSocket signaling is not served by this version of Oxbow yet.",
-            );
-            let mut r = error_response(&e, &call.request_id);
-            *r.status_mut() = StatusCode::NOT_IMPLEMENTED;
-            Ok(r)
-        })
-    }
-
-    /// Denials are 403 here, as the WebRTC guide lists them.
     fn error(&self, e: &ApiError, request_id: &str) -> Reply {
         forbidden_on_denial(e, request_id)
     }
@@ -121,7 +92,7 @@ async fn camera_url(
     let record: ChannelRecord = lookup::get(state, &target, Need::Live).await?;
     let client_id = match (role, client_id) {
         ("MASTER", _) => None,
-        (_, Some(id)) => Some(check_client_id(id)?.to_string()),
+        (_, Some(id)) => Some(crate::resource::check_client_id(id)?.to_string()),
         (_, None) => Some(oxbow_core::ids::request_id()),
     };
     let session = sessions::mint(
@@ -168,15 +139,6 @@ async fn check_owner(
     }
 }
 
-fn check_client_id(id: &str) -> Result<&str, ApiError> {
-    if id.is_empty() || id.len() > 256 || id.to_ascii_uppercase().starts_with("AWS_") {
-        return Err(ApiError::invalid_argument(
-            "clientId must be 1-256 characters and not start with AWS_.",
-        ));
-    }
-    Ok(id)
-}
-
 /// The only rights the URL's session key has: this role on this channel (and, for viewers
 /// and masters alike, the ICE servers of this channel).
 fn session_policy(channel_arn: &str, role: &str) -> String {
@@ -215,37 +177,4 @@ fn presigned_url(
     };
     let query = oxbow_auth::presign("GET", host, "/", &params, URL_EXPIRES_SECS, &signing);
     format!("{base}/?{query}")
-}
-
-/// Whether a `GET /` is a signaling WebSocket handshake.
-fn is_handshake(query: Option<&str>) -> bool {
-    query.is_some_and(|q| q.contains("X-Amz-ChannelARN="))
-}
-
-/// Authorizes a signaling handshake (already authenticated as `key`): the channel must exist
-/// under exactly that ARN and the key may connect as master (no `X-Amz-ClientId`) or viewer.
-async fn authorize_handshake(
-    state: &AppState,
-    key: &AccessKey,
-    query: Option<&str>,
-    env: RequestEnv,
-) -> Result<(), ApiError> {
-    let q = query_map(query);
-    let arn = q.get("X-Amz-ChannelARN").map(String::as_str);
-    let client_id = q.get("X-Amz-ClientId").map(String::as_str);
-    Checks::new()
-        .string("X-Amz-ChannelARN", arn, &v::RESOURCE_ARN)
-        .finish()?;
-    if let Some(id) = client_id {
-        check_client_id(id)?;
-    }
-    let target = lookup::target::<ChannelRecord>(state, None, arn, ErrorKind::InvalidArgument)?;
-    // Judged on the ARN as named, before the lookup: a caller without rights must not learn
-    // whether the channel exists.
-    if let Some(arn) = arn {
-        let access = access::connect(arn, client_id.is_none());
-        state.authz.authorize(key, &access, env).await?;
-    }
-    lookup::get::<ChannelRecord>(state, &target, Need::Live).await?;
-    Ok(())
 }

@@ -86,6 +86,14 @@ pub struct Limits {
     pub get_media_max_bytes_per_sec: u64,
     /// PutMedia and GetMedia calls per second per stream (KVS: 5); 0 = unlimited.
     pub media_tps_per_stream: u32,
+    /// Signaling: viewers connected to one channel at once (KVS: 10).
+    pub signaling_max_viewers: usize,
+    /// Signaling: a connection with no message for this long is closed (KVS: 10 minutes).
+    pub signaling_idle_ms: u64,
+    /// Signaling: a connection is closed at this age, after GO_AWAY a minute before (KVS: 1 h).
+    pub signaling_max_connection_ms: u64,
+    /// Signaling: the longest `messagePayload` (KVS: "10K").
+    pub signaling_max_payload: usize,
 }
 
 impl Limits {
@@ -117,6 +125,10 @@ impl Limits {
             get_media_idle_ms: 3_000,
             get_media_max_bytes_per_sec: 25_000_000,
             media_tps_per_stream: 5,
+            signaling_max_viewers: 10,
+            signaling_idle_ms: 600_000,
+            signaling_max_connection_ms: 3_600_000,
+            signaling_max_payload: 10_240,
         }
     }
 }

@@ -22,8 +22,10 @@ mod iot;
 mod listener;
 pub mod media;
 mod reaper;
+mod relay;
 mod resource;
 mod sessions;
+mod signaling;
 mod stall;
 mod state;
 mod sts;
@@ -266,6 +268,7 @@ const KVS_ROUTES: &[RouteFn] = &[
     sts::route,
     admin::route,
     camera::route,
+    signaling::route,
     unbuilt::route,
 ];
 

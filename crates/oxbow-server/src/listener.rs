@@ -9,10 +9,9 @@ use std::time::Duration;
 
 use hyper::server::conn::http1;
 use hyper_util::rt::TokioIo;
-use hyper_util::server::graceful::GracefulShutdown;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpListener;
-use tokio::sync::watch;
+use tokio::sync::{mpsc, watch};
 use tokio_rustls::TlsAcceptor;
 
 use crate::api::{Conn, RouteFn};
@@ -37,7 +36,8 @@ pub struct Listener {
 }
 
 pub async fn run(listener: Listener, state: Arc<AppState>, mut stop: watch::Receiver<bool>) {
-    let graceful = GracefulShutdown::new();
+    // Every connection task holds a clone; when all are gone, the drain is over.
+    let (open_tx, mut open_rx) = mpsc::channel::<()>(1);
     let listener = Arc::new(listener);
     loop {
         let (tcp, peer) = tokio::select! {
@@ -58,14 +58,11 @@ pub async fn run(listener: Listener, state: Arc<AppState>, mut stop: watch::Rece
             plain_beside_tls: listener.plain_beside_tls,
             client_certificate: None,
         };
-        let (state, listener, watcher) = (
-            Arc::clone(&state),
-            Arc::clone(&listener),
-            graceful.watcher(),
-        );
+        let (state, listener, open) = (Arc::clone(&state), Arc::clone(&listener), open_tx.clone());
+        let stop = stop.clone();
         tokio::spawn(async move {
             let result = match &listener.tls {
-                None => serve(tcp, conn, listener.routes, state, watcher).await,
+                None => serve(tcp, conn, listener.routes, state, stop).await,
                 Some(acceptor) => {
                     let stream =
                         match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(tcp)).await {
@@ -89,15 +86,17 @@ pub async fn run(listener: Listener, state: Arc<AppState>, mut stop: watch::Rece
                         client_certificate,
                         ..conn
                     };
-                    serve(stream, conn, listener.routes, state, watcher).await
+                    serve(stream, conn, listener.routes, state, stop).await
                 }
             };
             if let Err(e) = result {
                 tracing::debug!(%peer, error = %e, "connection ended with an error");
             }
+            drop(open);
         });
     }
-    if tokio::time::timeout(DRAIN_TIMEOUT, graceful.shutdown())
+    drop(open_tx);
+    if tokio::time::timeout(DRAIN_TIMEOUT, open_rx.recv())
         .await
         .is_err()
     {
@@ -111,7 +110,7 @@ async fn serve<S>(
     conn: Conn,
     routes: &'static [RouteFn],
     state: Arc<AppState>,
-    watcher: hyper_util::server::graceful::Watcher,
+    mut stop: watch::Receiver<bool>,
 ) -> Result<(), hyper::Error>
 where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
@@ -133,7 +132,17 @@ where
         .header_read_timeout(HEADER_TIMEOUT)
         .max_buf_size(MAX_HEAD)
         .keep_alive(true);
-    watcher
-        .watch(builder.serve_connection(TokioIo::new(StallGuard::new(io, stall)), service))
-        .await
+    // With upgrades: a signaling handshake hands its connection over to WebSocket.
+    let connection = builder
+        .serve_connection(TokioIo::new(StallGuard::new(io, stall)), service)
+        .with_upgrades();
+    tokio::pin!(connection);
+    tokio::select! {
+        result = connection.as_mut() => result,
+        _ = async { drop(stop.wait_for(|s| *s).await) } => {
+            // Finish the request in flight, then close.
+            connection.as_mut().graceful_shutdown();
+            connection.await
+        }
+    }
 }

@@ -11,6 +11,7 @@ use crate::auth::KeyCache;
 use crate::authz::{Account, Authorizer};
 use crate::config::ServerConfig;
 use crate::device_ca::IotCa;
+use crate::relay::{HubLimits, Relay};
 
 pub struct AppState {
     pub catalog: Arc<dyn Catalog>,
@@ -31,6 +32,8 @@ pub struct AppState {
     pub get_media_connections: Arc<ConnectionCounter>,
     /// Media API calls per stream in the current second.
     pub call_rate: CallRate,
+    /// Who is connected to which signaling channel, and the messages between them.
+    pub relay: Arc<Relay>,
     /// Turns true when the server starts shutting down: long-lived sessions (PutMedia) end
     /// then, so their clients reconnect at once instead of waiting on a draining server.
     pub draining: tokio::sync::watch::Sender<bool>,
@@ -127,7 +130,18 @@ impl AppState {
                 partition: config.partition.clone(),
             },
         );
+        let l = &config.limits;
+        let relay = Arc::new(Relay::new(HubLimits {
+            max_viewers: l.signaling_max_viewers,
+            max_payload: l.signaling_max_payload,
+            idle: std::time::Duration::from_millis(l.signaling_idle_ms),
+            max_duration: std::time::Duration::from_millis(l.signaling_max_connection_ms),
+            go_away_grace: std::time::Duration::from_millis(l.signaling_max_connection_ms / 60)
+                .min(std::time::Duration::from_secs(60)),
+            ..HubLimits::default()
+        }));
         Self {
+            relay,
             catalog,
             config,
             keys,

@@ -109,6 +109,18 @@ pub struct ServeArgs {
     /// PutMedia and GetMedia calls per second per stream (0 = unlimited).
     #[arg(long, default_value_t = 5)]
     media_tps_per_stream: u32,
+    /// Signaling: viewers connected to one channel at once.
+    #[arg(long, default_value_t = 10)]
+    signaling_max_viewers: usize,
+    /// Signaling: close a connection that sent no message for this long (milliseconds).
+    #[arg(long, default_value_t = 600_000)]
+    signaling_idle_timeout_ms: u64,
+    /// Signaling: close a connection at this age, after a GO_AWAY (milliseconds).
+    #[arg(long, default_value_t = 3_600_000)]
+    signaling_max_connection_ms: u64,
+    /// Signaling: the longest messagePayload accepted (bytes).
+    #[arg(long, default_value_t = 10_240)]
+    signaling_max_payload: usize,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -150,6 +162,10 @@ impl ServeArgs {
         limits.get_media_max_connections = self.get_media_max_connections;
         limits.get_media_max_bytes_per_sec = self.get_media_max_bytes_per_sec;
         limits.media_tps_per_stream = self.media_tps_per_stream;
+        limits.signaling_max_viewers = self.signaling_max_viewers;
+        limits.signaling_idle_ms = self.signaling_idle_timeout_ms;
+        limits.signaling_max_connection_ms = self.signaling_max_connection_ms;
+        limits.signaling_max_payload = self.signaling_max_payload;
         let tls = match (self.tls_cert, self.tls_key, self.tls_self_signed) {
             (Some(cert), Some(key), _) => Some(TlsConfig::Files { cert, key }),
             (_, _, true) => Some(TlsConfig::SelfSigned),

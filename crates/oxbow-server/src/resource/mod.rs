@@ -90,6 +90,17 @@ pub fn catalog_failure(doing: &str, e: CatalogError) -> ApiError {
     }
 }
 
+/// A signaling client id as the handshake and camera URLs take it: 1-256 characters, not
+/// starting with `AWS_` in any case.
+pub fn check_client_id(id: &str) -> Result<&str, ApiError> {
+    if id.is_empty() || id.len() > 256 || id.to_ascii_uppercase().starts_with("AWS_") {
+        return Err(ApiError::invalid_argument(
+            "clientId must be 1-256 characters and not start with AWS_.",
+        ));
+    }
+    Ok(id)
+}
+
 /// The store key of a stream incarnation: its name and creation time, so a recreated stream
 /// of the same name never sees the old one's media.
 pub fn media_key(s: &StreamRecord) -> String {

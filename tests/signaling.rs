@@ -1,0 +1,336 @@
+//! KVS WebRTC signaling over WebSocket, end to end: the real server, presigned URLs signed by
+//! the official `aws-sigv4` crate the way the SDKs sign them, and a WebSocket client.
+
+mod common;
+
+use std::time::Duration;
+
+use common::{Signing, TestServer};
+use futures_util::{SinkExt, StreamExt};
+use serde_json::{json, Value};
+use tokio::net::TcpStream;
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
+
+type Ws = WebSocketStream<MaybeTlsStream<TcpStream>>;
+
+async fn create_channel(server: &TestServer, name: &str, ttl: i32) -> String {
+    server
+        .client()
+        .create_signaling_channel()
+        .channel_name(name)
+        .single_master_configuration(
+            aws_sdk_kinesisvideo::types::SingleMasterConfiguration::builder()
+                .message_ttl_seconds(ttl)
+                .build(),
+        )
+        .send()
+        .await
+        .unwrap()
+        .channel_arn
+        .unwrap()
+}
+
+/// The handshake's path and query, presigned for `signed_host` (the JS SDK signs the host
+/// with its port, the C SDK without).
+fn presigned(server: &TestServer, arn: &str, client_id: Option<&str>, signed_host: &str) -> String {
+    let mut q = format!("/?X-Amz-ChannelARN={}", common::urlencode(arn));
+    if let Some(id) = client_id {
+        q.push_str(&format!("&X-Amz-ClientId={id}"));
+    }
+    let s = Signing {
+        presigned: true,
+        host: Some(signed_host),
+        ..Signing::default()
+    };
+    common::sign("GET", &server.addr(), &q, &[], b"", &s).0
+}
+
+/// Opens a signaling connection as the JS SDK does (host signed with its port).
+async fn connect(server: &TestServer, arn: &str, client_id: Option<&str>) -> Ws {
+    try_connect(server, arn, client_id, &server.addr())
+        .await
+        .unwrap()
+}
+
+async fn try_connect(
+    server: &TestServer,
+    arn: &str,
+    client_id: Option<&str>,
+    signed_host: &str,
+) -> Result<Ws, (u16, String)> {
+    let path = presigned(server, arn, client_id, signed_host);
+    let req = format!("ws://{}{path}", server.addr())
+        .into_client_request()
+        .unwrap();
+    match tokio_tungstenite::connect_async(req).await {
+        Ok((ws, _)) => Ok(ws),
+        Err(tokio_tungstenite::tungstenite::Error::Http(r)) => {
+            let body = r
+                .body()
+                .as_ref()
+                .map(|b| String::from_utf8_lossy(b).to_string())
+                .unwrap_or_default();
+            Err((r.status().as_u16(), body))
+        }
+        Err(e) => panic!("{e}"),
+    }
+}
+
+async fn send(ws: &mut Ws, v: Value) {
+    ws.send(Message::text(v.to_string())).await.unwrap();
+}
+
+/// The next text frame as JSON (pongs and pings skipped), or `None` when the connection
+/// closes; panics after `secs` seconds of nothing.
+async fn next(ws: &mut Ws, secs: u64) -> Option<Value> {
+    loop {
+        let frame = tokio::time::timeout(Duration::from_secs(secs), ws.next())
+            .await
+            .expect("a frame in time");
+        match frame {
+            Some(Ok(Message::Text(t))) => return Some(serde_json::from_str(t.as_str()).unwrap()),
+            Some(Ok(Message::Close(_))) | None | Some(Err(_)) => return None,
+            Some(Ok(_)) => continue,
+        }
+    }
+}
+
+/// Nothing arrives within `ms`.
+async fn quiet(ws: &mut Ws, ms: u64) {
+    if let Ok(f) = tokio::time::timeout(Duration::from_millis(ms), ws.next()).await {
+        panic!("expected nothing, got {f:?}");
+    }
+}
+
+#[tokio::test]
+async fn viewer_and_master_exchange_offer_answer_and_candidates() {
+    let server = TestServer::start();
+    let arn = create_channel(&server, "door", 60).await;
+    let mut master = connect(&server, &arn, None).await;
+    // The C SDK signs the host without the port it connects to.
+    let mut viewer = try_connect(&server, &arn, Some("viewer-1"), "127.0.0.1")
+        .await
+        .expect("a host signed without its port");
+    // The JS SDK's camelCase, no recipient.
+    send(
+        &mut viewer,
+        json!({"action": "SDP_OFFER", "messagePayload": "eyJ0eXBlIjoib2ZmZXIifQ=="}),
+    )
+    .await;
+    assert_eq!(
+        next(&mut master, 5).await.unwrap(),
+        json!({"senderClientId": "viewer-1", "messageType": "SDP_OFFER",
+               "messagePayload": "eyJ0eXBlIjoib2ZmZXIifQ=="})
+    );
+    // The C SDK's PascalCase, from the master to the named viewer.
+    send(
+        &mut master,
+        json!({"action": "SDP_ANSWER", "RecipientClientId": "viewer-1",
+               "MessagePayload": "YW5zd2Vy", "CorrelationId": "c-1"}),
+    )
+    .await;
+    assert_eq!(
+        next(&mut viewer, 5).await.unwrap(),
+        json!({"messageType": "SDP_ANSWER", "messagePayload": "YW5zd2Vy"})
+    );
+    for i in 0..3 {
+        send(
+            &mut viewer,
+            json!({"action": "ICE_CANDIDATE", "messagePayload": format!("Y2FuZA{i}")}),
+        )
+        .await;
+    }
+    for i in 0..3 {
+        let m = next(&mut master, 5).await.unwrap();
+        assert_eq!(m["messagePayload"], format!("Y2FuZA{i}"), "in order");
+    }
+    // The master without a recipient: a STATUS_RESPONSE for its correlation id only.
+    send(
+        &mut master,
+        json!({"action": "ICE_CANDIDATE", "messagePayload": "eA==", "correlationId": "c-2"}),
+    )
+    .await;
+    let status = next(&mut master, 5).await.unwrap();
+    assert_eq!(status["messageType"], "STATUS_RESPONSE");
+    assert_eq!(status["statusResponse"]["correlationId"], "c-2");
+    assert_eq!(status["statusResponse"]["statusCode"], "400");
+    quiet(&mut viewer, 300).await;
+}
+
+#[tokio::test]
+async fn the_newest_master_wins_and_viewers_are_limited() {
+    let server = TestServer::start_with(&["--signaling-max-viewers", "2"]);
+    let arn = create_channel(&server, "door", 60).await;
+    let mut first = connect(&server, &arn, None).await;
+    let mut second = connect(&server, &arn, None).await;
+    assert_eq!(
+        next(&mut first, 5).await,
+        None,
+        "the older master is closed"
+    );
+    let mut v1 = connect(&server, &arn, Some("v1")).await;
+    let _v2 = connect(&server, &arn, Some("v2")).await;
+    let refused = try_connect(&server, &arn, Some("v3"), &server.addr()).await;
+    let (status, body) = refused.expect_err("a third viewer is refused");
+    assert_eq!(status, 400);
+    assert!(body.contains("ClientLimitExceededException"), "{body}");
+    send(
+        &mut v1,
+        json!({"action": "SDP_OFFER", "messagePayload": "eA=="}),
+    )
+    .await;
+    assert_eq!(next(&mut second, 5).await.unwrap()["senderClientId"], "v1");
+}
+
+#[tokio::test]
+async fn messages_wait_for_a_late_master_within_the_ttl() {
+    let server = TestServer::start();
+    let arn = create_channel(&server, "door", 5).await;
+    let mut viewer = connect(&server, &arn, Some("early")).await;
+    send(
+        &mut viewer,
+        json!({"action": "SDP_OFFER", "messagePayload": "b2xk"}),
+    )
+    .await;
+    send(
+        &mut viewer,
+        json!({"action": "SDP_OFFER", "messagePayload": "bmV3"}),
+    )
+    .await;
+    send(
+        &mut viewer,
+        json!({"action": "ICE_CANDIDATE", "messagePayload": "YzE="}),
+    )
+    .await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let mut master = connect(&server, &arn, None).await;
+    let got: Vec<Value> = vec![
+        next(&mut master, 5).await.unwrap()["messagePayload"].clone(),
+        next(&mut master, 5).await.unwrap()["messagePayload"].clone(),
+    ];
+    assert_eq!(
+        got,
+        vec![json!("bmV3"), json!("YzE=")],
+        "the newest offer, then candidates"
+    );
+    drop(master);
+    // Past the channel's 5 s TTL nothing waits.
+    send(
+        &mut viewer,
+        json!({"action": "SDP_OFFER", "messagePayload": "bGF0ZQ=="}),
+    )
+    .await;
+    tokio::time::sleep(Duration::from_millis(5_300)).await;
+    let mut master = connect(&server, &arn, None).await;
+    quiet(&mut master, 500).await;
+}
+
+#[tokio::test]
+async fn bad_frames_never_reach_a_peer_and_oversized_ones_end_only_their_connection() {
+    let server = TestServer::start_with(&["--signaling-max-payload", "100"]);
+    let arn = create_channel(&server, "door", 60).await;
+    let mut master = connect(&server, &arn, None).await;
+    let mut viewer = connect(&server, &arn, Some("v")).await;
+    viewer.send(Message::binary(vec![1u8, 2, 3])).await.unwrap();
+    viewer.send(Message::text("not json")).await.unwrap();
+    send(
+        &mut viewer,
+        json!({"action": "HELLO", "messagePayload": "eA=="}),
+    )
+    .await;
+    send(
+        &mut viewer,
+        json!({"action": "SDP_OFFER", "messagePayload": "x".repeat(101), "correlationId": "big"}),
+    )
+    .await;
+    let refused = next(&mut viewer, 5).await.unwrap();
+    assert_eq!(refused["statusResponse"]["correlationId"], "big");
+    assert_eq!(
+        refused["statusResponse"]["errorType"],
+        "InvalidArgumentException"
+    );
+    quiet(&mut master, 300).await;
+    send(
+        &mut viewer,
+        json!({"action": "SDP_OFFER", "messagePayload": "b2s="}),
+    )
+    .await;
+    assert_eq!(
+        next(&mut master, 5).await.unwrap()["messagePayload"],
+        "b2s="
+    );
+    // A frame far over any message's size closes that connection, and only it.
+    let mut big = connect(&server, &arn, Some("big")).await;
+    let _ = big.send(Message::text("y".repeat(200_000))).await;
+    assert_eq!(next(&mut big, 5).await, None);
+    send(
+        &mut viewer,
+        json!({"action": "ICE_CANDIDATE", "messagePayload": "c3RpbGw="}),
+    )
+    .await;
+    assert_eq!(
+        next(&mut master, 5).await.unwrap()["messagePayload"],
+        "c3RpbGw="
+    );
+}
+
+#[tokio::test]
+async fn idle_and_old_connections_are_closed_with_go_away_first() {
+    let server = TestServer::start_with(&[
+        "--signaling-idle-timeout-ms",
+        "1500",
+        "--signaling-max-connection-ms",
+        "6000",
+    ]);
+    let arn = create_channel(&server, "door", 60).await;
+    let mut idle = connect(&server, &arn, Some("idle")).await;
+    let started = std::time::Instant::now();
+    assert_eq!(next(&mut idle, 5).await, None);
+    let after = started.elapsed();
+    assert!(
+        after >= Duration::from_millis(1400),
+        "closed after {after:?}"
+    );
+
+    let mut busy = connect(&server, &arn, None).await;
+    let started = std::time::Instant::now();
+    let mut got = None;
+    while started.elapsed() < Duration::from_secs(8) {
+        // Keep it active: a message to a viewer that is not there.
+        send(
+            &mut busy,
+            json!({"action": "ICE_CANDIDATE", "recipientClientId": "nobody", "messagePayload": "eA=="}),
+        )
+        .await;
+        if let Ok(f) = tokio::time::timeout(Duration::from_millis(500), busy.next()).await {
+            got = Some((f, started.elapsed()));
+            break;
+        }
+    }
+    let (frame, at) = got.expect("GO_AWAY before the maximum age");
+    let Some(Ok(Message::Text(t))) = frame else {
+        panic!("{frame:?}")
+    };
+    assert_eq!(t.as_str(), r#"{"messageType":"GO_AWAY"}"#);
+    assert!(
+        at >= Duration::from_millis(5800) && at < Duration::from_millis(6000),
+        "{at:?}"
+    );
+    assert_eq!(next(&mut busy, 3).await, None, "closed at the maximum age");
+}
+
+#[tokio::test]
+async fn server_shutdown_sends_go_away() {
+    let server = TestServer::start();
+    let arn = create_channel(&server, "door", 60).await;
+    let mut master = connect(&server, &arn, None).await;
+    let stopping = tokio::task::spawn_blocking(move || server.stop());
+    assert_eq!(
+        next(&mut master, 10).await.unwrap(),
+        json!({"messageType": "GO_AWAY"})
+    );
+    assert_eq!(next(&mut master, 10).await, None);
+    assert!(stopping.await.unwrap().success());
+}
