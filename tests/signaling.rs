@@ -334,3 +334,104 @@ async fn server_shutdown_sends_go_away() {
     assert_eq!(next(&mut master, 10).await, None);
     assert!(stopping.await.unwrap().success());
 }
+
+fn signaling_sdk(server: &TestServer) -> aws_sdk_kinesisvideosignaling::Client {
+    let config = aws_sdk_kinesisvideosignaling::Config::builder()
+        .behavior_version(aws_sdk_kinesisvideosignaling::config::BehaviorVersion::latest())
+        .region(aws_sdk_kinesisvideosignaling::config::Region::new(
+            "us-east-1",
+        ))
+        .endpoint_url(&server.url)
+        .credentials_provider(aws_credential_types::Credentials::new(
+            common::ACCESS_KEY,
+            common::SECRET_KEY,
+            None,
+            None,
+            "oxbow-tests",
+        ))
+        .build();
+    aws_sdk_kinesisvideosignaling::Client::from_conf(config)
+}
+
+#[tokio::test]
+async fn ice_server_config_hands_out_turn_rest_credentials() {
+    use base64::Engine;
+    use hmac::Mac;
+    let uris = [
+        "turn:127.0.0.1:3478?transport=udp",
+        "turn:127.0.0.1:3478?transport=tcp",
+    ];
+    let server = TestServer::start_with(&[
+        "--turn-uri",
+        uris[0],
+        "--turn-uri",
+        uris[1],
+        "--turn-secret",
+        "s3cret",
+    ]);
+    let arn = create_channel(&server, "door", 60).await;
+    let sdk = signaling_sdk(&server);
+    let now = common::now_ms() / 1000;
+    let out = sdk
+        .get_ice_server_config()
+        .channel_arn(&arn)
+        .client_id("viewer-1")
+        .service(aws_sdk_kinesisvideosignaling::types::Service::Turn)
+        .send()
+        .await
+        .unwrap();
+    let list = out.ice_server_list();
+    assert_eq!(list.len(), 1);
+    let ice = &list[0];
+    assert_eq!(ice.uris(), uris);
+    assert_eq!(ice.ttl(), Some(300));
+    let username = ice.username().unwrap();
+    let (expiry, opaque) = username.split_once(':').unwrap();
+    let expiry: u64 = expiry.parse().unwrap();
+    assert!(
+        (now + 299..=now + 302).contains(&expiry),
+        "{expiry} vs {now}"
+    );
+    let b64 = base64::engine::general_purpose::STANDARD;
+    assert_eq!(
+        b64.decode(opaque).unwrap(),
+        format!("v1:{arn}").into_bytes()
+    );
+    // The password is what a TURN server with the same secret computes (coturn's
+    // use-auth-secret): base64(HMAC-SHA1(secret, username)).
+    let mut mac = hmac::Hmac::<sha1::Sha1>::new_from_slice(b"s3cret").unwrap();
+    mac.update(username.as_bytes());
+    assert_eq!(
+        ice.password(),
+        Some(b64.encode(mac.finalize().into_bytes()).as_str())
+    );
+
+    // A channel that does not exist; then the per-channel rate (5 a second).
+    let missing = arn.replace("/door/", "/nope/");
+    let e = sdk
+        .get_ice_server_config()
+        .channel_arn(&missing)
+        .send()
+        .await
+        .unwrap_err();
+    assert!(e.into_service_error().is_resource_not_found_exception());
+    let mut limited = 0;
+    for _ in 0..8 {
+        if let Err(e) = sdk.get_ice_server_config().channel_arn(&arn).send().await {
+            assert!(e.into_service_error().is_client_limit_exceeded_exception());
+            limited += 1;
+        }
+    }
+    assert!(limited >= 3, "{limited} of 8 refused");
+
+    // Without TURN configured the list is empty (peers use STUN alone).
+    let plain = TestServer::start();
+    let arn = create_channel(&plain, "door", 60).await;
+    let out = signaling_sdk(&plain)
+        .get_ice_server_config()
+        .channel_arn(&arn)
+        .send()
+        .await
+        .unwrap();
+    assert!(out.ice_server_list().is_empty());
+}

@@ -97,6 +97,13 @@ pub static CHANNEL_NAME: StrRule = StrRule {
     max: 256,
     pattern: Some((&NAME_RE, "[a-zA-Z0-9_.-]+")),
 };
+/// A signaling client id or a TURN username hint (GetIceServerConfig).
+pub static CLIENT_ID: StrRule = StrRule {
+    min: 1,
+    max: 256,
+    pattern: Some((&NAME_RE, "[a-zA-Z0-9_.-]+")),
+};
+
 pub static DEVICE_NAME: StrRule = StrRule {
     min: 1,
     max: 128,

@@ -24,9 +24,21 @@ pub struct ServerConfig {
     pub iot_listen: Option<SocketAddr>,
     /// Extra CAs whose device certificates the IoT listener accepts (besides Oxbow's own).
     pub iot_trusted_cas: Vec<PathBuf>,
+    /// TURN servers GetIceServerConfig hands out (`turn:host:port?transport=udp`, ...), with
+    /// the shared secret their time-limited credentials are derived from (the TURN REST
+    /// convention coturn's `use-auth-secret` follows).
+    pub turn: Option<TurnConfig>,
     /// The shortest session AssumeRole grants (AWS: 900 s); lower only to test expiry.
     pub min_session_seconds: i64,
     pub limits: Limits,
+}
+
+#[derive(Debug, Clone)]
+pub struct TurnConfig {
+    pub uris: Vec<String>,
+    pub secret: String,
+    /// How long credentials last (KVS: 300 s).
+    pub ttl_secs: u64,
 }
 
 #[derive(Debug, Clone)]
@@ -148,6 +160,7 @@ impl ServerConfig {
             root_credentials: None,
             iot_listen: None,
             iot_trusted_cas: Vec::new(),
+            turn: None,
             min_session_seconds: 900,
             limits: Limits::for_region("us-east-1"),
         }
@@ -168,6 +181,21 @@ impl ServerConfig {
                 .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-');
         if !region_ok {
             return bad(format!("region '{}' is not a region name", self.region));
+        }
+        if let Some(t) = &self.turn {
+            if t.uris.is_empty() || t.uris.len() > 4 {
+                return bad("give 1 to 4 TURN URIs (the WebRTC C SDK refuses more)".into());
+            }
+            if let Some(u) = t
+                .uris
+                .iter()
+                .find(|u| !(u.starts_with("turn:") || u.starts_with("turns:")))
+            {
+                return bad(format!("TURN URI '{u}' must start with turn: or turns:"));
+            }
+            if t.secret.is_empty() {
+                return bad("a TURN URI needs --turn-secret".into());
+            }
         }
         if let Some(url) = &self.public_url {
             if !(url.starts_with("http://") || url.starts_with("https://")) {

@@ -17,6 +17,7 @@ mod device_ca;
 mod front;
 mod head_check;
 mod http;
+mod ice;
 mod input;
 mod iot;
 mod listener;
@@ -43,7 +44,7 @@ use api::RouteFn;
 use listener::Listener;
 
 pub use bootstrap::RootCredentials;
-pub use config::{Limits, ServerConfig, TlsConfig};
+pub use config::{Limits, ServerConfig, TlsConfig, TurnConfig};
 use state::AppState;
 
 /// Why the server could not start or stopped abnormally.
@@ -269,6 +270,7 @@ const KVS_ROUTES: &[RouteFn] = &[
     admin::route,
     camera::route,
     signaling::route,
+    ice::route,
     unbuilt::route,
 ];
 

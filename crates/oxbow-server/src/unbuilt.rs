@@ -9,12 +9,11 @@ use crate::api::{Call, Handled, Operation};
 use crate::state::AppState;
 
 /// The operations not built yet, by path.
-const NOT_BUILT: [(&str, &str); 8] = [
+const NOT_BUILT: [(&str, &str); 7] = [
     ("/getHLSStreamingSessionURL", "GetHLSStreamingSessionURL"),
     ("/getDASHStreamingSessionURL", "GetDASHStreamingSessionURL"),
     ("/getClip", "GetClip"),
     ("/getImages", "GetImages"),
-    ("/v1/get-ice-server-config", "GetIceServerConfig"),
     ("/v1/send-alexa-offer-to-master", "SendAlexaOfferToMaster"),
     ("/joinStorageSession", "JoinStorageSession"),
     ("/joinStorageSessionAsViewer", "JoinStorageSessionAsViewer"),

@@ -46,6 +46,13 @@ pub struct ServeArgs {
     /// register the devices' certificates with `oxbow admin register-certificate`.
     #[arg(long = "iot-ca")]
     iot_trusted_cas: Vec<PathBuf>,
+    /// A TURN server GetIceServerConfig hands out, e.g. `turn:turn.example.com:3478?transport=udp`
+    /// (repeatable, up to 4); its credentials are derived from --turn-secret.
+    #[arg(long = "turn-uri")]
+    turn_uris: Vec<String>,
+    /// The TURN REST shared secret (coturn: `use-auth-secret` with `static-auth-secret`).
+    #[arg(long, env = "OXBOW_TURN_SECRET", hide_env_values = true)]
+    turn_secret: Option<String>,
     /// The shortest session STS AssumeRole grants, in seconds (AWS: 900). Lower it only to
     /// test how clients handle expiring credentials.
     #[arg(long, default_value_t = 900)]
@@ -183,6 +190,13 @@ impl ServeArgs {
         config.root_credentials = root;
         config.iot_listen = self.iot_listen;
         config.iot_trusted_cas = self.iot_trusted_cas;
+        if !self.turn_uris.is_empty() || self.turn_secret.is_some() {
+            config.turn = Some(oxbow_server::TurnConfig {
+                uris: self.turn_uris,
+                secret: self.turn_secret.unwrap_or_default(),
+                ttl_secs: 300,
+            });
+        }
         config.min_session_seconds = self.min_session_seconds;
         config.limits = limits;
         Ok(config)
