@@ -11,7 +11,7 @@ export AWS_ACCESS_KEY_ID=$OXBOW_ROOT_ACCESS_KEY_ID AWS_SECRET_ACCESS_KEY=$OXBOW_
 ulimit -n 65536 2>/dev/null || true
 # shellcheck disable=SC2086
 RUST_LOG=warn "$bin" serve --listen "127.0.0.1:$port" --data-dir "$data" \
-  ${serve_flags:-} ${OXBOW_SERVE_FLAGS:-} >/dev/null &
+  --turn-listen 127.0.0.1:0 ${serve_flags:-} ${OXBOW_SERVE_FLAGS:-} >/dev/null &
 server=$!
 trap 'kill $server 2>/dev/null; rm -rf "$data"' EXIT
 for _ in $(seq 50); do curl -sf "http://127.0.0.1:$port/health" >/dev/null && break; sleep 0.1; done

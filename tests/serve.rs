@@ -230,6 +230,7 @@ fn banner_paths_are_absolute_and_logs_plain() {
     let cwd = temp_dir("cwd");
     let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_oxbow"))
         .args(["serve", "--listen", "127.0.0.1:0", "--tls-self-signed"])
+        .args(["--turn-listen", "127.0.0.1:0"])
         .args(["--data-dir", "relative-data"])
         .current_dir(&cwd)
         .env("RUST_LOG", "info")

@@ -424,8 +424,8 @@ async fn ice_server_config_hands_out_turn_rest_credentials() {
     }
     assert!(limited >= 3, "{limited} of 8 refused");
 
-    // Without TURN configured the list is empty (peers use STUN alone).
-    let plain = TestServer::start();
+    // Without any TURN server the list is empty (peers use STUN alone).
+    let plain = TestServer::start_with(&["--no-turn"]);
     let arn = create_channel(&plain, "door", 60).await;
     let out = signaling_sdk(&plain)
         .get_ice_server_config()
@@ -434,4 +434,70 @@ async fn ice_server_config_hands_out_turn_rest_credentials() {
         .await
         .unwrap();
     assert!(out.ice_server_list().is_empty());
+}
+
+/// The turn address from the readiness banner (`STUN/TURN (UDP): ip:port`).
+fn turn_addr(server: &TestServer) -> String {
+    server
+        .banner
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("STUN/TURN (UDP): "))
+        .expect("the banner names the TURN server")
+        .to_string()
+}
+
+/// Runs coturn's `turnutils_uclient` (an independent TURN client) against Oxbow's embedded
+/// server in client-to-client mode: two allocations, permissions, channel binds, and data
+/// relayed both ways.
+fn uclient(turn: &str, user: &str, password: &str) -> std::process::Output {
+    let (host, port) = turn.rsplit_once(':').unwrap();
+    std::process::Command::new("turnutils_uclient")
+        .args(["-y", "-n", "20", "-l", "200", "-c", "-p", port])
+        .args(["-u", user, "-w", password, host])
+        .output()
+        .expect("turnutils_uclient (Debian coturn) is installed")
+}
+
+#[tokio::test]
+async fn the_embedded_turn_server_relays_with_issued_credentials_only() {
+    let server = TestServer::start();
+    let turn = turn_addr(&server);
+    let arn = create_channel(&server, "door", 60).await;
+    let out = signaling_sdk(&server)
+        .get_ice_server_config()
+        .channel_arn(&arn)
+        .send()
+        .await
+        .unwrap();
+    let ice = &out.ice_server_list()[0];
+    assert_eq!(ice.uris(), [format!("turn:{turn}?transport=udp")]);
+    let (user, password) = (ice.username().unwrap(), ice.password().unwrap());
+    let run = uclient(&turn, user, password);
+    let stdout =
+        String::from_utf8_lossy(&run.stdout).to_string() + &String::from_utf8_lossy(&run.stderr);
+    assert!(run.status.success(), "{stdout}");
+    let total = |what: &str| -> u64 {
+        stdout
+            .lines()
+            .rev()
+            .find_map(|l| l.split_once(what).map(|(_, rest)| rest.trim()))
+            .and_then(|v| v.split_whitespace().next())
+            .and_then(|v| {
+                v.trim_end_matches(|c: char| !c.is_ascii_digit())
+                    .parse()
+                    .ok()
+            })
+            .unwrap_or_else(|| panic!("no '{what}' in {stdout}"))
+    };
+    assert_eq!(total("Total lost packets"), 0, "{stdout}");
+    // Each of the two clients sent 20 messages through its relay and got 20 back.
+    assert_eq!(total("tot_send_msgs="), 40, "{stdout}");
+    assert_eq!(total("tot_recv_msgs="), 40, "{stdout}");
+
+    // A password Oxbow did not issue is refused.
+    let wrong = uclient(&turn, user, "not-the-password");
+    let text = String::from_utf8_lossy(&wrong.stdout).to_string()
+        + &String::from_utf8_lossy(&wrong.stderr);
+    assert!(!wrong.status.success(), "{text}");
+    assert!(text.contains("Cannot complete Allocation"), "{text}");
 }

@@ -28,6 +28,12 @@ pub struct ServerConfig {
     /// the shared secret their time-limited credentials are derived from (the TURN REST
     /// convention coturn's `use-auth-secret` follows).
     pub turn: Option<TurnConfig>,
+    /// Where the embedded STUN/TURN server listens (UDP); off when `None`, and when `turn`
+    /// names external servers.
+    pub turn_listen: Option<SocketAddr>,
+    /// The address relayed sockets bind to and clients are told about (default: the listen
+    /// address, or 127.0.0.1 when that is unspecified).
+    pub turn_external_ip: Option<std::net::IpAddr>,
     /// The shortest session AssumeRole grants (AWS: 900 s); lower only to test expiry.
     pub min_session_seconds: i64,
     pub limits: Limits,
@@ -161,6 +167,8 @@ impl ServerConfig {
             iot_listen: None,
             iot_trusted_cas: Vec::new(),
             turn: None,
+            turn_listen: None,
+            turn_external_ip: None,
             min_session_seconds: 900,
             limits: Limits::for_region("us-east-1"),
         }

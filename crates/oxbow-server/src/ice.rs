@@ -78,9 +78,29 @@ impl Operation for GetIceServerConfig {
                     "GetIceServerConfig is limited to 5 calls per second per channel.",
                 ));
             }
-            let servers = match &state.config.turn {
-                Some(turn) => vec![ice_server(turn, &channel.arn, now_ms() / 1000)],
-                None => Vec::new(),
+            let now = now_ms() / 1000;
+            let servers = match (&state.config.turn, &state.turn) {
+                (Some(external), _) => vec![ice_server(external, &channel.arn, now)],
+                (None, Some(embedded)) => {
+                    let turn = TurnConfig {
+                        uris: embedded.uris(),
+                        secret: state.turn_secret.clone(),
+                        ttl_secs: 300,
+                    };
+                    let server = ice_server(&turn, &channel.arn, now);
+                    let (user, password) =
+                        (server["Username"].as_str(), server["Password"].as_str());
+                    if let (Some(u), Some(p)) = (user, password) {
+                        if !embedded.add_user(u.to_string(), p.to_string()) {
+                            return Err(ApiError::new(
+                                ErrorKind::ClientLimitExceeded,
+                                "The TURN server cannot take more credentials now.",
+                            ));
+                        }
+                    }
+                    vec![server]
+                }
+                (None, None) => Vec::new(),
             };
             let body = json!({ "IceServerList": servers }).to_string();
             Ok(json(StatusCode::OK, Bytes::from(body)))

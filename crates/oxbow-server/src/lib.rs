@@ -31,6 +31,7 @@ mod stall;
 mod state;
 mod sts;
 mod tls;
+mod turn;
 mod unbuilt;
 
 use std::future::Future;
@@ -77,6 +78,7 @@ pub struct Server {
     plain: Option<TcpListener>,
     tls: Option<tokio_rustls::TlsAcceptor>,
     iot: Option<IotListener>,
+    turn: Option<turn::TurnListener>,
     /// What the operator needs to know to connect: URLs, credentials, CA path.
     pub info: ServerInfo,
 }
@@ -96,6 +98,8 @@ pub struct ServerInfo {
     pub iot_ca_path: std::path::PathBuf,
     /// The CA devices verify the IoT listener with (`curl --cacert`), when self-signed.
     pub iot_server_ca: Option<std::path::PathBuf>,
+    /// `ip:port` of the embedded STUN/TURN server (UDP), when it runs.
+    pub turn_addr: Option<SocketAddr>,
 }
 
 /// The bound IoT credentials listener.
@@ -182,6 +186,21 @@ impl Server {
             Some(addr) => Some(iot_listener(&config, addr, identity, &public_url, &iot_ca).await?),
             None => None,
         };
+        let (turn, turn_handle) = match (&config.turn, config.turn_listen) {
+            (None, Some(addr)) => {
+                let external = config
+                    .turn_external_ip
+                    .unwrap_or(if addr.ip().is_unspecified() {
+                        std::net::IpAddr::from([127, 0, 0, 1])
+                    } else {
+                        addr.ip()
+                    });
+                let (l, h) = turn::bind(addr, external, "oxbow").await?;
+                (Some(l), Some(h))
+            }
+            _ => (None, None),
+        };
+        let turn_addr = turn_handle.as_ref().map(|h| h.external);
         let root = bootstrap::root_credentials(&catalog, &config).await?;
         let aws_config_dir =
             bootstrap::write_aws_files(&config, &root, &public_url, ca_path.as_deref())?;
@@ -198,6 +217,7 @@ impl Server {
             config,
             &public_url,
             iot_ca,
+            turn_handle,
         ));
         Ok(Server {
             state,
@@ -205,6 +225,7 @@ impl Server {
             plain,
             tls,
             iot,
+            turn,
             info: ServerInfo {
                 url,
                 plain_url,
@@ -215,6 +236,7 @@ impl Server {
                 iot_url,
                 iot_ca_path,
                 iot_server_ca,
+                turn_addr,
             },
         })
     }
@@ -246,6 +268,9 @@ impl Server {
                 plain_beside_tls: false,
             });
         }
+        let turn = self
+            .turn
+            .map(|t| tokio::spawn(turn::run(t, stop_rx.clone())));
         let tasks: Vec<_> = listeners
             .into_iter()
             .map(|l| tokio::spawn(listener::run(l, Arc::clone(&self.state), stop_rx.clone())))
@@ -255,6 +280,9 @@ impl Server {
         let _ = stop_tx.send(true);
         self.state.draining.send_replace(true);
         for t in tasks {
+            let _ = t.await;
+        }
+        if let Some(t) = turn {
             let _ = t.await;
         }
         reaper.abort();

@@ -12,6 +12,7 @@ use crate::authz::{Account, Authorizer};
 use crate::config::ServerConfig;
 use crate::device_ca::IotCa;
 use crate::relay::{HubLimits, Relay};
+use crate::turn::TurnHandle;
 
 pub struct AppState {
     pub catalog: Arc<dyn Catalog>,
@@ -32,6 +33,10 @@ pub struct AppState {
     pub get_media_connections: Arc<ConnectionCounter>,
     /// Media API calls per stream in the current second.
     pub call_rate: CallRate,
+    /// The embedded TURN server, when it runs (GetIceServerConfig registers credentials).
+    pub turn: Option<TurnHandle>,
+    /// A secret for the embedded TURN server's credentials, new at every start.
+    pub turn_secret: String,
     /// Who is connected to which signaling channel, and the messages between them.
     pub relay: Arc<Relay>,
     /// Turns true when the server starts shutting down: long-lived sessions (PutMedia) end
@@ -116,6 +121,7 @@ impl AppState {
         config: ServerConfig,
         public_url: &str,
         iot_ca: IotCa,
+        turn: Option<TurnHandle>,
     ) -> Self {
         let public_ws_url = if let Some(rest) = public_url.strip_prefix("https://") {
             format!("wss://{rest}")
@@ -141,6 +147,12 @@ impl AppState {
             ..HubLimits::default()
         }));
         Self {
+            turn,
+            turn_secret: rand::distr::SampleString::sample_string(
+                &rand::distr::Alphanumeric,
+                &mut rand::rng(),
+                40,
+            ),
             relay,
             catalog,
             config,

@@ -50,6 +50,18 @@ pub struct ServeArgs {
     /// (repeatable, up to 4); its credentials are derived from --turn-secret.
     #[arg(long = "turn-uri")]
     turn_uris: Vec<String>,
+    /// Where the embedded STUN/TURN server listens (UDP). It runs unless --turn-uri names
+    /// external TURN servers or --no-turn is given.
+    #[arg(long, default_value = "0.0.0.0:3478", env = "OXBOW_TURN_LISTEN")]
+    turn_listen: SocketAddr,
+    /// The address the embedded TURN server's relayed sockets bind to and clients are told
+    /// (default: the --turn-listen address, or 127.0.0.1 when that is 0.0.0.0). Set it to an
+    /// address your peers can reach.
+    #[arg(long)]
+    turn_external_ip: Option<std::net::IpAddr>,
+    /// Do not run the embedded STUN/TURN server.
+    #[arg(long)]
+    no_turn: bool,
     /// The TURN REST shared secret (coturn: `use-auth-secret` with `static-auth-secret`).
     #[arg(long, env = "OXBOW_TURN_SECRET", hide_env_values = true)]
     turn_secret: Option<String>,
@@ -190,6 +202,8 @@ impl ServeArgs {
         config.root_credentials = root;
         config.iot_listen = self.iot_listen;
         config.iot_trusted_cas = self.iot_trusted_cas;
+        config.turn_listen = (!self.no_turn).then_some(self.turn_listen);
+        config.turn_external_ip = self.turn_external_ip;
         if !self.turn_uris.is_empty() || self.turn_secret.is_some() {
             config.turn = Some(oxbow_server::TurnConfig {
                 uris: self.turn_uris,
@@ -235,6 +249,9 @@ fn print_ready(info: &oxbow_server::ServerInfo, region: &str) {
         if let Some(ca) = &info.iot_server_ca {
             let _ = writeln!(out, "    devices verify it with {}", ca.display());
         }
+    }
+    if let Some(turn) = &info.turn_addr {
+        let _ = writeln!(out, "  STUN/TURN (UDP): {turn}");
     }
     let _ = writeln!(
         out,
