@@ -501,3 +501,66 @@ async fn the_embedded_turn_server_relays_with_issued_credentials_only() {
     assert!(!wrong.status.success(), "{text}");
     assert!(text.contains("Cannot complete Allocation"), "{text}");
 }
+
+#[tokio::test]
+async fn alexa_offers_reach_the_master_and_return_its_answer() {
+    let server = TestServer::start();
+    let arn = create_channel(&server, "door", 5).await;
+    let sdk = signaling_sdk(&server);
+    // The offer is sent before the master connects: it waits for the master.
+    let call = {
+        let sdk = sdk.clone();
+        let arn = arn.clone();
+        tokio::spawn(async move {
+            sdk.send_alexa_offer_to_master()
+                .channel_arn(arn)
+                .sender_client_id("alexa-1")
+                .message_payload("b2ZmZXI=")
+                .send()
+                .await
+        })
+    };
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let mut master = connect(&server, &arn, None).await;
+    let offer = next(&mut master, 5).await.unwrap();
+    assert_eq!(
+        offer,
+        json!({"senderClientId": "alexa-1", "messageType": "SDP_OFFER", "messagePayload": "b2ZmZXI="})
+    );
+    send(
+        &mut master,
+        json!({"action": "ICE_CANDIDATE", "recipientClientId": "alexa-1", "messagePayload": "Yw=="}),
+    )
+    .await;
+    send(
+        &mut master,
+        json!({"action": "SDP_ANSWER", "recipientClientId": "alexa-1", "messagePayload": "YW5zd2Vy"}),
+    )
+    .await;
+    let out = call.await.unwrap().unwrap();
+    assert_eq!(out.answer(), Some("YW5zd2Vy"));
+
+    // Nobody answers within the channel's 5 s TTL.
+    drop(master);
+    let started = std::time::Instant::now();
+    let e = sdk
+        .send_alexa_offer_to_master()
+        .channel_arn(&arn)
+        .sender_client_id("alexa-2")
+        .message_payload("b2ZmZXI=")
+        .send()
+        .await
+        .unwrap_err();
+    assert!(e.into_service_error().is_resource_not_found_exception());
+    assert!(started.elapsed() >= Duration::from_millis(4900));
+    // Not base64.
+    let e = sdk
+        .send_alexa_offer_to_master()
+        .channel_arn(&arn)
+        .sender_client_id("alexa-3")
+        .message_payload("not base64!")
+        .send()
+        .await
+        .unwrap_err();
+    assert!(e.into_service_error().is_invalid_argument_exception());
+}

@@ -166,7 +166,7 @@ fn unknown_paths_and_case_sensitivity() {
     for (path, name) in [
         ("/getHLSStreamingSessionURL", "GetHLSStreamingSessionURL"),
         ("/getClip", "GetClip"),
-        ("/v1/send-alexa-offer-to-master", "SendAlexaOfferToMaster"),
+        ("/joinStorageSession", "JoinStorageSession"),
     ] {
         let r = post_ok(&server, path, "{}");
         assert_eq!(

@@ -6,6 +6,7 @@
 
 mod access;
 pub mod admin;
+mod alexa;
 mod api;
 mod auth;
 mod authz;
@@ -299,6 +300,7 @@ const KVS_ROUTES: &[RouteFn] = &[
     camera::route,
     signaling::route,
     ice::route,
+    alexa::route,
     unbuilt::route,
 ];
 

@@ -9,12 +9,11 @@ use crate::api::{Call, Handled, Operation};
 use crate::state::AppState;
 
 /// The operations not built yet, by path.
-const NOT_BUILT: [(&str, &str); 7] = [
+const NOT_BUILT: [(&str, &str); 6] = [
     ("/getHLSStreamingSessionURL", "GetHLSStreamingSessionURL"),
     ("/getDASHStreamingSessionURL", "GetDASHStreamingSessionURL"),
     ("/getClip", "GetClip"),
     ("/getImages", "GetImages"),
-    ("/v1/send-alexa-offer-to-master", "SendAlexaOfferToMaster"),
     ("/joinStorageSession", "JoinStorageSession"),
     ("/joinStorageSessionAsViewer", "JoinStorageSessionAsViewer"),
 ];

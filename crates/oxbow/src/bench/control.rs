@@ -279,9 +279,9 @@ fn build(addr: &str, args: &ControlArgs, t: &Target) -> Request<Full<Bytes>> {
     req
 }
 
-type Sender = hyper::client::conn::http1::SendRequest<Full<Bytes>>;
+pub(super) type Sender = hyper::client::conn::http1::SendRequest<Full<Bytes>>;
 
-async fn connect(addr: &str) -> Result<Sender, BenchError> {
+pub(super) async fn connect(addr: &str) -> Result<Sender, BenchError> {
     let tcp = tokio::net::TcpStream::connect(addr)
         .await
         .map_err(|e| BenchError::Http(e.to_string()))?;
@@ -297,7 +297,7 @@ async fn send(sender: &mut Sender, req: Request<Full<Bytes>>) -> Result<u16, Ben
     Ok(send_read(sender, req).await?.0)
 }
 
-async fn send_read(
+pub(super) async fn send_read(
     sender: &mut Sender,
     req: Request<Full<Bytes>>,
 ) -> Result<(u16, Bytes), BenchError> {

@@ -4,6 +4,7 @@
 mod control;
 mod media;
 mod policy;
+mod signaling;
 mod stall;
 
 use clap::{Args, Subcommand};
@@ -22,6 +23,9 @@ pub enum BenchCommand {
     /// GetMedia readers that stop reading and PutMedia producers that stall mid-fragment:
     /// server memory while they are open and after they leave, against its memory before.
     Stall(stall::StallArgs),
+    /// Many WebRTC signaling connections held open: server memory per connection against its
+    /// memory before, and offer relay latency while they are held.
+    Signaling(signaling::SignalingArgs),
 }
 
 pub async fn run(cmd: BenchCommand) -> Result<(), Box<dyn std::error::Error>> {
@@ -30,6 +34,7 @@ pub async fn run(cmd: BenchCommand) -> Result<(), Box<dyn std::error::Error>> {
         BenchCommand::Media(args) => media::media(args).await,
         BenchCommand::Policy(args) => policy::policy(args).await,
         BenchCommand::Stall(args) => stall::stall(args).await,
+        BenchCommand::Signaling(args) => signaling::signaling(args).await,
     }
 }
 
@@ -48,6 +53,16 @@ pub struct Target {
 }
 
 impl Target {
+    /// The same target, for a task of its own.
+    pub fn clone_target(&self) -> Target {
+        Target {
+            endpoint: self.endpoint.clone(),
+            access_key_id: self.access_key_id.clone(),
+            secret_access_key: self.secret_access_key.clone(),
+            region: self.region.clone(),
+        }
+    }
+
     /// A media/control client for the target with its credentials.
     pub fn client(&self) -> Result<oxbow_client::Client, oxbow_client::ClientError> {
         oxbow_client::Client::new(
