@@ -46,6 +46,17 @@ pub fn anything() -> Arc<str> {
     Arc::clone(&ANY)
 }
 
+/// The permission for `action` on the channel a request body names by `ChannelARN` (the
+/// signaling data plane), denied with NotAuthorized as its API reference declares.
+pub async fn channel_in_body(state: &AppState, action: &'static str, body: &[u8]) -> Access {
+    let n = naming(body);
+    Access {
+        action,
+        resource: named(state, ResourceType::Channel, n.channel_arn, None).await,
+        denied: ErrorKind::NotAuthorized,
+    }
+}
+
 /// The permission to connect to a channel's signaling as master or viewer.
 pub fn connect(channel_arn: &str, as_master: bool) -> Access {
     Access {

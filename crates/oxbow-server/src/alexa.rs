@@ -13,13 +13,12 @@ use bytes::Bytes;
 use http::{Method, StatusCode};
 use oxbow_catalog::ChannelRecord;
 use oxbow_core::validate::{self as v, Checks, StrRule};
-use oxbow_core::{ApiError, ErrorKind, ResourceType};
+use oxbow_core::{ApiError, ErrorKind};
 use serde::Deserialize;
 use serde_json::json;
 
-use crate::access::{named, naming};
+use crate::access::channel_in_body;
 use crate::api::{Call, Handled, Judged, Operation};
-use crate::authz::Access;
 use crate::http::json;
 use crate::relay::{Out, Role};
 use crate::resource::channel_arn_target;
@@ -53,12 +52,7 @@ struct Request {
 impl Operation for SendAlexaOfferToMaster {
     fn access<'a>(&'a self, state: &'a AppState, call: &'a Call) -> Judged<'a> {
         Box::pin(async move {
-            let n = naming(call.bytes());
-            Some(Access {
-                action: "kinesisvideo:SendAlexaOfferToMaster",
-                resource: named(state, ResourceType::Channel, n.channel_arn, None).await,
-                denied: ErrorKind::NotAuthorized,
-            })
+            Some(channel_in_body(state, "kinesisvideo:SendAlexaOfferToMaster", call.bytes()).await)
         })
     }
 
@@ -83,15 +77,12 @@ impl Operation for SendAlexaOfferToMaster {
             }
             let target = channel_arn_target(state, req.channel_arn.as_deref(), &mut checks)?;
             let channel: ChannelRecord = lookup::get(state, &target, Need::Active).await?;
-            if !state
-                .call_rate
-                .allow(&channel.arn, "SendAlexaOfferToMaster", TPS_PER_CHANNEL)
-            {
-                return Err(ApiError::new(
-                    ErrorKind::ClientLimitExceeded,
-                    "SendAlexaOfferToMaster is limited to 5 calls per second per channel.",
-                ));
-            }
+            state.limit_rate(
+                &channel.arn,
+                "SendAlexaOfferToMaster",
+                TPS_PER_CHANNEL,
+                "channel",
+            )?;
             let sender = req.sender_client_id.unwrap_or_default();
             let ttl = Duration::from_secs(channel.message_ttl_seconds.clamp(5, 120) as u64);
             let (conn, mut inbox) = state

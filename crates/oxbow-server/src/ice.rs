@@ -14,13 +14,12 @@ use http::{Method, StatusCode};
 use oxbow_catalog::ChannelRecord;
 use oxbow_core::time::now_ms;
 use oxbow_core::validate::{self as v, Checks};
-use oxbow_core::{ApiError, ErrorKind, ResourceType};
+use oxbow_core::{ApiError, ErrorKind};
 use serde::Deserialize;
 use serde_json::json;
 
-use crate::access::{named, naming};
+use crate::access::channel_in_body;
 use crate::api::{Call, Handled, Judged, Operation};
-use crate::authz::Access;
 use crate::config::TurnConfig;
 use crate::http::json;
 use crate::resource::channel_arn_target;
@@ -50,12 +49,7 @@ struct Request {
 impl Operation for GetIceServerConfig {
     fn access<'a>(&'a self, state: &'a AppState, call: &'a Call) -> Judged<'a> {
         Box::pin(async move {
-            let n = naming(call.bytes());
-            Some(Access {
-                action: "kinesisvideo:GetIceServerConfig",
-                resource: named(state, ResourceType::Channel, n.channel_arn, None).await,
-                denied: ErrorKind::NotAuthorized,
-            })
+            Some(channel_in_body(state, "kinesisvideo:GetIceServerConfig", call.bytes()).await)
         })
     }
 
@@ -69,15 +63,12 @@ impl Operation for GetIceServerConfig {
                 .one_of("service", req.service.as_deref(), &["TURN"]);
             let target = channel_arn_target(state, req.channel_arn.as_deref(), &mut checks)?;
             let channel: ChannelRecord = lookup::get(state, &target, Need::Active).await?;
-            if !state
-                .call_rate
-                .allow(&channel.arn, "GetIceServerConfig", TPS_PER_CHANNEL)
-            {
-                return Err(ApiError::new(
-                    ErrorKind::ClientLimitExceeded,
-                    "GetIceServerConfig is limited to 5 calls per second per channel.",
-                ));
-            }
+            state.limit_rate(
+                &channel.arn,
+                "GetIceServerConfig",
+                TPS_PER_CHANNEL,
+                "channel",
+            )?;
             let now = now_ms() / 1000;
             let servers = match (&state.config.turn, &state.turn) {
                 (Some(external), _) => vec![ice_server(external, &channel.arn, now)],

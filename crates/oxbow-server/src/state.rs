@@ -168,6 +168,24 @@ impl AppState {
         }
     }
 
+    /// Counts a call of `api` on `key` (a stream or channel); ClientLimitExceeded past `limit`
+    /// a second, as KVS limits its data-plane APIs.
+    pub fn limit_rate(
+        &self,
+        key: &str,
+        api: &'static str,
+        limit: u32,
+        per: &str,
+    ) -> Result<(), oxbow_core::ApiError> {
+        if self.call_rate.allow(key, api, limit) {
+            return Ok(());
+        }
+        Err(oxbow_core::ApiError::new(
+            oxbow_core::ErrorKind::ClientLimitExceeded,
+            format!("{api} is limited to {limit} calls per second per {per}. Try making the call later."),
+        ))
+    }
+
     /// The ARN of a resource created now: the name and the creation time in ms.
     pub fn arn(&self, resource_type: ResourceType, name: &str, creation_ms: i64) -> String {
         ResourceArn {

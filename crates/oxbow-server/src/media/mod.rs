@@ -177,16 +177,7 @@ pub(crate) async fn throttle(bytes: u64, started: std::time::Instant, max_bytes_
 
 /// Refuses a media call past the per-stream rate (KVS: 5 calls per second per stream).
 pub(crate) fn check_rate(state: &AppState, key: &str, api: &'static str) -> Result<(), ApiError> {
-    let limit = state.config.limits.media_tps_per_stream;
-    if state.call_rate.allow(key, api, limit) {
-        return Ok(());
-    }
-    Err(ApiError::new(
-        oxbow_core::ErrorKind::ClientLimitExceeded,
-        format!(
-            "{api} is limited to {limit} calls per second per stream. Try making the call later."
-        ),
-    ))
+    state.limit_rate(key, api, state.config.limits.media_tps_per_stream, "stream")
 }
 
 /// The latest instant a timestamp may name: the end of year 9999, in epoch milliseconds.
