@@ -105,7 +105,12 @@ async fn accept(state: &Arc<AppState>, mut call: Call) -> Result<Reply, ApiError
                 return;
             }
         };
+        // Small buffers: an idle connection should cost little (tungstenite's defaults are
+        // 128 KiB each way), and messages are at most a few KiB. Writes go out at once.
         let config = WebSocketConfig::default()
+            .read_buffer_size(4096)
+            .write_buffer_size(0)
+            .max_write_buffer_size(max_frame * 4)
             .max_message_size(Some(max_frame))
             .max_frame_size(Some(max_frame));
         let ws =
