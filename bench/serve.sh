@@ -9,9 +9,11 @@ data=$(mktemp -d "${OXBOW_BENCH_DIR:-/tmp}/oxbow-bench.XXXXXX")
 export OXBOW_ROOT_ACCESS_KEY_ID=AKIABENCHMARK0000001 OXBOW_ROOT_SECRET_ACCESS_KEY=bench-secret
 export AWS_ACCESS_KEY_ID=$OXBOW_ROOT_ACCESS_KEY_ID AWS_SECRET_ACCESS_KEY=$OXBOW_ROOT_SECRET_ACCESS_KEY
 ulimit -n 65536 2>/dev/null || true
+# The embedded TURN server on a free port unless a benchmark names one.
+export OXBOW_TURN_LISTEN=${OXBOW_TURN_LISTEN:-127.0.0.1:0}
 # shellcheck disable=SC2086
 RUST_LOG=warn "$bin" serve --listen "127.0.0.1:$port" --data-dir "$data" \
-  --turn-listen 127.0.0.1:0 ${serve_flags:-} ${OXBOW_SERVE_FLAGS:-} >/dev/null &
+  ${serve_flags:-} ${OXBOW_SERVE_FLAGS:-} >/dev/null &
 server=$!
 trap 'kill $server 2>/dev/null; rm -rf "$data"' EXIT
 for _ in $(seq 50); do curl -sf "http://127.0.0.1:$port/health" >/dev/null && break; sleep 0.1; done

@@ -25,7 +25,22 @@ use crate::ServerError;
 /// Largest UDP datagram read.
 const MAX_DATAGRAM: usize = 65_536;
 /// Datagrams from relayed sockets queued for the server task at most.
-const RELAY_QUEUE: usize = 1024;
+const RELAY_QUEUE: usize = 8192;
+/// Kernel buffer of each UDP socket: bursts of media wait here rather than being dropped while
+/// the one server task is busy.
+const SOCKET_BUFFER: usize = 4 << 20;
+
+/// A UDP socket with large kernel buffers.
+fn udp_socket(addr: SocketAddr) -> std::io::Result<UdpSocket> {
+    let domain = socket2::Domain::for_address(addr);
+    let socket = socket2::Socket::new(domain, socket2::Type::DGRAM, Some(socket2::Protocol::UDP))?;
+    // Best effort: the kernel caps these at net.core.{r,w}mem_max.
+    let _ = socket.set_recv_buffer_size(SOCKET_BUFFER);
+    let _ = socket.set_send_buffer_size(SOCKET_BUFFER);
+    socket.set_nonblocking(true)?;
+    socket.bind(&addr.into())?;
+    UdpSocket::from_std(socket.into())
+}
 /// Credentials registered at most; past this the oldest process restart is the only cleanup
 /// (`turn-server-proto` cannot forget a user), so issuing stops with a warning.
 const MAX_USERS: usize = 200_000;
@@ -74,12 +89,10 @@ pub async fn bind(
     external_ip: IpAddr,
     realm: &str,
 ) -> Result<(TurnListener, TurnHandle), ServerError> {
-    let socket = UdpSocket::bind(listen)
-        .await
-        .map_err(|source| ServerError::Bind {
-            addr: listen,
-            source,
-        })?;
+    let socket = udp_socket(listen).map_err(|source| ServerError::Bind {
+        addr: listen,
+        source,
+    })?;
     let port = socket
         .local_addr()
         .map_err(|source| ServerError::Bind {
@@ -133,8 +146,7 @@ pub async fn run(listener: TurnListener, mut stop: watch::Receiver<bool>) {
                     family,
                 } => {
                     let bound = match allocation_transport {
-                        TransportType::Udp => UdpSocket::bind(SocketAddr::new(external.ip(), 0))
-                            .await
+                        TransportType::Udp => udp_socket(SocketAddr::new(external.ip(), 0))
                             .ok()
                             .and_then(|s| Some((s.local_addr().ok()?, s))),
                         TransportType::Tcp => None,
@@ -225,12 +237,17 @@ async fn send(
     from: SocketAddr,
     to: SocketAddr,
 ) {
-    let result = if from == external {
-        listener.send_to(data, to).await
+    let socket = if from == external {
+        listener
     } else if let Some((relay, _)) = relays.get(&from) {
-        relay.send_to(data, to).await
+        relay.as_ref()
     } else {
         return;
+    };
+    // Straight into the kernel buffer; only a full buffer waits.
+    let result = match socket.try_send_to(data, to) {
+        Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => socket.send_to(data, to).await,
+        other => other,
     };
     if let Err(e) = result {
         tracing::debug!(%from, %to, error = %e, "TURN: a datagram could not be sent");

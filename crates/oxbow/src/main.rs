@@ -48,11 +48,18 @@ const BLOCKING_THREADS: usize = 32;
 
 fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
+    // `stun_proto` logs every unauthenticated first TURN request (the normal 401 challenge
+    // of the long-term credential mechanism) as an error: kept out unless asked for by name.
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let filter = match "stun_proto::auth=off".parse() {
+        Ok(d) if !std::env::var("RUST_LOG").is_ok_and(|v| v.contains("stun_proto")) => {
+            filter.add_directive(d)
+        }
+        _ => filter,
+    };
     tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
-        )
+        .with_env_filter(filter)
         .with_writer(std::io::stderr)
         // Colour codes only for a person at a terminal, never in a log file or pipe.
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
