@@ -169,7 +169,7 @@ impl Server {
         } else {
             "http"
         };
-        let url = format!("{scheme}://{}", display_addr(local));
+        let url = base_url(scheme, local);
         let public_url = config
             .public_url
             .clone()
@@ -313,6 +313,21 @@ async fn bind(addr: SocketAddr) -> Result<TcpListener, ServerError> {
         .map_err(|source| ServerError::Bind { addr, source })
 }
 
+/// `scheme://host[:port]`, without the port when it is the scheme's own: the WebRTC C SDK
+/// fails on an endpoint URL that names a port, so a server on 443 must hand out none.
+fn base_url(scheme: &str, addr: SocketAddr) -> String {
+    let authority = display_addr(addr);
+    match (scheme, addr.port()) {
+        ("https", 443) | ("http", 80) => {
+            let host = authority
+                .rsplit_once(':')
+                .map_or(authority.as_str(), |(h, _)| h);
+            format!("{scheme}://{host}")
+        }
+        _ => format!("{scheme}://{authority}"),
+    }
+}
+
 /// An address as a URL authority: unspecified IPs become loopback so the URL is usable.
 fn display_addr(addr: SocketAddr) -> String {
     let ip = match addr.ip() {
@@ -322,4 +337,25 @@ fn display_addr(addr: SocketAddr) -> String {
         ip => ip.to_string(),
     };
     format!("{ip}:{}", addr.port())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn urls_leave_out_the_default_port() {
+        let at = |s: &str| s.parse::<SocketAddr>().unwrap();
+        assert_eq!(base_url("https", at("0.0.0.0:443")), "https://127.0.0.1");
+        assert_eq!(base_url("https", at("[::]:443")), "https://[::1]");
+        assert_eq!(
+            base_url("https", at("10.0.0.5:8443")),
+            "https://10.0.0.5:8443"
+        );
+        assert_eq!(base_url("http", at("127.0.0.1:80")), "http://127.0.0.1");
+        assert_eq!(
+            base_url("http", at("127.0.0.1:443")),
+            "http://127.0.0.1:443"
+        );
+    }
 }
