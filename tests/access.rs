@@ -386,6 +386,21 @@ async fn viewer_role_connects_as_viewer_not_master() {
     let as_master = handshake(None);
     assert_eq!(as_master.status, 403, "{}", as_master.body);
     assert_eq!(as_master.error_type(), "AccessDeniedException");
+    // GetIceServerConfig is its own action, which this role lacks: 401 NotAuthorized.
+    let ice = request(
+        &server,
+        "POST",
+        "/v1/get-ice-server-config",
+        Some("application/json"),
+        json!({"ChannelARN": channel}).to_string().as_bytes(),
+        &viewer.signing(),
+    );
+    assert_eq!(
+        (ice.status, ice.error_type()),
+        (401, "NotAuthorizedException"),
+        "{}",
+        ice.body
+    );
     // A channel the caller may not connect to is refused before its existence is looked up.
     let elsewhere = channel.replace("front-door", "no-such-door");
     let unknown = handshake_to(&elsewhere, Some("viewer-1"));
