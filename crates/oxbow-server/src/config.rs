@@ -112,6 +112,9 @@ pub struct Limits {
     pub signaling_max_connection_ms: u64,
     /// Signaling: the longest `messagePayload` (KVS: "10K").
     pub signaling_max_payload: usize,
+    /// Signaling: ConnectAsMaster (and, separately, ConnectAsViewer) handshakes per second per
+    /// channel (KVS: 3); 0 = unlimited.
+    pub signaling_connect_tps: u32,
 }
 
 impl Limits {
@@ -147,6 +150,7 @@ impl Limits {
             signaling_idle_ms: 600_000,
             signaling_max_connection_ms: 3_600_000,
             signaling_max_payload: 10_240,
+            signaling_connect_tps: 3,
         }
     }
 }

@@ -82,6 +82,12 @@ async fn accept(state: &Arc<AppState>, mut call: Call) -> Result<Reply, ApiError
             "accept a WebSocket upgrade hyper did not offer",
         ));
     };
+    let api = match joining.role {
+        Role::Master => "ConnectAsMaster",
+        Role::Viewer(_) => "ConnectAsViewer",
+    };
+    let tps = state.config.limits.signaling_connect_tps;
+    state.limit_rate(&joining.channel.arn, api, tps, "channel")?;
     let ttl = Duration::from_secs(joining.channel.message_ttl_seconds.clamp(5, 120) as u64);
     let (conn, outbox) = state
         .relay

@@ -140,6 +140,10 @@ pub struct ServeArgs {
     /// Signaling: the longest messagePayload accepted (bytes).
     #[arg(long, default_value_t = 10_240)]
     signaling_max_payload: usize,
+    /// Signaling: ConnectAsMaster, and ConnectAsViewer, handshakes per second per channel
+    /// (0 = unlimited).
+    #[arg(long, default_value_t = 3)]
+    signaling_connect_tps: u32,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -185,6 +189,7 @@ impl ServeArgs {
         limits.signaling_idle_ms = self.signaling_idle_timeout_ms;
         limits.signaling_max_connection_ms = self.signaling_max_connection_ms;
         limits.signaling_max_payload = self.signaling_max_payload;
+        limits.signaling_connect_tps = self.signaling_connect_tps;
         let tls = match (self.tls_cert, self.tls_key, self.tls_self_signed) {
             (Some(cert), Some(key), _) => Some(TlsConfig::Files { cert, key }),
             (_, _, true) => Some(TlsConfig::SelfSigned),
