@@ -449,10 +449,13 @@ fn turn_addr(server: &TestServer) -> String {
 /// Runs coturn's `turnutils_uclient` (an independent TURN client) against Oxbow's embedded
 /// server in client-to-client mode: two allocations, permissions, channel binds, and data
 /// relayed both ways.
-fn uclient(turn: &str, user: &str, password: &str) -> std::process::Output {
+fn uclient(turn: &str, user: &str, password: &str, tcp: bool) -> std::process::Output {
     let (host, port) = turn.rsplit_once(':').unwrap();
-    std::process::Command::new("turnutils_uclient")
-        .args(["-y", "-n", "20", "-l", "200", "-c", "-p", port])
+    let mut cmd = std::process::Command::new("turnutils_uclient");
+    if tcp {
+        cmd.arg("-t");
+    }
+    cmd.args(["-y", "-n", "20", "-l", "200", "-c", "-p", port])
         .args(["-u", user, "-w", password, host])
         .output()
         .expect("turnutils_uclient (Debian coturn) is installed")
@@ -470,12 +473,31 @@ async fn the_embedded_turn_server_relays_with_issued_credentials_only() {
         .await
         .unwrap();
     let ice = &out.ice_server_list()[0];
-    assert_eq!(ice.uris(), [format!("turn:{turn}?transport=udp")]);
+    assert_eq!(
+        ice.uris(),
+        [
+            format!("turn:{turn}?transport=udp"),
+            format!("turn:{turn}?transport=tcp")
+        ]
+    );
     let (user, password) = (ice.username().unwrap(), ice.password().unwrap());
-    let run = uclient(&turn, user, password);
+    for tcp in [false, true] {
+        relays_both_ways(&turn, user, password, tcp);
+    }
+    // A password Oxbow did not issue is refused.
+    let wrong = uclient(&turn, user, "not-the-password", false);
+    let text = String::from_utf8_lossy(&wrong.stdout).to_string()
+        + &String::from_utf8_lossy(&wrong.stderr);
+    assert!(!wrong.status.success(), "{text}");
+    assert!(text.contains("Cannot complete Allocation"), "{text}");
+}
+
+/// Two clients (over UDP or TCP to the server) relay 20 messages each through their relays.
+fn relays_both_ways(turn: &str, user: &str, password: &str, tcp: bool) {
+    let run = uclient(turn, user, password, tcp);
     let stdout =
         String::from_utf8_lossy(&run.stdout).to_string() + &String::from_utf8_lossy(&run.stderr);
-    assert!(run.status.success(), "{stdout}");
+    assert!(run.status.success(), "tcp={tcp}: {stdout}");
     let total = |what: &str| -> u64 {
         stdout
             .lines()
@@ -489,17 +511,10 @@ async fn the_embedded_turn_server_relays_with_issued_credentials_only() {
             })
             .unwrap_or_else(|| panic!("no '{what}' in {stdout}"))
     };
-    assert_eq!(total("Total lost packets"), 0, "{stdout}");
+    assert_eq!(total("Total lost packets"), 0, "tcp={tcp}: {stdout}");
     // Each of the two clients sent 20 messages through its relay and got 20 back.
-    assert_eq!(total("tot_send_msgs="), 40, "{stdout}");
-    assert_eq!(total("tot_recv_msgs="), 40, "{stdout}");
-
-    // A password Oxbow did not issue is refused.
-    let wrong = uclient(&turn, user, "not-the-password");
-    let text = String::from_utf8_lossy(&wrong.stdout).to_string()
-        + &String::from_utf8_lossy(&wrong.stderr);
-    assert!(!wrong.status.success(), "{text}");
-    assert!(text.contains("Cannot complete Allocation"), "{text}");
+    assert_eq!(total("tot_send_msgs="), 40, "tcp={tcp}: {stdout}");
+    assert_eq!(total("tot_recv_msgs="), 40, "tcp={tcp}: {stdout}");
 }
 
 #[tokio::test]

@@ -280,6 +280,12 @@ impl Server {
         tracing::info!("shutting down: no new connections, draining open ones");
         let _ = stop_tx.send(true);
         self.state.draining.send_replace(true);
+        // Signaling connections are upgraded out of hyper's reach: each says GO_AWAY and
+        // closes on its own; give them a moment to do so before the process ends.
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+        while self.state.relay.connections() > 0 && std::time::Instant::now() < deadline {
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
         for t in tasks {
             let _ = t.await;
         }

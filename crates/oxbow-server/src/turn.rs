@@ -1,8 +1,9 @@
-//! The embedded STUN/TURN server (UDP): a thin driver around `turn-server-proto`'s sans-IO
-//! `TurnServer`, which answers STUN binding requests and runs TURN allocations, permissions,
-//! channel bindings and relaying. The driver owns the sockets: the listener, and one relayed
-//! UDP socket per allocation (bound to the external address peers can reach, never 0.0.0.0),
-//! whose datagrams a small reader task hands back to the one task that owns the state.
+//! The embedded STUN/TURN server, on UDP and TCP at the same port: a thin driver around
+//! `turn-server-proto`'s sans-IO `TurnServer` (one per transport), which answers STUN binding
+//! requests and runs TURN allocations, permissions, channel bindings and relaying. The driver
+//! owns the sockets: the listeners, the TCP client connections, and one relayed UDP socket per
+//! allocation (bound to the external address peers can reach, never 0.0.0.0), whose
+//! datagrams a small reader task hands back to the task that owns that transport's state.
 //!
 //! Credentials: GetIceServerConfig issues TURN REST credentials and registers each with the
 //! server as it issues it (`TurnHandle::add_user`), so only credentials Oxbow handed out are
@@ -12,7 +13,8 @@ use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 
-use tokio::net::UdpSocket;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, UdpSocket};
 use tokio::sync::{mpsc, watch};
 use turn_server_proto::api::{TurnServerApi, TurnServerPollRet};
 use turn_server_proto::server::TurnServer;
@@ -48,14 +50,15 @@ const MAX_USERS: usize = 200_000;
 /// What the rest of the server can ask of the TURN server.
 #[derive(Clone)]
 pub struct TurnHandle {
-    users: mpsc::Sender<(String, String)>,
-    /// `host:port` peers and clients reach the listener at.
+    /// One queue per transport's server task.
+    users: Vec<mpsc::Sender<(String, String)>>,
+    /// `host:port` peers and clients reach the listeners at.
     pub external: SocketAddr,
     issued: Arc<std::sync::atomic::AtomicUsize>,
 }
 
 impl TurnHandle {
-    /// Registers credentials the server must accept; false if they could not be.
+    /// Registers credentials the servers must accept; false if they could not be.
     pub fn add_user(&self, username: String, password: String) -> bool {
         if self
             .issued
@@ -65,76 +68,171 @@ impl TurnHandle {
             tracing::warn!("TURN: too many credentials issued since start; restart to reset");
             return false;
         }
-        self.users.try_send((username, password)).is_ok()
+        self.users
+            .iter()
+            .all(|u| u.try_send((username.clone(), password.clone())).is_ok())
     }
 
-    /// The URI GetIceServerConfig hands out for this server.
+    /// The URIs GetIceServerConfig hands out for this server.
     pub fn uris(&self) -> Vec<String> {
-        vec![format!("turn:{}?transport=udp", self.external)]
+        vec![
+            format!("turn:{}?transport=udp", self.external),
+            format!("turn:{}?transport=tcp", self.external),
+        ]
     }
 }
 
-/// A bound TURN listener, not yet running.
+/// Bound TURN listeners, not yet running.
 pub struct TurnListener {
-    socket: UdpSocket,
+    udp: UdpSocket,
+    tcp: TcpListener,
     external: SocketAddr,
     realm: String,
-    users_rx: mpsc::Receiver<(String, String)>,
+    users: Vec<mpsc::Receiver<(String, String)>>,
 }
 
-/// Binds the listener. `external_ip` is the address relayed sockets bind to and clients are
-/// told about.
+/// Binds the UDP and TCP listeners on one port. `external_ip` is the address relayed sockets
+/// bind to and clients are told about.
 pub async fn bind(
     listen: SocketAddr,
     external_ip: IpAddr,
     realm: &str,
 ) -> Result<(TurnListener, TurnHandle), ServerError> {
-    let socket = udp_socket(listen).map_err(|source| ServerError::Bind {
-        addr: listen,
-        source,
-    })?;
-    let port = socket
-        .local_addr()
-        .map_err(|source| ServerError::Bind {
-            addr: listen,
-            source,
-        })?
-        .port();
+    let bind_err = |addr: SocketAddr| move |source| ServerError::Bind { addr, source };
+    let udp = udp_socket(listen).map_err(bind_err(listen))?;
+    let port = udp.local_addr().map_err(bind_err(listen))?.port();
+    let tcp_addr = SocketAddr::new(listen.ip(), port);
+    let tcp = TcpListener::bind(tcp_addr)
+        .await
+        .map_err(bind_err(tcp_addr))?;
     let external = SocketAddr::new(external_ip, port);
-    let (users, users_rx) = mpsc::channel(1024);
+    let (udp_users, udp_rx) = mpsc::channel(1024);
+    let (tcp_users, tcp_rx) = mpsc::channel(1024);
     Ok((
         TurnListener {
-            socket,
+            udp,
+            tcp,
             external,
             realm: realm.to_string(),
-            users_rx,
+            users: vec![udp_rx, tcp_rx],
         },
         TurnHandle {
-            users,
+            users: vec![udp_users, tcp_users],
             external,
             issued: Arc::default(),
         },
     ))
 }
 
-/// Runs the server until `stop` turns true.
-pub async fn run(listener: TurnListener, mut stop: watch::Receiver<bool>) {
+/// Runs both transports until `stop` turns true.
+pub async fn run(listener: TurnListener, stop: watch::Receiver<bool>) {
     let TurnListener {
-        socket,
+        udp,
+        tcp,
         external,
         realm,
-        mut users_rx,
+        mut users,
     } = listener;
+    tracing::info!(%external, "TURN/STUN listening (UDP and TCP)");
+    let tcp_users = users.pop();
+    let udp_users = users.pop();
+    let (Some(udp_users), Some(tcp_users)) = (udp_users, tcp_users) else {
+        return;
+    };
+    let udp_task = serve(
+        Clients::Udp(udp),
+        TransportType::Udp,
+        external,
+        realm.clone(),
+        udp_users,
+        stop.clone(),
+    );
+    let tcp_task = serve(
+        Clients::Tcp(TcpClients::new(tcp)),
+        TransportType::Tcp,
+        external,
+        realm,
+        tcp_users,
+        stop,
+    );
+    tokio::join!(udp_task, tcp_task);
+}
+
+/// Where a transport's clients are: the UDP listener, or TCP connections by peer address.
+enum Clients {
+    Udp(UdpSocket),
+    Tcp(TcpClients),
+}
+
+/// TCP clients: each connection's reader task hands its bytes to the server task; each has a
+/// writer task fed through a bounded queue.
+struct TcpClients {
+    listener: TcpListener,
+    writers: HashMap<SocketAddr, mpsc::Sender<Vec<u8>>>,
+    incoming: TcpIncoming,
+}
+
+/// Bytes from TCP clients on their way to the server task.
+type TcpIncoming = (
+    mpsc::Sender<(SocketAddr, Vec<u8>)>,
+    mpsc::Receiver<(SocketAddr, Vec<u8>)>,
+);
+
+/// Bytes queued for one TCP client at most (in writes).
+const TCP_WRITE_QUEUE: usize = 1024;
+
+impl TcpClients {
+    fn new(listener: TcpListener) -> Self {
+        Self {
+            listener,
+            writers: HashMap::new(),
+            incoming: mpsc::channel(RELAY_QUEUE),
+        }
+    }
+
+    fn accept(&mut self, stream: tokio::net::TcpStream, peer: SocketAddr) {
+        let _ = stream.set_nodelay(true);
+        let (mut read, mut write) = stream.into_split();
+        let (tx, mut rx) = mpsc::channel::<Vec<u8>>(TCP_WRITE_QUEUE);
+        self.writers.insert(peer, tx);
+        tokio::spawn(async move {
+            while let Some(bytes) = rx.recv().await {
+                if write.write_all(&bytes).await.is_err() {
+                    break;
+                }
+            }
+        });
+        let to_server = self.incoming.0.clone();
+        tokio::spawn(async move {
+            let mut buf = vec![0u8; MAX_DATAGRAM];
+            while let Ok(n) = read.read(&mut buf).await {
+                if n == 0 || to_server.send((peer, buf[..n].to_vec())).await.is_err() {
+                    break;
+                }
+            }
+        });
+    }
+}
+
+type Relays = HashMap<SocketAddr, (Arc<UdpSocket>, tokio::task::JoinHandle<()>)>;
+
+/// One transport's server: everything `TurnServer` asks for, until `stop` turns true.
+async fn serve(
+    mut clients: Clients,
+    transport: TransportType,
+    external: SocketAddr,
+    realm: String,
+    mut users: mpsc::Receiver<(String, String)>,
+    mut stop: watch::Receiver<bool>,
+) {
     let base = std::time::Instant::now();
     let now = || Instant::from_std(base);
-    let mut server = TurnServer::new(TransportType::Udp, external, realm);
-    let mut relays: HashMap<SocketAddr, (Arc<UdpSocket>, tokio::task::JoinHandle<()>)> =
-        HashMap::new();
+    let mut server = TurnServer::new(transport, external, realm);
+    let mut relays: Relays = HashMap::new();
     let (relay_tx, mut relay_rx) = mpsc::channel::<(SocketAddr, SocketAddr, Vec<u8>)>(RELAY_QUEUE);
     let mut buf = vec![0u8; MAX_DATAGRAM];
-    tracing::info!(%external, "TURN/STUN listening (UDP)");
     loop {
-        // Everything the server wants done now: sockets to open or close, datagrams to send.
+        // Everything the server wants done now: sockets to open or close, data to send.
         let deadline = loop {
             match server.poll(now()) {
                 TurnServerPollRet::WaitUntil(t) => break t.to_std(base),
@@ -145,27 +243,11 @@ pub async fn run(listener: TurnListener, mut stop: watch::Receiver<bool>) {
                     allocation_transport,
                     family,
                 } => {
-                    let bound = match allocation_transport {
-                        TransportType::Udp => udp_socket(SocketAddr::new(external.ip(), 0))
-                            .ok()
-                            .and_then(|s| Some((s.local_addr().ok()?, s))),
+                    let result = match allocation_transport {
+                        TransportType::Udp => allocate(external, &mut relays, &relay_tx),
                         TransportType::Tcp => None,
-                    };
-                    let result = match bound {
-                        Some((addr, socket)) => {
-                            let socket = Arc::new(socket);
-                            let reader = tokio::spawn(read_relay(
-                                Arc::clone(&socket),
-                                addr,
-                                relay_tx.clone(),
-                            ));
-                            relays.insert(addr, (socket, reader));
-                            Ok(addr)
-                        }
-                        None => {
-                            Err(turn_server_proto::api::SocketAllocateError::InsufficientCapacity)
-                        }
-                    };
+                    }
+                    .ok_or(turn_server_proto::api::SocketAllocateError::InsufficientCapacity);
                     server.allocated_socket(
                         transport,
                         listen_addr,
@@ -194,33 +276,50 @@ pub async fn run(listener: TurnListener, mut stop: watch::Receiver<bool>) {
                     Err(turn_server_proto::api::TcpConnectError::Forbidden),
                     now(),
                 ),
-                TurnServerPollRet::TcpClose { .. } => {}
+                TurnServerPollRet::TcpClose { remote_addr, .. } => {
+                    if let Clients::Tcp(c) = &mut clients {
+                        c.writers.remove(&remote_addr);
+                    }
+                }
             }
         };
         while let Some(t) = server.poll_transmit(now()) {
-            send(&socket, &relays, external, &t.data, t.from, t.to).await;
+            send(&clients, &relays, external, &t.data, t.from, t.to).await;
         }
-        tokio::select! {
-            got = socket.recv_from(&mut buf) => {
-                let Ok((n, from)) = got else { continue };
-                let transmit = Transmit::new(&buf[..n], TransportType::Udp, from, external);
-                if let Some(out) = server.recv(transmit, now()) {
-                    let (from, to) = (out.from, out.to);
-                    let data = out.data.build();
-                    send(&socket, &relays, external, &data, from, to).await;
+        let received: Option<(SocketAddr, SocketAddr, TransportType, Vec<u8>)> = tokio::select! {
+            got = async {
+                match &mut clients {
+                    Clients::Udp(socket) => socket
+                        .recv_from(&mut buf)
+                        .await
+                        .ok()
+                        .map(|(n, from)| (from, buf[..n].to_vec())),
+                    Clients::Tcp(c) => tokio::select! {
+                        accepted = c.listener.accept() => {
+                            if let Ok((stream, peer)) = accepted {
+                                c.accept(stream, peer);
+                            }
+                            None
+                        }
+                        bytes = c.incoming.1.recv() => bytes,
+                    },
                 }
+            } => got.map(|(from, data)| (from, external, transport, data)),
+            Some((relay, peer, data)) = relay_rx.recv() => Some((peer, relay, TransportType::Udp, data)),
+            Some((user, password)) = users.recv() => {
+                server.add_user(user, password);
+                None
             }
-            Some((relay, peer, data)) = relay_rx.recv() => {
-                let transmit = Transmit::new(&data[..], TransportType::Udp, peer, relay);
-                if let Some(out) = server.recv(transmit, now()) {
-                    let (from, to) = (out.from, out.to);
-                    let data = out.data.build();
-                    send(&socket, &relays, external, &data, from, to).await;
-                }
-            }
-            Some((user, password)) = users_rx.recv() => server.add_user(user, password),
-            _ = tokio::time::sleep_until(deadline.into()) => {}
+            _ = tokio::time::sleep_until(deadline.into()) => None,
             _ = async { drop(stop.wait_for(|s| *s).await) } => break,
+        };
+        if let Some((from, to, kind, data)) = received {
+            let transmit = Transmit::new(&data[..], kind, from, to);
+            if let Some(out) = server.recv(transmit, now()) {
+                let (from, to) = (out.from, out.to);
+                let data = out.data.build();
+                send(&clients, &relays, external, &data, from, to).await;
+            }
         }
     }
     for (_, (_, reader)) in relays {
@@ -228,21 +327,43 @@ pub async fn run(listener: TurnListener, mut stop: watch::Receiver<bool>) {
     }
 }
 
-/// Sends from the listener or from the relayed socket the server named as the source.
+/// A relayed UDP socket on the external address, with its reader task.
+fn allocate(
+    external: SocketAddr,
+    relays: &mut Relays,
+    relay_tx: &mpsc::Sender<(SocketAddr, SocketAddr, Vec<u8>)>,
+) -> Option<SocketAddr> {
+    let socket = udp_socket(SocketAddr::new(external.ip(), 0)).ok()?;
+    let addr = socket.local_addr().ok()?;
+    let socket = Arc::new(socket);
+    let reader = tokio::spawn(read_relay(Arc::clone(&socket), addr, relay_tx.clone()));
+    relays.insert(addr, (socket, reader));
+    Some(addr)
+}
+
+/// Sends to a client (from the listener, or its TCP connection) or from the relayed socket
+/// the server named as the source.
 async fn send(
-    listener: &UdpSocket,
-    relays: &HashMap<SocketAddr, (Arc<UdpSocket>, tokio::task::JoinHandle<()>)>,
+    clients: &Clients,
+    relays: &Relays,
     external: SocketAddr,
     data: &[u8],
     from: SocketAddr,
     to: SocketAddr,
 ) {
-    let socket = if from == external {
-        listener
-    } else if let Some((relay, _)) = relays.get(&from) {
-        relay.as_ref()
-    } else {
-        return;
+    let socket = match (from == external, clients) {
+        (true, Clients::Udp(listener)) => listener,
+        (true, Clients::Tcp(c)) => {
+            if let Some(w) = c.writers.get(&to) {
+                // A client that does not take its data loses it, as over UDP.
+                let _ = w.try_send(data.to_vec());
+            }
+            return;
+        }
+        (false, _) => match relays.get(&from) {
+            Some((relay, _)) => relay.as_ref(),
+            None => return,
+        },
     };
     // Straight into the kernel buffer; only a full buffer waits.
     let result = match socket.try_send_to(data, to) {
