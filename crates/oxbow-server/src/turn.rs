@@ -314,6 +314,13 @@ async fn serve(
             _ = async { drop(stop.wait_for(|s| *s).await) } => break,
         };
         if let Some((from, to, kind, data)) = received {
+            // The TURN REST convention: a username names its own expiry. `turn-server-proto`
+            // cannot forget a user, so requests under an expired one stop here (an allocation
+            // made before then is not refreshed and lapses).
+            if to == external && expired_username(&data, unix_secs()) {
+                tracing::debug!(%from, "TURN: a request with expired credentials, dropped");
+                continue;
+            }
             let transmit = Transmit::new(&data[..], kind, from, to);
             if let Some(out) = server.recv(transmit, now()) {
                 let (from, to) = (out.from, out.to);
@@ -325,6 +332,41 @@ async fn serve(
     for (_, (_, reader)) in relays {
         reader.abort();
     }
+}
+
+fn unix_secs() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
+/// Whether `data` starts with a STUN message whose USERNAME is `<expiry>:...` with the expiry
+/// before `now_secs`. Anything else (ChannelData, other usernames, partial TCP reads) is not.
+fn expired_username(data: &[u8], now_secs: u64) -> bool {
+    const MAGIC: [u8; 4] = [0x21, 0x12, 0xA4, 0x42];
+    const USERNAME: u16 = 0x0006;
+    if data.len() < 20 || data[0] & 0xC0 != 0 || data[4..8] != MAGIC {
+        return false;
+    }
+    let len = usize::from(u16::from_be_bytes([data[2], data[3]]));
+    let attrs = &data[20..data.len().min(20 + len)];
+    let mut at = 0;
+    while at + 4 <= attrs.len() {
+        let kind = u16::from_be_bytes([attrs[at], attrs[at + 1]]);
+        let size = usize::from(u16::from_be_bytes([attrs[at + 2], attrs[at + 3]]));
+        let Some(value) = attrs.get(at + 4..at + 4 + size) else {
+            return false;
+        };
+        if kind == USERNAME {
+            let expiry = std::str::from_utf8(value)
+                .ok()
+                .and_then(|u| u.split_once(':'))
+                .and_then(|(t, _)| t.parse::<u64>().ok());
+            return expiry.is_some_and(|t| t < now_secs);
+        }
+        at += 4 + size.div_ceil(4) * 4;
+    }
+    false
 }
 
 /// A relayed UDP socket on the external address, with its reader task.
@@ -385,5 +427,45 @@ async fn read_relay(
     while let Ok((n, from)) = socket.recv_from(&mut buf).await {
         // A full queue drops the datagram, as a congested UDP path would.
         let _ = to_server.try_send((local, from, buf[..n].to_vec()));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A STUN Allocate request carrying `username` (and a SOFTWARE attribute before it).
+    fn allocate_with(username: &str) -> Vec<u8> {
+        let mut attrs = Vec::new();
+        for (kind, value) in [(0x8022u16, b"x".as_slice()), (0x0006, username.as_bytes())] {
+            attrs.extend_from_slice(&kind.to_be_bytes());
+            attrs.extend_from_slice(&(value.len() as u16).to_be_bytes());
+            attrs.extend_from_slice(value);
+            attrs.resize(attrs.len().div_ceil(4) * 4, 0);
+        }
+        let mut m = vec![0x00, 0x03];
+        m.extend_from_slice(&(attrs.len() as u16).to_be_bytes());
+        m.extend_from_slice(&[0x21, 0x12, 0xA4, 0x42]);
+        m.extend_from_slice(&[7; 12]);
+        m.extend_from_slice(&attrs);
+        m
+    }
+
+    #[test]
+    fn expired_rest_usernames_are_recognised() {
+        let now = 1_700_000_000;
+        assert!(expired_username(&allocate_with("1699999999:djE6YXJu"), now));
+        assert!(!expired_username(
+            &allocate_with("1700000300:djE6YXJu"),
+            now
+        ));
+        assert!(!expired_username(&allocate_with("plain-user"), now));
+        // ChannelData (0b01 prefix), truncated and foreign data are left alone.
+        assert!(!expired_username(
+            &[0x40, 0x00, 0x00, 0x04, 1, 2, 3, 4],
+            now
+        ));
+        assert!(!expired_username(&allocate_with("1699999999:x")[..24], now));
+        assert!(!expired_username(b"GET / HTTP/1.1\r\n\r\n....", now));
     }
 }
