@@ -231,60 +231,67 @@ async fn serve(
     let mut relays: Relays = HashMap::new();
     let (relay_tx, mut relay_rx) = mpsc::channel::<(SocketAddr, SocketAddr, Vec<u8>)>(RELAY_QUEUE);
     let mut buf = vec![0u8; MAX_DATAGRAM];
+    // Polling walks every client's state, so it runs when something may have changed it (a
+    // STUN request, a timer), not for every relayed media packet.
+    let mut needs_poll = true;
+    let mut deadline = std::time::Instant::now();
     loop {
-        // Everything the server wants done now: sockets to open or close, data to send.
-        let deadline = loop {
-            match server.poll(now()) {
-                TurnServerPollRet::WaitUntil(t) => break t.to_std(base),
-                TurnServerPollRet::AllocateSocket {
-                    transport,
-                    listen_addr,
-                    client_addr,
-                    allocation_transport,
-                    family,
-                } => {
-                    let result = match allocation_transport {
-                        TransportType::Udp => allocate(external, &mut relays, &relay_tx),
-                        TransportType::Tcp => None,
-                    }
-                    .ok_or(turn_server_proto::api::SocketAllocateError::InsufficientCapacity);
-                    server.allocated_socket(
+        if needs_poll || std::time::Instant::now() >= deadline {
+            needs_poll = false;
+            // Everything the server wants done now: sockets to open or close, data to send.
+            deadline = loop {
+                match server.poll(now()) {
+                    TurnServerPollRet::WaitUntil(t) => break t.to_std(base),
+                    TurnServerPollRet::AllocateSocket {
                         transport,
                         listen_addr,
                         client_addr,
                         allocation_transport,
                         family,
-                        result,
+                    } => {
+                        let result = match allocation_transport {
+                            TransportType::Udp => allocate(external, &mut relays, &relay_tx),
+                            TransportType::Tcp => None,
+                        }
+                        .ok_or(turn_server_proto::api::SocketAllocateError::InsufficientCapacity);
+                        server.allocated_socket(
+                            transport,
+                            listen_addr,
+                            client_addr,
+                            allocation_transport,
+                            family,
+                            result,
+                            now(),
+                        );
+                    }
+                    TurnServerPollRet::SocketClose { listen_addr, .. } => {
+                        if let Some((_, reader)) = relays.remove(&listen_addr) {
+                            reader.abort();
+                        }
+                    }
+                    TurnServerPollRet::TcpConnect {
+                        relayed_addr,
+                        peer_addr,
+                        listen_addr,
+                        client_addr,
+                    } => server.tcp_connected(
+                        relayed_addr,
+                        peer_addr,
+                        listen_addr,
+                        client_addr,
+                        Err(turn_server_proto::api::TcpConnectError::Forbidden),
                         now(),
-                    );
-                }
-                TurnServerPollRet::SocketClose { listen_addr, .. } => {
-                    if let Some((_, reader)) = relays.remove(&listen_addr) {
-                        reader.abort();
+                    ),
+                    TurnServerPollRet::TcpClose { remote_addr, .. } => {
+                        if let Clients::Tcp(c) = &mut clients {
+                            c.writers.remove(&remote_addr);
+                        }
                     }
                 }
-                TurnServerPollRet::TcpConnect {
-                    relayed_addr,
-                    peer_addr,
-                    listen_addr,
-                    client_addr,
-                } => server.tcp_connected(
-                    relayed_addr,
-                    peer_addr,
-                    listen_addr,
-                    client_addr,
-                    Err(turn_server_proto::api::TcpConnectError::Forbidden),
-                    now(),
-                ),
-                TurnServerPollRet::TcpClose { remote_addr, .. } => {
-                    if let Clients::Tcp(c) = &mut clients {
-                        c.writers.remove(&remote_addr);
-                    }
-                }
+            };
+            while let Some(t) = server.poll_transmit(now()) {
+                send(&clients, &relays, external, &t.data, t.from, t.to).await;
             }
-        };
-        while let Some(t) = server.poll_transmit(now()) {
-            send(&clients, &relays, external, &t.data, t.from, t.to).await;
         }
         let received: Option<(SocketAddr, SocketAddr, TransportType, Vec<u8>)> = tokio::select! {
             got = async {
@@ -317,6 +324,11 @@ async fn serve(
             // The TURN REST convention: a username names its own expiry. `turn-server-proto`
             // cannot forget a user, so requests under an expired one stop here (an allocation
             // made before then is not refreshed and lapses).
+            // STUN messages (not ChannelData or relayed data) may change what the server
+            // wants done.
+            // TCP reads need not start at a message, so they always count.
+            needs_poll |= to == external
+                && (kind == TransportType::Tcp || data.first().is_some_and(|b| b & 0xC0 == 0));
             if to == external && expired_username(&data, unix_secs()) {
                 tracing::debug!(%from, "TURN: a request with expired credentials, dropped");
                 continue;
