@@ -450,12 +450,23 @@ fn turn_addr(server: &TestServer) -> String {
 /// server in client-to-client mode: two allocations, permissions, channel binds, and data
 /// relayed both ways.
 fn uclient(turn: &str, user: &str, password: &str, tcp: bool) -> std::process::Output {
+    uclient_with(turn, user, password, tcp, &["-n", "20", "-l", "200"])
+}
+
+fn uclient_with(
+    turn: &str,
+    user: &str,
+    password: &str,
+    tcp: bool,
+    load: &[&str],
+) -> std::process::Output {
     let (host, port) = turn.rsplit_once(':').unwrap();
     let mut cmd = std::process::Command::new("turnutils_uclient");
     if tcp {
         cmd.arg("-t");
     }
-    cmd.args(["-y", "-n", "20", "-l", "200", "-c", "-p", port])
+    cmd.args(["-y", "-c", "-p", port])
+        .args(load)
         .args(["-u", user, "-w", password, host])
         .output()
         .expect("turnutils_uclient (Debian coturn) is installed")
@@ -578,4 +589,44 @@ async fn alexa_offers_reach_the_master_and_return_its_answer() {
         .await
         .unwrap_err();
     assert!(e.into_service_error().is_invalid_argument_exception());
+}
+
+#[tokio::test]
+async fn turn_allocations_are_held_to_their_bit_rate() {
+    // 100 kbit/s = 12.5 KB/s per allocation; the load offers 1000-byte messages every 2 ms
+    // (500 KB/s): most of it must be dropped, none of it with the limit lifted.
+    for (limit, lossy) in [("100", true), ("0", false)] {
+        let server = TestServer::start_with(&["--turn-max-kbps", limit]);
+        let turn = turn_addr(&server);
+        let arn = create_channel(&server, "door", 60).await;
+        let out = signaling_sdk(&server)
+            .get_ice_server_config()
+            .channel_arn(&arn)
+            .send()
+            .await
+            .unwrap();
+        let ice = &out.ice_server_list()[0];
+        let (user, password) = (ice.username().unwrap(), ice.password().unwrap());
+        let run = uclient_with(
+            &turn,
+            user,
+            password,
+            false,
+            &["-n", "200", "-l", "1000", "-z", "2"],
+        );
+        let text = String::from_utf8_lossy(&run.stdout).to_string()
+            + &String::from_utf8_lossy(&run.stderr);
+        let lost: u64 = text
+            .lines()
+            .rev()
+            .find_map(|l| l.split_once("Total lost packets ").map(|(_, r)| r.trim()))
+            .and_then(|v| v.split_whitespace().next())
+            .and_then(|v| v.parse().ok())
+            .unwrap_or_else(|| panic!("{text}"));
+        if lossy {
+            assert!(lost > 200, "limit {limit}: only {lost} of 400 lost: {text}");
+        } else {
+            assert_eq!(lost, 0, "limit {limit}: {text}");
+        }
+    }
 }

@@ -34,6 +34,8 @@ pub struct ServerConfig {
     /// The address relayed sockets bind to and clients are told about (default: the listen
     /// address, or 127.0.0.1 when that is unspecified).
     pub turn_external_ip: Option<std::net::IpAddr>,
+    /// Relayed bit rate per allocation and direction, in kbit/s (KVS: 5 Mbps); 0 = unlimited.
+    pub turn_max_kbps: u64,
     /// The shortest session AssumeRole grants (AWS: 900 s); lower only to test expiry.
     pub min_session_seconds: i64,
     pub limits: Limits,
@@ -173,6 +175,7 @@ impl ServerConfig {
             turn: None,
             turn_listen: None,
             turn_external_ip: None,
+            turn_max_kbps: 5_000,
             min_session_seconds: 900,
             limits: Limits::for_region("us-east-1"),
         }

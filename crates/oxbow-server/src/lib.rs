@@ -196,7 +196,7 @@ impl Server {
                     } else {
                         addr.ip()
                     });
-                let (l, h) = turn::bind(addr, external, "oxbow").await?;
+                let (l, h) = turn::bind(addr, external, "oxbow", config.turn_max_kbps).await?;
                 (Some(l), Some(h))
             }
             _ => (None, None),

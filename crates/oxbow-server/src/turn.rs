@@ -89,6 +89,8 @@ pub struct TurnListener {
     external: SocketAddr,
     realm: String,
     users: Vec<mpsc::Receiver<(String, String)>>,
+    /// Relayed bytes per second per allocation and direction (0: unlimited).
+    max_bytes_per_sec: u64,
 }
 
 /// Binds the UDP and TCP listeners on one port. `external_ip` is the address relayed sockets
@@ -97,6 +99,7 @@ pub async fn bind(
     listen: SocketAddr,
     external_ip: IpAddr,
     realm: &str,
+    max_kbps: u64,
 ) -> Result<(TurnListener, TurnHandle), ServerError> {
     let bind_err = |addr: SocketAddr| move |source| ServerError::Bind { addr, source };
     let udp = udp_socket(listen).map_err(bind_err(listen))?;
@@ -115,6 +118,7 @@ pub async fn bind(
             external,
             realm: realm.to_string(),
             users: vec![udp_rx, tcp_rx],
+            max_bytes_per_sec: max_kbps * 1000 / 8,
         },
         TurnHandle {
             users: vec![udp_users, tcp_users],
@@ -132,6 +136,7 @@ pub async fn run(listener: TurnListener, stop: watch::Receiver<bool>) {
         external,
         realm,
         mut users,
+        max_bytes_per_sec,
     } = listener;
     tracing::info!(%external, "TURN/STUN listening (UDP and TCP)");
     let tcp_users = users.pop();
@@ -145,6 +150,7 @@ pub async fn run(listener: TurnListener, stop: watch::Receiver<bool>) {
         external,
         realm.clone(),
         udp_users,
+        Meter::new(max_bytes_per_sec),
         stop.clone(),
     );
     let tcp_task = serve(
@@ -153,6 +159,7 @@ pub async fn run(listener: TurnListener, stop: watch::Receiver<bool>) {
         external,
         realm,
         tcp_users,
+        Meter::new(max_bytes_per_sec),
         stop,
     );
     tokio::join!(udp_task, tcp_task);
@@ -223,6 +230,7 @@ async fn serve(
     external: SocketAddr,
     realm: String,
     mut users: mpsc::Receiver<(String, String)>,
+    mut meter: Meter,
     mut stop: watch::Receiver<bool>,
 ) {
     let base = std::time::Instant::now();
@@ -268,6 +276,7 @@ async fn serve(
                         if let Some((_, reader)) = relays.remove(&listen_addr) {
                             reader.abort();
                         }
+                        meter.forget(listen_addr);
                     }
                     TurnServerPollRet::TcpConnect {
                         relayed_addr,
@@ -333,16 +342,58 @@ async fn serve(
                 tracing::debug!(%from, "TURN: a request with expired credentials, dropped");
                 continue;
             }
+            // Data a peer sent to a relay counts against that allocation's rate.
+            if to != external && !meter.allow(to, data.len()) {
+                continue;
+            }
             let transmit = Transmit::new(&data[..], kind, from, to);
             if let Some(out) = server.recv(transmit, now()) {
                 let (from, to) = (out.from, out.to);
                 let data = out.data.build();
+                // ... and so does data a client sends out through its relay.
+                if from != external && !meter.allow(from, data.len()) {
+                    continue;
+                }
                 send(&clients, &relays, external, &data, from, to).await;
             }
         }
     }
     for (_, (_, reader)) in relays {
         reader.abort();
+    }
+}
+
+/// Relayed bytes per allocation (relayed address) and direction, in one-second windows; past
+/// the limit the datagram is dropped, as a congested path would (KVS: 5 Mbps per allocation).
+struct Meter {
+    max_bytes_per_sec: u64,
+    windows: HashMap<SocketAddr, (std::time::Instant, u64)>,
+}
+
+impl Meter {
+    fn new(max_bytes_per_sec: u64) -> Self {
+        Self {
+            max_bytes_per_sec,
+            windows: HashMap::new(),
+        }
+    }
+
+    fn allow(&mut self, relay: SocketAddr, bytes: usize) -> bool {
+        if self.max_bytes_per_sec == 0 {
+            return true;
+        }
+        let now = std::time::Instant::now();
+        let (start, used) = self.windows.entry(relay).or_insert((now, 0));
+        if now.duration_since(*start) >= std::time::Duration::from_secs(1) {
+            *start = now;
+            *used = 0;
+        }
+        *used += bytes as u64;
+        *used <= self.max_bytes_per_sec
+    }
+
+    fn forget(&mut self, relay: SocketAddr) {
+        self.windows.remove(&relay);
     }
 }
 

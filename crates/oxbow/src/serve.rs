@@ -59,6 +59,9 @@ pub struct ServeArgs {
     /// address your peers can reach.
     #[arg(long)]
     turn_external_ip: Option<std::net::IpAddr>,
+    /// Relayed bit rate per TURN allocation and direction, kbit/s (0 = unlimited).
+    #[arg(long, default_value_t = 5_000)]
+    turn_max_kbps: u64,
     /// Do not run the embedded STUN/TURN server.
     #[arg(long)]
     no_turn: bool,
@@ -209,6 +212,7 @@ impl ServeArgs {
         config.iot_trusted_cas = self.iot_trusted_cas;
         config.turn_listen = (!self.no_turn).then_some(self.turn_listen);
         config.turn_external_ip = self.turn_external_ip;
+        config.turn_max_kbps = self.turn_max_kbps;
         if !self.turn_uris.is_empty() || self.turn_secret.is_some() {
             config.turn = Some(oxbow_server::TurnConfig {
                 uris: self.turn_uris,
