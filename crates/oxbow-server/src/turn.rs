@@ -102,12 +102,22 @@ pub async fn bind(
     max_kbps: u64,
 ) -> Result<(TurnListener, TurnHandle), ServerError> {
     let bind_err = |addr: SocketAddr| move |source| ServerError::Bind { addr, source };
-    let udp = udp_socket(listen).map_err(bind_err(listen))?;
-    let port = udp.local_addr().map_err(bind_err(listen))?.port();
-    let tcp_addr = SocketAddr::new(listen.ip(), port);
-    let tcp = TcpListener::bind(tcp_addr)
-        .await
-        .map_err(bind_err(tcp_addr))?;
+    // UDP and TCP share the port. For "any port" the UDP one is picked first, and another is
+    // tried if its TCP twin is taken (by some connection's local port, say).
+    let mut attempt = 0;
+    let (udp, tcp, port) = loop {
+        attempt += 1;
+        let udp = udp_socket(listen).map_err(bind_err(listen))?;
+        let port = udp.local_addr().map_err(bind_err(listen))?.port();
+        let tcp_addr = SocketAddr::new(listen.ip(), port);
+        match TcpListener::bind(tcp_addr).await {
+            Ok(tcp) => break (udp, tcp, port),
+            Err(e) if listen.port() == 0 && attempt < 20 => {
+                tracing::debug!(%tcp_addr, error = %e, "TURN: the TCP twin of a free UDP port is taken");
+            }
+            Err(e) => return Err(bind_err(tcp_addr)(e)),
+        }
+    };
     let external = SocketAddr::new(external_ip, port);
     let (udp_users, udp_rx) = mpsc::channel(1024);
     let (tcp_users, tcp_rx) = mpsc::channel(1024);
