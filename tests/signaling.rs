@@ -630,3 +630,34 @@ async fn turn_allocations_are_held_to_their_bit_rate() {
         }
     }
 }
+
+#[tokio::test]
+async fn turn_allocations_are_limited_per_channel() {
+    // turnutils_uclient -y opens several allocations (three, in coturn 4.6.1) under the same
+    // channel's credentials: one allowed is too few, KVS's 50 plenty.
+    for (quota, succeeds) in [("1", false), ("50", true)] {
+        let server = TestServer::start_with(&["--turn-max-allocations-per-channel", quota]);
+        let turn = turn_addr(&server);
+        let arn = create_channel(&server, "door", 60).await;
+        let out = signaling_sdk(&server)
+            .get_ice_server_config()
+            .channel_arn(&arn)
+            .send()
+            .await
+            .unwrap();
+        let ice = &out.ice_server_list()[0];
+        let run = uclient(
+            &turn,
+            ice.username().unwrap(),
+            ice.password().unwrap(),
+            false,
+        );
+        let text = String::from_utf8_lossy(&run.stdout).to_string()
+            + &String::from_utf8_lossy(&run.stderr);
+        assert_eq!(run.status.success(), succeeds, "quota {quota}: {text}");
+        if !succeeds {
+            // The second allocation is refused with 508 Insufficient Capacity.
+            assert!(text.contains("error 508"), "{text}");
+        }
+    }
+}

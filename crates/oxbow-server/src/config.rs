@@ -36,6 +36,8 @@ pub struct ServerConfig {
     pub turn_external_ip: Option<std::net::IpAddr>,
     /// Relayed bit rate per allocation and direction, in kbit/s (KVS: 5 Mbps); 0 = unlimited.
     pub turn_max_kbps: u64,
+    /// TURN allocations open at once per signaling channel (KVS: 50); 0 = unlimited.
+    pub turn_max_allocations_per_channel: usize,
     /// The shortest session AssumeRole grants (AWS: 900 s); lower only to test expiry.
     pub min_session_seconds: i64,
     pub limits: Limits,
@@ -176,6 +178,7 @@ impl ServerConfig {
             turn_listen: None,
             turn_external_ip: None,
             turn_max_kbps: 5_000,
+            turn_max_allocations_per_channel: 50,
             min_session_seconds: 900,
             limits: Limits::for_region("us-east-1"),
         }

@@ -196,7 +196,11 @@ impl Server {
                     } else {
                         addr.ip()
                     });
-                let (l, h) = turn::bind(addr, external, "oxbow", config.turn_max_kbps).await?;
+                let limits = turn::TurnLimits {
+                    max_kbps: config.turn_max_kbps,
+                    max_allocations_per_channel: config.turn_max_allocations_per_channel,
+                };
+                let (l, h) = turn::bind(addr, external, "oxbow", limits).await?;
                 (Some(l), Some(h))
             }
             _ => (None, None),

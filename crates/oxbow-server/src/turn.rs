@@ -89,8 +89,17 @@ pub struct TurnListener {
     external: SocketAddr,
     realm: String,
     users: Vec<mpsc::Receiver<(String, String)>>,
-    /// Relayed bytes per second per allocation and direction (0: unlimited).
-    max_bytes_per_sec: u64,
+    limits: TurnLimits,
+}
+
+/// What each allocation may use.
+#[derive(Debug, Clone, Copy)]
+pub struct TurnLimits {
+    /// Relayed kbit/s per allocation and direction (0: unlimited).
+    pub max_kbps: u64,
+    /// Allocations open at once per signaling channel, as its credentials name it (0:
+    /// unlimited).
+    pub max_allocations_per_channel: usize,
 }
 
 /// Binds the UDP and TCP listeners on one port. `external_ip` is the address relayed sockets
@@ -99,7 +108,7 @@ pub async fn bind(
     listen: SocketAddr,
     external_ip: IpAddr,
     realm: &str,
-    max_kbps: u64,
+    limits: TurnLimits,
 ) -> Result<(TurnListener, TurnHandle), ServerError> {
     let bind_err = |addr: SocketAddr| move |source| ServerError::Bind { addr, source };
     // UDP and TCP share the port. For "any port" the UDP one is picked first, and another is
@@ -128,7 +137,7 @@ pub async fn bind(
             external,
             realm: realm.to_string(),
             users: vec![udp_rx, tcp_rx],
-            max_bytes_per_sec: max_kbps * 1000 / 8,
+            limits,
         },
         TurnHandle {
             users: vec![udp_users, tcp_users],
@@ -146,7 +155,7 @@ pub async fn run(listener: TurnListener, stop: watch::Receiver<bool>) {
         external,
         realm,
         mut users,
-        max_bytes_per_sec,
+        limits,
     } = listener;
     tracing::info!(%external, "TURN/STUN listening (UDP and TCP)");
     let tcp_users = users.pop();
@@ -160,7 +169,8 @@ pub async fn run(listener: TurnListener, stop: watch::Receiver<bool>) {
         external,
         realm.clone(),
         udp_users,
-        Meter::new(max_bytes_per_sec),
+        Meter::new(limits.max_kbps * 1000 / 8),
+        Quota::new(limits.max_allocations_per_channel),
         stop.clone(),
     );
     let tcp_task = serve(
@@ -169,7 +179,8 @@ pub async fn run(listener: TurnListener, stop: watch::Receiver<bool>) {
         external,
         realm,
         tcp_users,
-        Meter::new(max_bytes_per_sec),
+        Meter::new(limits.max_kbps * 1000 / 8),
+        Quota::new(limits.max_allocations_per_channel),
         stop,
     );
     tokio::join!(udp_task, tcp_task);
@@ -234,6 +245,7 @@ impl TcpClients {
 type Relays = HashMap<SocketAddr, (Arc<UdpSocket>, tokio::task::JoinHandle<()>)>;
 
 /// One transport's server: everything `TurnServer` asks for, until `stop` turns true.
+#[allow(clippy::too_many_arguments)] // a transport's whole configuration, passed once
 async fn serve(
     mut clients: Clients,
     transport: TransportType,
@@ -241,6 +253,7 @@ async fn serve(
     realm: String,
     mut users: mpsc::Receiver<(String, String)>,
     mut meter: Meter,
+    mut quota: Quota,
     mut stop: watch::Receiver<bool>,
 ) {
     let base = std::time::Instant::now();
@@ -267,11 +280,17 @@ async fn serve(
                         allocation_transport,
                         family,
                     } => {
-                        let result = match allocation_transport {
-                            TransportType::Udp => allocate(external, &mut relays, &relay_tx),
-                            TransportType::Tcp => None,
+                        let admitted = quota.admit(client_addr);
+                        let result = match (admitted, allocation_transport) {
+                            (true, TransportType::Udp) => {
+                                allocate(external, &mut relays, &relay_tx)
+                            }
+                            _ => None,
                         }
                         .ok_or(turn_server_proto::api::SocketAllocateError::InsufficientCapacity);
+                        if let Ok(relay) = result {
+                            quota.opened(client_addr, relay);
+                        }
                         server.allocated_socket(
                             transport,
                             listen_addr,
@@ -287,6 +306,7 @@ async fn serve(
                             reader.abort();
                         }
                         meter.forget(listen_addr);
+                        quota.closed(listen_addr);
                     }
                     TurnServerPollRet::TcpConnect {
                         relayed_addr,
@@ -348,6 +368,11 @@ async fn serve(
             // TCP reads need not start at a message, so they always count.
             needs_poll |= to == external
                 && (kind == TransportType::Tcp || data.first().is_some_and(|b| b & 0xC0 == 0));
+            if to == external {
+                if let Some(user) = username(&data) {
+                    quota.saw(from, user);
+                }
+            }
             if to == external && expired_username(&data, unix_secs()) {
                 tracing::debug!(%from, "TURN: a request with expired credentials, dropped");
                 continue;
@@ -407,6 +432,62 @@ impl Meter {
     }
 }
 
+/// Allocations per signaling channel. A client's channel is the opaque part of the REST
+/// username its requests carry (`<expiry>:<base64 of v1:<ARN>>`), as KVS uses it.
+struct Quota {
+    max: usize,
+    /// The channel each client's latest request named.
+    clients: HashMap<SocketAddr, String>,
+    /// Each relayed address's channel, and the count per channel.
+    relays: HashMap<SocketAddr, String>,
+    open: HashMap<String, usize>,
+}
+
+impl Quota {
+    fn new(max: usize) -> Self {
+        Self {
+            max,
+            clients: HashMap::new(),
+            relays: HashMap::new(),
+            open: HashMap::new(),
+        }
+    }
+
+    fn saw(&mut self, client: SocketAddr, username: &str) {
+        if let Some((_, channel)) = username.split_once(':') {
+            if self.clients.len() > 100_000 {
+                self.clients.clear();
+            }
+            self.clients.insert(client, channel.to_string());
+        }
+    }
+
+    fn admit(&self, client: SocketAddr) -> bool {
+        let Some(channel) = self.clients.get(&client) else {
+            return true;
+        };
+        self.max == 0 || self.open.get(channel).copied().unwrap_or(0) < self.max
+    }
+
+    fn opened(&mut self, client: SocketAddr, relay: SocketAddr) {
+        if let Some(channel) = self.clients.get(&client).cloned() {
+            *self.open.entry(channel.clone()).or_default() += 1;
+            self.relays.insert(relay, channel);
+        }
+    }
+
+    fn closed(&mut self, relay: SocketAddr) {
+        if let Some(channel) = self.relays.remove(&relay) {
+            if let Some(n) = self.open.get_mut(&channel) {
+                *n = n.saturating_sub(1);
+                if *n == 0 {
+                    self.open.remove(&channel);
+                }
+            }
+        }
+    }
+}
+
 fn unix_secs() -> u64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -416,10 +497,18 @@ fn unix_secs() -> u64 {
 /// Whether `data` starts with a STUN message whose USERNAME is `<expiry>:...` with the expiry
 /// before `now_secs`. Anything else (ChannelData, other usernames, partial TCP reads) is not.
 fn expired_username(data: &[u8], now_secs: u64) -> bool {
+    username(data)
+        .and_then(|u| u.split_once(':'))
+        .and_then(|(t, _)| t.parse::<u64>().ok())
+        .is_some_and(|t| t < now_secs)
+}
+
+/// The USERNAME of the STUN message `data` starts with, if any.
+fn username(data: &[u8]) -> Option<&str> {
     const MAGIC: [u8; 4] = [0x21, 0x12, 0xA4, 0x42];
     const USERNAME: u16 = 0x0006;
     if data.len() < 20 || data[0] & 0xC0 != 0 || data[4..8] != MAGIC {
-        return false;
+        return None;
     }
     let len = usize::from(u16::from_be_bytes([data[2], data[3]]));
     let attrs = &data[20..data.len().min(20 + len)];
@@ -427,19 +516,13 @@ fn expired_username(data: &[u8], now_secs: u64) -> bool {
     while at + 4 <= attrs.len() {
         let kind = u16::from_be_bytes([attrs[at], attrs[at + 1]]);
         let size = usize::from(u16::from_be_bytes([attrs[at + 2], attrs[at + 3]]));
-        let Some(value) = attrs.get(at + 4..at + 4 + size) else {
-            return false;
-        };
+        let value = attrs.get(at + 4..at + 4 + size)?;
         if kind == USERNAME {
-            let expiry = std::str::from_utf8(value)
-                .ok()
-                .and_then(|u| u.split_once(':'))
-                .and_then(|(t, _)| t.parse::<u64>().ok());
-            return expiry.is_some_and(|t| t < now_secs);
+            return std::str::from_utf8(value).ok();
         }
         at += 4 + size.div_ceil(4) * 4;
     }
-    false
+    None
 }
 
 /// A relayed UDP socket on the external address, with its reader task.
@@ -540,5 +623,27 @@ mod tests {
         ));
         assert!(!expired_username(&allocate_with("1699999999:x")[..24], now));
         assert!(!expired_username(b"GET / HTTP/1.1\r\n\r\n....", now));
+    }
+
+    #[test]
+    fn allocations_are_counted_per_channel_and_freed() {
+        let addr = |p: u16| SocketAddr::from(([127, 0, 0, 1], p));
+        let mut q = Quota::new(2);
+        q.saw(addr(1), "1700000300:Y2hhbm5lbEE=");
+        q.saw(addr(2), "1700000300:Y2hhbm5lbEE=");
+        q.saw(addr(3), "1700000300:Y2hhbm5lbEE=");
+        q.saw(addr(4), "1700000300:Y2hhbm5lbEI=");
+        assert!(q.admit(addr(1)));
+        q.opened(addr(1), addr(101));
+        q.opened(addr(2), addr(102));
+        assert!(!q.admit(addr(3)), "the channel's two are in use");
+        assert!(q.admit(addr(4)), "another channel has its own count");
+        assert!(
+            q.admit(addr(9)),
+            "a client that named no channel is not counted"
+        );
+        q.closed(addr(101));
+        assert!(q.admit(addr(3)), "a closed allocation frees its place");
+        assert!(Quota::new(0).admit(addr(1)), "0 is unlimited");
     }
 }

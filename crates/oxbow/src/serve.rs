@@ -62,6 +62,9 @@ pub struct ServeArgs {
     /// Relayed bit rate per TURN allocation and direction, kbit/s (0 = unlimited).
     #[arg(long, default_value_t = 5_000)]
     turn_max_kbps: u64,
+    /// TURN allocations open at once per signaling channel (0 = unlimited).
+    #[arg(long, default_value_t = 50)]
+    turn_max_allocations_per_channel: usize,
     /// Do not run the embedded STUN/TURN server.
     #[arg(long)]
     no_turn: bool,
@@ -213,6 +216,7 @@ impl ServeArgs {
         config.turn_listen = (!self.no_turn).then_some(self.turn_listen);
         config.turn_external_ip = self.turn_external_ip;
         config.turn_max_kbps = self.turn_max_kbps;
+        config.turn_max_allocations_per_channel = self.turn_max_allocations_per_channel;
         if !self.turn_uris.is_empty() || self.turn_secret.is_some() {
             config.turn = Some(oxbow_server::TurnConfig {
                 uris: self.turn_uris,
