@@ -591,26 +591,34 @@ async fn alexa_offers_reach_the_master_and_return_its_answer() {
     assert!(e.into_service_error().is_invalid_argument_exception());
 }
 
+/// A server's embedded TURN address and one set of credentials GetIceServerConfig issued.
+async fn turn_credentials(server: &TestServer) -> (String, String, String) {
+    let arn = create_channel(server, "door", 60).await;
+    let out = signaling_sdk(server)
+        .get_ice_server_config()
+        .channel_arn(&arn)
+        .send()
+        .await
+        .unwrap();
+    let ice = &out.ice_server_list()[0];
+    (
+        turn_addr(server),
+        ice.username().unwrap().to_string(),
+        ice.password().unwrap().to_string(),
+    )
+}
+
 #[tokio::test]
 async fn turn_allocations_are_held_to_their_bit_rate() {
     // 100 kbit/s = 12.5 KB/s per allocation; the load offers 1000-byte messages every 2 ms
     // (500 KB/s): most of it must be dropped, none of it with the limit lifted.
     for (limit, lossy) in [("100", true), ("0", false)] {
         let server = TestServer::start_with(&["--turn-max-kbps", limit]);
-        let turn = turn_addr(&server);
-        let arn = create_channel(&server, "door", 60).await;
-        let out = signaling_sdk(&server)
-            .get_ice_server_config()
-            .channel_arn(&arn)
-            .send()
-            .await
-            .unwrap();
-        let ice = &out.ice_server_list()[0];
-        let (user, password) = (ice.username().unwrap(), ice.password().unwrap());
+        let (turn, user, password) = turn_credentials(&server).await;
         let run = uclient_with(
             &turn,
-            user,
-            password,
+            &user,
+            &password,
             false,
             &["-n", "200", "-l", "1000", "-z", "2"],
         );
@@ -637,21 +645,8 @@ async fn turn_allocations_are_limited_per_channel() {
     // channel's credentials: one allowed is too few, KVS's 50 plenty.
     for (quota, succeeds) in [("1", false), ("50", true)] {
         let server = TestServer::start_with(&["--turn-max-allocations-per-channel", quota]);
-        let turn = turn_addr(&server);
-        let arn = create_channel(&server, "door", 60).await;
-        let out = signaling_sdk(&server)
-            .get_ice_server_config()
-            .channel_arn(&arn)
-            .send()
-            .await
-            .unwrap();
-        let ice = &out.ice_server_list()[0];
-        let run = uclient(
-            &turn,
-            ice.username().unwrap(),
-            ice.password().unwrap(),
-            false,
-        );
+        let (turn, user, password) = turn_credentials(&server).await;
+        let run = uclient(&turn, &user, &password, false);
         let text = String::from_utf8_lossy(&run.stdout).to_string()
             + &String::from_utf8_lossy(&run.stderr);
         assert_eq!(run.status.success(), succeeds, "quota {quota}: {text}");
