@@ -14,6 +14,7 @@ mod bootstrap;
 mod camera;
 pub mod config;
 pub mod control;
+mod deadline;
 mod device_ca;
 mod front;
 mod head_check;

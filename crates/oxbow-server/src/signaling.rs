@@ -6,7 +6,7 @@
 //! (`relay/`), which does the routing.
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use futures_util::{SinkExt, StreamExt};
 use http::{header, HeaderValue, Method, Response, StatusCode};
@@ -21,6 +21,7 @@ use tokio_tungstenite::WebSocketStream;
 use crate::access;
 use crate::api::{Call, Handled, Operation};
 use crate::authz::RequestEnv;
+use crate::deadline::sleep_until;
 use crate::http::{forbidden_on_denial, full, Reply};
 use crate::relay::{ConnId, Out, Refused, Relay, Role};
 use crate::resource::check_client_id;
@@ -229,12 +230,5 @@ async fn drive<S>(
                 break;
             }
         }
-    }
-}
-
-async fn sleep_until(deadline: Option<Instant>) {
-    match deadline {
-        Some(at) => tokio::time::sleep_until(at.into()).await,
-        None => std::future::pending().await,
     }
 }

@@ -23,6 +23,7 @@ use tokio::sync::{mpsc, oneshot, watch};
 use super::ingest::{End, Ingest, IngestLimits, Input, Now, Output, StoreCall, StreamFacts};
 use super::{throttle, ChannelBody};
 use crate::config::Limits;
+use crate::deadline::sleep_until;
 use crate::http::{boxed, discard_rest, Body, REFUSED_BODY_LINGER};
 use crate::resource::media_key;
 use crate::resource::{lookup, Need, StreamRef};
@@ -363,13 +364,6 @@ where
         if let Some(input) = answer {
             ingest.handle_input(Now::current(), input);
         }
-    }
-}
-
-async fn sleep_until(deadline: Option<Instant>) {
-    match deadline {
-        Some(at) => tokio::time::sleep_until(at.into()).await,
-        None => std::future::pending().await,
     }
 }
 
