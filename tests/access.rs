@@ -535,15 +535,6 @@ async fn device(server: &TestServer, dir: &std::path::Path, thing: &str) -> Stri
     id
 }
 
-fn banner_value(banner: &str, prefix: &str) -> String {
-    banner
-        .lines()
-        .find_map(|l| l.trim().strip_prefix(prefix))
-        .unwrap_or_else(|| panic!("no '{prefix}' in {banner}"))
-        .trim()
-        .to_string()
-}
-
 fn creds_of(v: &Value) -> Creds {
     let c = &v["credentials"];
     Creds {
@@ -591,8 +582,8 @@ async fn iot_setup(server: &TestServer) {
 async fn iot_certificate_credentials_reach_only_the_devices_stream() {
     let port = common::free_port().to_string();
     let server = TestServer::start_with(&["--iot-listen", &format!("127.0.0.1:{port}")]);
-    let iot_url = banner_value(&server.banner, "IoT credentials provider (mutual TLS):");
-    let ca = banner_value(&server.banner, "devices verify it with");
+    let iot_url = server.banner_value("IoT credentials provider (mutual TLS):");
+    let ca = server.banner_value("devices verify it with");
     iot_setup(&server).await;
     let dir_a = common::temp_dir("iot-a");
     let cert_a = device(&server, &dir_a, "camera-a").await;
@@ -706,8 +697,8 @@ async fn iot_certificates_from_a_trusted_external_ca() {
         "--iot-ca",
         ext_ca.to_str().unwrap(),
     ]);
-    let iot_url = banner_value(&server.banner, "IoT credentials provider (mutual TLS):");
-    let server_ca = banner_value(&server.banner, "devices verify it with");
+    let iot_url = server.banner_value("IoT credentials provider (mutual TLS):");
+    let server_ca = server.banner_value("devices verify it with");
     iot_setup(&server).await;
     create_stream(&server, "ext-cam").await;
     admin(&server, "CreateThing", json!({"ThingName": "ext-cam"})).await;

@@ -159,12 +159,7 @@ async fn self_signed_tls() {
             "{host}"
         );
     }
-    let plain = server
-        .banner
-        .lines()
-        .find_map(|l| l.trim().strip_prefix("plain HTTP also on "))
-        .expect("plain listener")
-        .to_string();
+    let plain = server.banner_value("plain HTTP also on ");
     let kv = client_for(&plain, common::ACCESS_KEY, common::SECRET_KEY);
     let e = kv.list_streams().send().await.unwrap_err();
     assert_eq!(

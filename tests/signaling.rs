@@ -336,21 +336,7 @@ async fn server_shutdown_sends_go_away() {
 }
 
 fn signaling_sdk(server: &TestServer) -> aws_sdk_kinesisvideosignaling::Client {
-    let config = aws_sdk_kinesisvideosignaling::Config::builder()
-        .behavior_version(aws_sdk_kinesisvideosignaling::config::BehaviorVersion::latest())
-        .region(aws_sdk_kinesisvideosignaling::config::Region::new(
-            "us-east-1",
-        ))
-        .endpoint_url(&server.url)
-        .credentials_provider(aws_credential_types::Credentials::new(
-            common::ACCESS_KEY,
-            common::SECRET_KEY,
-            None,
-            None,
-            "oxbow-tests",
-        ))
-        .build();
-    aws_sdk_kinesisvideosignaling::Client::from_conf(config)
+    common::signaling_client_for(&server.url)
 }
 
 #[tokio::test]
@@ -438,12 +424,7 @@ async fn ice_server_config_hands_out_turn_rest_credentials() {
 
 /// The turn address from the readiness banner (`STUN/TURN (UDP): ip:port`).
 fn turn_addr(server: &TestServer) -> String {
-    server
-        .banner
-        .lines()
-        .find_map(|l| l.trim().strip_prefix("STUN/TURN (UDP): "))
-        .expect("the banner names the TURN server")
-        .to_string()
+    server.banner_value("STUN/TURN (UDP): ")
 }
 
 /// Runs coturn's `turnutils_uclient` (an independent TURN client) against Oxbow's embedded

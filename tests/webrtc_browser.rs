@@ -17,27 +17,9 @@ fn webrtc_dir() -> std::path::PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/webrtc")
 }
 
-fn signaling_sdk(url: &str) -> aws_sdk_kinesisvideosignaling::Client {
-    let config = aws_sdk_kinesisvideosignaling::Config::builder()
-        .behavior_version(aws_sdk_kinesisvideosignaling::config::BehaviorVersion::latest())
-        .region(aws_sdk_kinesisvideosignaling::config::Region::new(
-            "us-east-1",
-        ))
-        .endpoint_url(url)
-        .credentials_provider(aws_credential_types::Credentials::new(
-            common::ACCESS_KEY,
-            common::SECRET_KEY,
-            None,
-            None,
-            "oxbow-tests",
-        ))
-        .build();
-    aws_sdk_kinesisvideosignaling::Client::from_conf(config)
-}
-
 /// The IceServer list GetIceServerConfig gives one peer, as RTCPeerConnection takes it.
 async fn ice_servers(plain: &str, arn: &str, client: &str) -> Value {
-    let out = signaling_sdk(plain)
+    let out = common::signaling_client_for(plain)
         .get_ice_server_config()
         .channel_arn(arn)
         .client_id(client)
@@ -66,12 +48,7 @@ async fn the_kvs_js_sdk_streams_video_between_two_browsers_through_oxbow() {
         "install Debian's chromium"
     );
     let server = TestServer::start_with(&["--tls-self-signed", "--http-listen", "127.0.0.1:0"]);
-    let plain = server
-        .banner
-        .lines()
-        .find_map(|l| l.trim().strip_prefix("plain HTTP also on "))
-        .expect("plain listener")
-        .to_string();
+    let plain = server.banner_value("plain HTTP also on ");
     let kv = client_for(&plain, common::ACCESS_KEY, common::SECRET_KEY);
     let arn = kv
         .create_signaling_channel()

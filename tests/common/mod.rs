@@ -125,6 +125,16 @@ impl TestServer {
         client_for(&self.url, ACCESS_KEY, SECRET_KEY)
     }
 
+    /// What the readiness banner says after `prefix` (`plain HTTP also on `, ...).
+    pub fn banner_value(&self, prefix: &str) -> String {
+        self.banner
+            .lines()
+            .find_map(|l| l.trim().strip_prefix(prefix))
+            .unwrap_or_else(|| panic!("no '{prefix}' in {}", self.banner))
+            .trim()
+            .to_string()
+    }
+
     /// SIGTERM, and wait for a clean exit.
     pub fn stop(mut self) -> std::process::ExitStatus {
         let _ = Command::new("kill")
@@ -169,6 +179,23 @@ pub fn client_for(url: &str, key: &str, secret: &str) -> aws_sdk_kinesisvideo::C
         .credentials_provider(Credentials::new(key, secret, None, None, "oxbow-tests"))
         .build();
     aws_sdk_kinesisvideo::Client::from_conf(config)
+}
+
+/// The official signaling client (GetIceServerConfig, SendAlexaOfferToMaster) for `url`.
+pub fn signaling_client_for(url: &str) -> aws_sdk_kinesisvideosignaling::Client {
+    let config = aws_sdk_kinesisvideosignaling::Config::builder()
+        .behavior_version(BehaviorVersion::latest())
+        .region(Region::new(REGION))
+        .endpoint_url(url)
+        .credentials_provider(Credentials::new(
+            ACCESS_KEY,
+            SECRET_KEY,
+            None,
+            None,
+            "oxbow-tests",
+        ))
+        .build();
+    aws_sdk_kinesisvideosignaling::Client::from_conf(config)
 }
 
 /// A raw HTTP response.
