@@ -332,14 +332,14 @@ async fn serve(
                 send(&clients, &relays, external, &t.data, t.from, t.to).await;
             }
         }
-        let received: Option<(SocketAddr, SocketAddr, TransportType, Vec<u8>)> = tokio::select! {
+        let got: Option<Got> = tokio::select! {
             got = async {
                 match &mut clients {
                     Clients::Udp(socket) => socket
                         .recv_from(&mut buf)
                         .await
                         .ok()
-                        .map(|(n, from)| (from, buf[..n].to_vec())),
+                        .map(|(n, from)| Got::Listener(from, n)),
                     Clients::Tcp(c) => tokio::select! {
                         accepted = c.listener.accept() => {
                             if let Ok((stream, peer)) = accepted {
@@ -347,11 +347,15 @@ async fn serve(
                             }
                             None
                         }
-                        bytes = c.incoming.1.recv() => bytes,
+                        bytes = c.incoming.1.recv() => {
+                            bytes.map(|(from, data)| Got::Owned(from, external, transport, data))
+                        }
                     },
                 }
-            } => got.map(|(from, data)| (from, external, transport, data)),
-            Some((relay, peer, data)) = relay_rx.recv() => Some((peer, relay, TransportType::Udp, data)),
+            } => got,
+            Some((relay, peer, data)) = relay_rx.recv() => {
+                Some(Got::Owned(peer, relay, TransportType::Udp, data))
+            }
             Some((user, password)) = users.recv() => {
                 server.add_user(user, password);
                 None
@@ -359,43 +363,51 @@ async fn serve(
             _ = tokio::time::sleep_until(deadline.into()) => None,
             _ = async { drop(stop.wait_for(|s| *s).await) } => break,
         };
-        if let Some((from, to, kind, data)) = received {
-            // The TURN REST convention: a username names its own expiry. `turn-server-proto`
-            // cannot forget a user, so requests under an expired one stop here (an allocation
-            // made before then is not refreshed and lapses).
-            // STUN messages (not ChannelData or relayed data) may change what the server
-            // wants done.
-            // TCP reads need not start at a message, so they always count.
-            needs_poll |= to == external
-                && (kind == TransportType::Tcp || data.first().is_some_and(|b| b & 0xC0 == 0));
-            if to == external {
-                if let Some(user) = username(&data) {
-                    quota.saw(from, user);
-                }
-            }
-            if to == external && expired_username(&data, unix_secs()) {
-                tracing::debug!(%from, "TURN: a request with expired credentials, dropped");
-                continue;
-            }
-            // Data a peer sent to a relay counts against that allocation's rate.
-            if to != external && !meter.allow(to, data.len()) {
-                continue;
-            }
-            let transmit = Transmit::new(&data[..], kind, from, to);
-            if let Some(out) = server.recv(transmit, now()) {
-                let (from, to) = (out.from, out.to);
-                let data = out.data.build();
-                // ... and so does data a client sends out through its relay.
-                if from != external && !meter.allow(from, data.len()) {
+        let Some(got) = got else { continue };
+        // A UDP client's datagram is read where it landed; the rest arrived owned.
+        let (from, to, kind, data) = match &got {
+            Got::Listener(from, n) => (*from, external, transport, &buf[..*n]),
+            Got::Owned(from, to, kind, data) => (*from, *to, *kind, &data[..]),
+        };
+        if to == external {
+            // STUN messages (not ChannelData) may change what the server wants done; TCP
+            // reads need not start at a message, so they always count.
+            needs_poll |= kind == TransportType::Tcp || data.first().is_some_and(|b| b & 0xC0 == 0);
+            if let Some(user) = username(data) {
+                // The TURN REST convention: a username names its own expiry.
+                // `turn-server-proto` cannot forget a user, so requests under an expired one
+                // stop here (an allocation made before then is not refreshed and lapses).
+                if rest_expired(user, unix_secs()) {
+                    tracing::debug!(%from, "TURN: a request with expired credentials, dropped");
                     continue;
                 }
-                send(&clients, &relays, external, &data, from, to).await;
+                quota.saw(from, user);
             }
+        } else if !meter.allow(to, data.len()) {
+            // Data a peer sent to a relay counts against that allocation's rate...
+            continue;
+        }
+        let transmit = Transmit::new(data, kind, from, to);
+        if let Some(out) = server.recv(transmit, now()) {
+            let (from, to) = (out.from, out.to);
+            let data = out.data.build();
+            // ... and so does data a client sends out through its relay.
+            if from != external && !meter.allow(from, data.len()) {
+                continue;
+            }
+            send(&clients, &relays, external, &data, from, to).await;
         }
     }
     for (_, (_, reader)) in relays {
         reader.abort();
     }
+}
+
+/// What one wait brought: a datagram on the UDP listener (in the read buffer), or bytes that
+/// came owned (a TCP client's read, a relayed socket's datagram) with their 5-tuple.
+enum Got {
+    Listener(SocketAddr, usize),
+    Owned(SocketAddr, SocketAddr, TransportType, Vec<u8>),
 }
 
 /// Relayed bytes per allocation (relayed address) and direction, in one-second windows; past
@@ -494,16 +506,17 @@ fn unix_secs() -> u64 {
         .map_or(0, |d| d.as_secs())
 }
 
-/// Whether `data` starts with a STUN message whose USERNAME is `<expiry>:...` with the expiry
-/// before `now_secs`. Anything else (ChannelData, other usernames, partial TCP reads) is not.
-fn expired_username(data: &[u8], now_secs: u64) -> bool {
-    username(data)
-        .and_then(|u| u.split_once(':'))
+/// Whether a TURN REST username (`<expiry>:...`) expired before `now_secs`; other usernames
+/// do not expire.
+fn rest_expired(username: &str, now_secs: u64) -> bool {
+    username
+        .split_once(':')
         .and_then(|(t, _)| t.parse::<u64>().ok())
         .is_some_and(|t| t < now_secs)
 }
 
-/// The USERNAME of the STUN message `data` starts with, if any.
+/// The USERNAME of the STUN message `data` starts with, if any (not for ChannelData, other
+/// data or a TCP read that does not start at a message).
 fn username(data: &[u8]) -> Option<&str> {
     const MAGIC: [u8; 4] = [0x21, 0x12, 0xA4, 0x42];
     const USERNAME: u16 = 0x0006;
@@ -605,6 +618,10 @@ mod tests {
         m.extend_from_slice(&[7; 12]);
         m.extend_from_slice(&attrs);
         m
+    }
+
+    fn expired_username(data: &[u8], now_secs: u64) -> bool {
+        username(data).is_some_and(|u| rest_expired(u, now_secs))
     }
 
     #[test]
