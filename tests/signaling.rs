@@ -430,22 +430,33 @@ fn turn_addr(server: &TestServer) -> String {
 /// Runs coturn's `turnutils_uclient` (an independent TURN client) against Oxbow's embedded
 /// server in client-to-client mode: two allocations, permissions, channel binds, and data
 /// relayed both ways.
-fn uclient(turn: &str, user: &str, password: &str, tcp: bool) -> std::process::Output {
-    uclient_with(turn, user, password, tcp, &["-n", "20", "-l", "200"])
+fn uclient(turn: &str, user: &str, password: &str, via: Via) -> std::process::Output {
+    uclient_with(turn, user, password, via, &["-n", "20", "-l", "200"])
+}
+
+/// How a TURN client reaches the server.
+#[derive(Debug, Clone, Copy)]
+enum Via {
+    Udp,
+    Tcp,
+    Tls,
 }
 
 fn uclient_with(
     turn: &str,
     user: &str,
     password: &str,
-    tcp: bool,
+    via: Via,
     load: &[&str],
 ) -> std::process::Output {
     let (host, port) = turn.rsplit_once(':').unwrap();
     let mut cmd = std::process::Command::new("turnutils_uclient");
-    if tcp {
-        cmd.arg("-t");
-    }
+    cmd.args(match via {
+        Via::Udp => &[][..],
+        Via::Tcp => &["-t"],
+        // TLS over TCP; the client does not verify the server's certificate.
+        Via::Tls => &["-t", "-S"],
+    });
     cmd.args(["-y", "-c", "-p", port])
         .args(load)
         .args(["-u", user, "-w", password, host])
@@ -457,39 +468,51 @@ fn uclient_with(
 async fn the_embedded_turn_server_relays_with_issued_credentials_only() {
     let server = TestServer::start();
     let turn = turn_addr(&server);
-    let arn = create_channel(&server, "door", 60).await;
-    let out = signaling_sdk(&server)
-        .get_ice_server_config()
-        .channel_arn(&arn)
-        .send()
-        .await
-        .unwrap();
-    let ice = &out.ice_server_list()[0];
+    let ice = ice_server_at(&server.url).await;
     assert_eq!(
-        ice.uris(),
+        ice.uris,
         [
             format!("turn:{turn}?transport=udp"),
             format!("turn:{turn}?transport=tcp")
         ]
     );
-    let (user, password) = (ice.username().unwrap(), ice.password().unwrap());
-    for tcp in [false, true] {
-        relays_both_ways(&turn, user, password, tcp);
+    for via in [Via::Udp, Via::Tcp] {
+        relays_both_ways(&turn, &ice.user, &ice.password, via);
     }
     // A password Oxbow did not issue is refused.
-    let wrong = uclient(&turn, user, "not-the-password", false);
+    let wrong = uclient(&turn, &ice.user, "not-the-password", Via::Udp);
     let text = String::from_utf8_lossy(&wrong.stdout).to_string()
         + &String::from_utf8_lossy(&wrong.stderr);
     assert!(!wrong.status.success(), "{text}");
     assert!(text.contains("Cannot complete Allocation"), "{text}");
 }
 
-/// Two clients (over UDP or TCP to the server) relay 20 messages each through their relays.
-fn relays_both_ways(turn: &str, user: &str, password: &str, tcp: bool) {
-    let run = uclient(turn, user, password, tcp);
+#[tokio::test]
+async fn turn_over_tls_is_offered_and_relays_when_oxbow_serves_tls() {
+    let server = TestServer::start_with(&["--tls-self-signed", "--http-listen", "127.0.0.1:0"]);
+    let (turn, tls) = (turn_addr(&server), server.banner_value("TURN over TLS: "));
+    let ice = ice_server_at(&server.banner_value("plain HTTP also on ")).await;
+    assert_eq!(
+        ice.uris,
+        [
+            format!("turn:{turn}?transport=udp"),
+            format!("turn:{turn}?transport=tcp"),
+            format!("turns:{tls}?transport=tcp"),
+        ]
+    );
+    relays_both_ways(&tls, &ice.user, &ice.password, Via::Tls);
+    // Plain TCP on the TLS port is not TURN.
+    assert!(!uclient(&tls, &ice.user, &ice.password, Via::Tcp)
+        .status
+        .success());
+}
+
+/// Two clients (over UDP, TCP or TLS to the server) relay 20 messages each through their relays.
+fn relays_both_ways(turn: &str, user: &str, password: &str, via: Via) {
+    let run = uclient(turn, user, password, via);
     let stdout =
         String::from_utf8_lossy(&run.stdout).to_string() + &String::from_utf8_lossy(&run.stderr);
-    assert!(run.status.success(), "tcp={tcp}: {stdout}");
+    assert!(run.status.success(), "{via:?}: {stdout}");
     let total = |what: &str| -> u64 {
         stdout
             .lines()
@@ -503,10 +526,10 @@ fn relays_both_ways(turn: &str, user: &str, password: &str, tcp: bool) {
             })
             .unwrap_or_else(|| panic!("no '{what}' in {stdout}"))
     };
-    assert_eq!(total("Total lost packets"), 0, "tcp={tcp}: {stdout}");
+    assert_eq!(total("Total lost packets"), 0, "{via:?}: {stdout}");
     // Each of the two clients sent 20 messages through its relay and got 20 back.
-    assert_eq!(total("tot_send_msgs="), 40, "tcp={tcp}: {stdout}");
-    assert_eq!(total("tot_recv_msgs="), 40, "tcp={tcp}: {stdout}");
+    assert_eq!(total("tot_send_msgs="), 40, "{via:?}: {stdout}");
+    assert_eq!(total("tot_recv_msgs="), 40, "{via:?}: {stdout}");
 }
 
 #[tokio::test]
@@ -574,19 +597,38 @@ async fn alexa_offers_reach_the_master_and_return_its_answer() {
 
 /// A server's embedded TURN address and one set of credentials GetIceServerConfig issued.
 async fn turn_credentials(server: &TestServer) -> (String, String, String) {
-    let arn = create_channel(server, "door", 60).await;
-    let out = signaling_sdk(server)
+    let ice = ice_server_at(&server.url).await;
+    (turn_addr(server), ice.user, ice.password)
+}
+
+/// The one ICE server GetIceServerConfig hands out for a new channel, asked at `url`.
+struct IceServer {
+    uris: Vec<String>,
+    user: String,
+    password: String,
+}
+
+async fn ice_server_at(url: &str) -> IceServer {
+    let arn = common::client_for(url, common::ACCESS_KEY, common::SECRET_KEY)
+        .create_signaling_channel()
+        .channel_name("door")
+        .send()
+        .await
+        .unwrap()
+        .channel_arn
+        .unwrap();
+    let out = common::signaling_client_for(url)
         .get_ice_server_config()
         .channel_arn(&arn)
         .send()
         .await
         .unwrap();
     let ice = &out.ice_server_list()[0];
-    (
-        turn_addr(server),
-        ice.username().unwrap().to_string(),
-        ice.password().unwrap().to_string(),
-    )
+    IceServer {
+        uris: ice.uris().to_vec(),
+        user: ice.username().unwrap().to_string(),
+        password: ice.password().unwrap().to_string(),
+    }
 }
 
 #[tokio::test]
@@ -600,7 +642,7 @@ async fn turn_allocations_are_held_to_their_bit_rate() {
             &turn,
             &user,
             &password,
-            false,
+            Via::Udp,
             &["-n", "200", "-l", "1000", "-z", "2"],
         );
         let text = String::from_utf8_lossy(&run.stdout).to_string()
@@ -627,7 +669,7 @@ async fn turn_allocations_are_limited_per_channel() {
     for (quota, succeeds) in [("1", false), ("50", true)] {
         let server = TestServer::start_with(&["--turn-max-allocations-per-channel", quota]);
         let (turn, user, password) = turn_credentials(&server).await;
-        let run = uclient(&turn, &user, &password, false);
+        let run = uclient(&turn, &user, &password, Via::Udp);
         let text = String::from_utf8_lossy(&run.stdout).to_string()
             + &String::from_utf8_lossy(&run.stderr);
         assert_eq!(run.status.success(), succeeds, "quota {quota}: {text}");

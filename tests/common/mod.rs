@@ -62,6 +62,9 @@ impl TestServer {
         if !args.contains(&"--turn-listen") && !args.contains(&"--no-turn") {
             cmd.arg("--turn-listen").arg("127.0.0.1:0");
         }
+        if !args.contains(&"--turn-tls-listen") {
+            cmd.arg("--turn-tls-listen").arg("127.0.0.1:0");
+        }
         cmd.arg("--data-dir")
             .arg(data_dir)
             .args(args)

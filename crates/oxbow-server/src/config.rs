@@ -31,6 +31,9 @@ pub struct ServerConfig {
     /// Where the embedded STUN/TURN server listens (UDP); off when `None`, and when `turn`
     /// names external servers.
     pub turn_listen: Option<SocketAddr>,
+    /// Where the embedded server takes TURN over TLS (`turns:`), with the server's certificate;
+    /// only when Oxbow serves TLS.
+    pub turn_tls_listen: Option<SocketAddr>,
     /// The address relayed sockets bind to and clients are told about (default: the listen
     /// address, or 127.0.0.1 when that is unspecified).
     pub turn_external_ip: Option<std::net::IpAddr>,
@@ -176,6 +179,7 @@ impl ServerConfig {
             iot_trusted_cas: Vec::new(),
             turn: None,
             turn_listen: None,
+            turn_tls_listen: None,
             turn_external_ip: None,
             turn_max_kbps: 5_000,
             turn_max_allocations_per_channel: 50,

@@ -102,6 +102,8 @@ pub struct ServerInfo {
     pub iot_server_ca: Option<std::path::PathBuf>,
     /// `ip:port` of the embedded STUN/TURN server (UDP), when it runs.
     pub turn_addr: Option<SocketAddr>,
+    /// `ip:port` of its TURN-over-TLS listener, when it runs.
+    pub turn_tls_addr: Option<SocketAddr>,
 }
 
 /// The bound IoT credentials listener.
@@ -182,6 +184,7 @@ impl Server {
             None => None,
         };
         let tls = identity.as_ref().map(tls::acceptor).transpose()?;
+        let turn_tls = identity.as_ref().map(tls::turn_acceptor).transpose()?;
         let ca_path = identity.as_ref().and_then(|i| i.ca.clone());
         let iot_ca = device_ca::IotCa::open_or_create(&config.data_dir.join("iot"))?;
         let iot = match config.iot_listen {
@@ -201,12 +204,14 @@ impl Server {
                     max_kbps: config.turn_max_kbps,
                     max_allocations_per_channel: config.turn_max_allocations_per_channel,
                 };
-                let (l, h) = turn::bind(addr, external, "oxbow", limits).await?;
+                let tls = config.turn_tls_listen.zip(turn_tls);
+                let (l, h) = turn::bind(addr, tls, external, "oxbow", limits).await?;
                 (Some(l), Some(h))
             }
             _ => (None, None),
         };
         let turn_addr = turn_handle.as_ref().map(|h| h.external);
+        let turn_tls_addr = turn_handle.as_ref().and_then(|h| h.external_tls);
         let root = bootstrap::root_credentials(&catalog, &config).await?;
         let aws_config_dir =
             bootstrap::write_aws_files(&config, &root, &public_url, ca_path.as_deref())?;
@@ -243,6 +248,7 @@ impl Server {
                 iot_ca_path,
                 iot_server_ca,
                 turn_addr,
+                turn_tls_addr,
             },
         })
     }

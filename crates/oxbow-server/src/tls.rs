@@ -62,6 +62,18 @@ pub fn acceptor(id: &Identity) -> Result<TlsAcceptor, ServerError> {
     Ok(TlsAcceptor::from(Arc::new(server)))
 }
 
+/// The acceptor of the TURN-over-TLS listener: the main certificate, no ALPN (TURN clients
+/// offer none, or `stun.turn`).
+pub fn turn_acceptor(id: &Identity) -> Result<TlsAcceptor, ServerError> {
+    let server = rustls::ServerConfig::builder_with_provider(provider())
+        .with_safe_default_protocol_versions()
+        .map_err(tls_err)?
+        .with_no_client_auth()
+        .with_single_cert(id.certs.clone(), id.key.clone_key())
+        .map_err(tls_err)?;
+    Ok(TlsAcceptor::from(Arc::new(server)))
+}
+
 /// The acceptor of the IoT credentials listener: a client certificate is required and must
 /// chain to one of `client_cas` (PEM files).
 pub fn mutual_acceptor(id: &Identity, client_cas: &[PathBuf]) -> Result<TlsAcceptor, ServerError> {

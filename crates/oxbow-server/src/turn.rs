@@ -1,5 +1,6 @@
-//! The embedded STUN/TURN server, on UDP and TCP at the same port: a thin driver around
-//! `turn-server-proto`'s sans-IO `TurnServer` (one per transport), which answers STUN binding
+//! The embedded STUN/TURN server, on UDP and TCP at the same port and, when Oxbow serves TLS,
+//! TURN over TLS on its own port (`turns:`): a thin driver around `turn-server-proto`'s
+//! sans-IO `TurnServer` (one per listener), which answers STUN binding
 //! requests and runs TURN allocations, permissions, channel bindings and relaying. The driver
 //! owns the sockets: the listeners, the TCP client connections, and one relayed UDP socket per
 //! allocation (bound to the external address peers can reach, never 0.0.0.0), whose
@@ -16,6 +17,7 @@ use std::sync::Arc;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, UdpSocket};
 use tokio::sync::{mpsc, watch};
+use tokio_rustls::TlsAcceptor;
 use turn_server_proto::api::{TurnServerApi, TurnServerPollRet};
 use turn_server_proto::server::TurnServer;
 use turn_server_proto::stun::agent::Transmit;
@@ -54,6 +56,8 @@ pub struct TurnHandle {
     users: Vec<mpsc::Sender<(String, String)>>,
     /// `host:port` peers and clients reach the listeners at.
     pub external: SocketAddr,
+    /// `host:port` of the TURN-over-TLS listener, when there is one.
+    pub external_tls: Option<SocketAddr>,
     issued: Arc<std::sync::atomic::AtomicUsize>,
 }
 
@@ -75,10 +79,14 @@ impl TurnHandle {
 
     /// The URIs GetIceServerConfig hands out for this server.
     pub fn uris(&self) -> Vec<String> {
-        vec![
+        let mut uris = vec![
             format!("turn:{}?transport=udp", self.external),
             format!("turn:{}?transport=tcp", self.external),
-        ]
+        ];
+        if let Some(tls) = self.external_tls {
+            uris.push(format!("turns:{tls}?transport=tcp"));
+        }
+        uris
     }
 }
 
@@ -86,6 +94,7 @@ impl TurnHandle {
 pub struct TurnListener {
     udp: UdpSocket,
     tcp: TcpListener,
+    tls: Option<(TcpListener, TlsAcceptor)>,
     external: SocketAddr,
     realm: String,
     users: Vec<mpsc::Receiver<(String, String)>>,
@@ -102,10 +111,12 @@ pub struct TurnLimits {
     pub max_allocations_per_channel: usize,
 }
 
-/// Binds the UDP and TCP listeners on one port. `external_ip` is the address relayed sockets
-/// bind to and clients are told about.
+/// Binds the UDP and TCP listeners on one port, and the TLS one (`tls`: where, and the
+/// server's certificate) when given. `external_ip` is the address relayed sockets bind to and
+/// clients are told about.
 pub async fn bind(
     listen: SocketAddr,
+    tls: Option<(SocketAddr, TlsAcceptor)>,
     external_ip: IpAddr,
     realm: &str,
     limits: TurnLimits,
@@ -128,62 +139,83 @@ pub async fn bind(
         }
     };
     let external = SocketAddr::new(external_ip, port);
-    let (udp_users, udp_rx) = mpsc::channel(1024);
-    let (tcp_users, tcp_rx) = mpsc::channel(1024);
+    let tls = match tls {
+        Some((addr, acceptor)) => {
+            let listener = TcpListener::bind(addr).await.map_err(bind_err(addr))?;
+            let port = listener.local_addr().map_err(bind_err(addr))?.port();
+            Some((listener, acceptor, SocketAddr::new(external_ip, port)))
+        }
+        None => None,
+    };
+    let external_tls = tls.as_ref().map(|t| t.2);
+    let (mut senders, mut receivers) = (Vec::new(), Vec::new());
+    for _ in 0..if tls.is_some() { 3 } else { 2 } {
+        let (tx, rx) = mpsc::channel(1024);
+        senders.push(tx);
+        receivers.push(rx);
+    }
     Ok((
         TurnListener {
             udp,
             tcp,
+            tls: tls.map(|(l, a, _)| (l, a)),
             external,
             realm: realm.to_string(),
-            users: vec![udp_rx, tcp_rx],
+            users: receivers,
             limits,
         },
         TurnHandle {
-            users: vec![udp_users, tcp_users],
+            users: senders,
             external,
+            external_tls,
             issued: Arc::default(),
         },
     ))
 }
 
-/// Runs both transports until `stop` turns true.
+/// Runs every listener until `stop` turns true.
 pub async fn run(listener: TurnListener, stop: watch::Receiver<bool>) {
     let TurnListener {
         udp,
         tcp,
+        tls,
         external,
         realm,
-        mut users,
+        users,
         limits,
     } = listener;
     tracing::info!(%external, "TURN/STUN listening (UDP and TCP)");
-    let tcp_users = users.pop();
-    let udp_users = users.pop();
-    let (Some(udp_users), Some(tcp_users)) = (udp_users, tcp_users) else {
-        return;
-    };
-    let udp_task = serve(
-        Clients::Udp(udp),
-        TransportType::Udp,
-        external,
-        realm.clone(),
-        udp_users,
-        Meter::new(limits.max_kbps * 1000 / 8),
-        Quota::new(limits.max_allocations_per_channel),
-        stop.clone(),
-    );
-    let tcp_task = serve(
-        Clients::Tcp(TcpClients::new(tcp)),
-        TransportType::Tcp,
-        external,
-        realm,
-        tcp_users,
-        Meter::new(limits.max_kbps * 1000 / 8),
-        Quota::new(limits.max_allocations_per_channel),
-        stop,
-    );
-    tokio::join!(udp_task, tcp_task);
+    let mut users = users.into_iter();
+    let transports = [
+        Some((Clients::Udp(udp), TransportType::Udp, external)),
+        Some((
+            Clients::Tcp(TcpClients::new(tcp, None)),
+            TransportType::Tcp,
+            external,
+        )),
+        tls.and_then(|(listener, acceptor)| {
+            let addr = SocketAddr::new(external.ip(), listener.local_addr().ok()?.port());
+            tracing::info!(%addr, "TURN listening (TLS)");
+            let clients = Clients::Tcp(TcpClients::new(listener, Some(acceptor)));
+            Some((clients, TransportType::Tcp, addr))
+        }),
+    ];
+    let tasks = transports
+        .into_iter()
+        .flatten()
+        .filter_map(|(clients, kind, addr)| {
+            Some(serve(
+                clients,
+                kind,
+                addr,
+                realm.clone(),
+                users.next()?,
+                Meter::new(limits.max_kbps * 1000 / 8),
+                Quota::new(limits.max_allocations_per_channel),
+                stop.clone(),
+            ))
+        });
+    futures_util::future::join_all(tasks).await;
 }
 
 /// Where a transport's clients are: the UDP listener, or TCP connections by peer address.
@@ -192,10 +224,12 @@ enum Clients {
     Tcp(TcpClients),
 }
 
-/// TCP clients: each connection's reader task hands its bytes to the server task; each has a
-/// writer task fed through a bounded queue.
+/// TCP (or TLS) clients: each connection's reader task hands its bytes to the server task;
+/// each has a writer task fed through a bounded queue.
 struct TcpClients {
     listener: TcpListener,
+    /// TURN over TLS: the handshake each connection goes through first.
+    tls: Option<TlsAcceptor>,
     writers: HashMap<SocketAddr, mpsc::Sender<Vec<u8>>>,
     incoming: TcpIncoming,
 }
@@ -210,9 +244,10 @@ type TcpIncoming = (
 const TCP_WRITE_QUEUE: usize = 1024;
 
 impl TcpClients {
-    fn new(listener: TcpListener) -> Self {
+    fn new(listener: TcpListener, tls: Option<TlsAcceptor>) -> Self {
         Self {
             listener,
+            tls,
             writers: HashMap::new(),
             incoming: mpsc::channel(RELAY_QUEUE),
         }
@@ -220,25 +255,62 @@ impl TcpClients {
 
     fn accept(&mut self, stream: tokio::net::TcpStream, peer: SocketAddr) {
         let _ = stream.set_nodelay(true);
-        let (mut read, mut write) = stream.into_split();
-        let (tx, mut rx) = mpsc::channel::<Vec<u8>>(TCP_WRITE_QUEUE);
+        let (tx, rx) = mpsc::channel::<Vec<u8>>(TCP_WRITE_QUEUE);
         self.writers.insert(peer, tx);
-        tokio::spawn(async move {
-            while let Some(bytes) = rx.recv().await {
-                if write.write_all(&bytes).await.is_err() {
-                    break;
-                }
-            }
-        });
         let to_server = self.incoming.0.clone();
+        let tls = self.tls.clone();
         tokio::spawn(async move {
-            let mut buf = vec![0u8; MAX_DATAGRAM];
-            while let Ok(n) = read.read(&mut buf).await {
-                if n == 0 || to_server.send((peer, buf[..n].to_vec())).await.is_err() {
-                    break;
+            match tls {
+                None => pump(stream, peer, rx, to_server).await,
+                // The handshake runs here, off the server task; what the server wrote to
+                // this client meanwhile waits in its queue.
+                Some(acceptor) => {
+                    let handshake = acceptor.accept(stream);
+                    match tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, handshake).await {
+                        Ok(Ok(stream)) => pump(stream, peer, rx, to_server).await,
+                        Ok(Err(e)) => {
+                            tracing::debug!(%peer, error = %e, "TURN: TLS handshake failed")
+                        }
+                        Err(_) => tracing::debug!(%peer, "TURN: TLS handshake timed out"),
+                    }
                 }
             }
         });
+    }
+}
+
+/// How long a TURN-over-TLS client may take to finish its handshake.
+const TLS_HANDSHAKE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// Moves one client connection's bytes: what it sends to the server task, what the server
+/// task queued for it to the connection, until either side ends.
+async fn pump<S>(
+    stream: S,
+    peer: SocketAddr,
+    mut outgoing: mpsc::Receiver<Vec<u8>>,
+    to_server: mpsc::Sender<(SocketAddr, Vec<u8>)>,
+) where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Send + 'static,
+{
+    let (mut read, mut write) = tokio::io::split(stream);
+    let writer = async move {
+        while let Some(bytes) = outgoing.recv().await {
+            if write.write_all(&bytes).await.is_err() || write.flush().await.is_err() {
+                break;
+            }
+        }
+    };
+    let reader = async move {
+        let mut buf = vec![0u8; MAX_DATAGRAM];
+        while let Ok(n) = read.read(&mut buf).await {
+            if n == 0 || to_server.send((peer, buf[..n].to_vec())).await.is_err() {
+                break;
+            }
+        }
+    };
+    tokio::select! {
+        _ = writer => {}
+        _ = reader => {}
     }
 }
 

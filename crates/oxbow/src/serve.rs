@@ -54,6 +54,10 @@ pub struct ServeArgs {
     /// external TURN servers or --no-turn is given.
     #[arg(long, default_value = "0.0.0.0:3478", env = "OXBOW_TURN_LISTEN")]
     turn_listen: SocketAddr,
+    /// Where the embedded TURN server takes TURN over TLS (`turns:`, with the server's
+    /// certificate). Only when Oxbow serves TLS.
+    #[arg(long, default_value = "0.0.0.0:5349", env = "OXBOW_TURN_TLS_LISTEN")]
+    turn_tls_listen: SocketAddr,
     /// The address the embedded TURN server's relayed sockets bind to and clients are told
     /// (default: the --turn-listen address, or 127.0.0.1 when that is 0.0.0.0). Set it to an
     /// address your peers can reach.
@@ -214,6 +218,7 @@ impl ServeArgs {
         config.iot_listen = self.iot_listen;
         config.iot_trusted_cas = self.iot_trusted_cas;
         config.turn_listen = (!self.no_turn).then_some(self.turn_listen);
+        config.turn_tls_listen = Some(self.turn_tls_listen);
         config.turn_external_ip = self.turn_external_ip;
         config.turn_max_kbps = self.turn_max_kbps;
         config.turn_max_allocations_per_channel = self.turn_max_allocations_per_channel;
@@ -265,6 +270,9 @@ fn print_ready(info: &oxbow_server::ServerInfo, region: &str) {
     }
     if let Some(turn) = &info.turn_addr {
         let _ = writeln!(out, "  STUN/TURN (UDP): {turn}");
+    }
+    if let Some(turn) = &info.turn_tls_addr {
+        let _ = writeln!(out, "  TURN over TLS: {turn}");
     }
     let _ = writeln!(
         out,
