@@ -15,4 +15,4 @@ mod parser;
 pub mod vint;
 pub mod write;
 
-pub use parser::{Event, Frame, Header, MkvError, MkvParser, TrackInfo};
+pub use parser::{block_data, BlockData, Event, Frame, Header, MkvError, MkvParser, TrackInfo};

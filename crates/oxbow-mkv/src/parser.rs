@@ -27,11 +27,72 @@ fn invalid(msg: impl Into<String>) -> MkvError {
 }
 
 /// A track as declared in Tracks.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct TrackInfo {
     pub number: u64,
+    /// 1 video, 2 audio (Matroska TrackType).
     pub track_type: u64,
     pub codec_id: String,
+    /// CodecPrivate as sent: the AVC/HEVC decoder configuration record, the AAC
+    /// AudioSpecificConfig, ...
+    pub codec_private: Option<Bytes>,
+    /// Video: PixelWidth and PixelHeight.
+    pub pixels: Option<(u64, u64)>,
+    /// Audio: SamplingFrequency (Hz) and Channels.
+    pub audio: Option<(u32, u64)>,
+    /// DefaultDuration, ns per frame, when declared.
+    pub default_duration_ns: Option<u64>,
+}
+
+/// A frame's payload and place, read from a SimpleBlock or BlockGroup element.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BlockData {
+    pub track: u64,
+    pub relative_timecode: i16,
+    /// The coded frame (the block without lacing).
+    pub payload: Bytes,
+}
+
+/// Reads a whole SimpleBlock or BlockGroup element (as [`Frame::element`] holds it). Laced
+/// blocks are refused: KVS producers never lace, and a packager needs one frame per block.
+pub fn block_data(element: &Bytes) -> Result<BlockData, MkvError> {
+    let (id, id_len) = match vint::read_id(element) {
+        Read::Done(id, n) => (id, n),
+        _ => return Err(invalid("bad block element")),
+    };
+    let (size, size_len) = match vint::read_size(&element[id_len..]) {
+        Read::Done(Some(s), n) => (s as usize, n),
+        _ => return Err(invalid("bad block element size")),
+    };
+    let start = id_len + size_len;
+    let end = start
+        .checked_add(size)
+        .filter(|e| *e <= element.len())
+        .ok_or_else(|| invalid("block element overruns its data"))?;
+    let block = match id {
+        SIMPLE_BLOCK => start..end,
+        BLOCK_GROUP => {
+            let (_, _, inner) = child_spans(&element[start..end])?
+                .into_iter()
+                .find(|(id, _, _)| *id == BLOCK)
+                .ok_or_else(|| invalid("BlockGroup without a Block"))?;
+            start + inner.start..start + inner.end
+        }
+        _ => return Err(invalid("not a block")),
+    };
+    let (track, rel, flags) = block_head(&element[block.clone()])?;
+    if flags & 0x06 != 0 {
+        return Err(invalid("laced blocks are not supported"));
+    }
+    let track_len = match vint::read_size(&element[block.clone()]) {
+        Read::Done(_, n) => n,
+        _ => return Err(invalid("bad block track number")),
+    };
+    Ok(BlockData {
+        track,
+        relative_timecode: rel,
+        payload: element.slice(block.start + track_len + 3..block.end),
+    })
 }
 
 /// The stream header: everything before the first Cluster that a consumer needs to decode.
@@ -527,6 +588,36 @@ fn parse_tracks(body: &[u8]) -> Result<Vec<TrackInfo>, MkvError> {
         };
         let number =
             uint_of(TRACK_NUMBER).ok_or_else(|| invalid("TrackEntry without TrackNumber"))?;
+        let child = |want: u32| fields.iter().find(|(i, _)| *i == want).map(|(_, v)| *v);
+        let pixels = match child(VIDEO).map(children).transpose()? {
+            Some(video) => {
+                let get = |want: u32| {
+                    video
+                        .iter()
+                        .find(|(i, _)| *i == want)
+                        .and_then(|(_, v)| vint::uint(v))
+                };
+                get(PIXEL_WIDTH).zip(get(PIXEL_HEIGHT))
+            }
+            None => None,
+        };
+        let audio = match child(AUDIO).map(children).transpose()? {
+            Some(audio) => {
+                let rate = audio
+                    .iter()
+                    .find(|(i, _)| *i == SAMPLING_FREQUENCY)
+                    .and_then(|(_, v)| float(v))
+                    .map(|hz| hz.round() as u32)
+                    .unwrap_or(8000);
+                let channels = audio
+                    .iter()
+                    .find(|(i, _)| *i == CHANNELS)
+                    .and_then(|(_, v)| vint::uint(v))
+                    .unwrap_or(1);
+                Some((rate, channels))
+            }
+            None => None,
+        };
         let codec_id = fields
             .iter()
             .find(|(i, _)| *i == CODEC_ID)
@@ -540,9 +631,22 @@ fn parse_tracks(body: &[u8]) -> Result<Vec<TrackInfo>, MkvError> {
             number,
             track_type: uint_of(TRACK_TYPE).unwrap_or(0),
             codec_id,
+            codec_private: child(CODEC_PRIVATE).map(Bytes::copy_from_slice),
+            pixels,
+            audio,
+            default_duration_ns: uint_of(DEFAULT_DURATION),
         });
     }
     Ok(tracks)
+}
+
+/// A Matroska float element body (4 or 8 bytes, big-endian).
+fn float(body: &[u8]) -> Option<f64> {
+    match body.len() {
+        4 => Some(f64::from(f32::from_be_bytes(body.try_into().ok()?))),
+        8 => Some(f64::from_be_bytes(body.try_into().ok()?)),
+        _ => None,
+    }
 }
 
 /// Track number, relative timecode and flags of a (Simple)Block body.

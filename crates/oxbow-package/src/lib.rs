@@ -1,0 +1,19 @@
+//! Packaging: stored KVS fragments (Matroska clusters) remuxed into what players fetch.
+//!
+//! - [`track`]: a stored track described for packaging, the KVS codec rules and the codec
+//!   strings players are told (RFC 6381).
+//! - [`demux`]: one fragment's cluster into timed samples per track.
+//! - [`fmp4`]: init and media segments (ISO BMFF fragments, CMAF-shaped).
+//! - [`hls`]: master and media playlists.
+//!
+//! Everything is a pure function of its input: the server reads fragments and serves bytes.
+
+#![forbid(unsafe_code)]
+
+pub mod demux;
+pub mod fmp4;
+pub mod hls;
+pub mod track;
+
+pub use demux::{demux, Demuxed, Sample};
+pub use track::{playable_tracks, Codec, PackageError, Track};
