@@ -54,6 +54,14 @@ pub enum ErrorKind {
     LimitExceeded,
     /// IoT: a certificate that is not a well-formed X.509 certificate in PEM.
     CertificateValidation,
+    /// Playback: a track has no CodecPrivate.
+    MissingCodecPrivateData,
+    /// Playback: a CodecPrivate that cannot be read as its codec's configuration.
+    InvalidCodecPrivateData,
+    /// Playback: codecs or track layout the playback APIs do not take.
+    UnsupportedStreamMediaType,
+    /// GetClip: a stored frame that cannot be read.
+    InvalidMediaFrame,
     /// A KVS operation this version of Oxbow does not serve yet.
     NotImplemented,
     InternalFailure,
@@ -89,6 +97,10 @@ impl ErrorKind {
             UnrecognizedClient => "UnrecognizedClientException",
             ExpiredToken => "ExpiredTokenException",
             RequestEntityTooLarge => "RequestEntityTooLargeException",
+            MissingCodecPrivateData => "MissingCodecPrivateDataException",
+            InvalidCodecPrivateData => "InvalidCodecPrivateDataException",
+            UnsupportedStreamMediaType => "UnsupportedStreamMediaTypeException",
+            InvalidMediaFrame => "InvalidMediaFrameException",
             NotImplemented => "NotImplementedException",
             RequestTimeout => "RequestTimeoutException",
             BadRequest => "BadRequestException",

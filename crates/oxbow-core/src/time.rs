@@ -19,3 +19,11 @@ pub fn ms_to_json_seconds(ms: i64) -> serde_json::Value {
         serde_json::Value::from(ms as f64 / 1000.0)
     }
 }
+
+/// The latest instant a timestamp may name: the end of year 9999, in epoch milliseconds.
+pub const MAX_TIME_MS: i64 = 253_402_300_799_999;
+
+/// Whether epoch seconds can be a time at all (not negative, not past year 9999).
+pub fn is_time(secs: f64) -> bool {
+    secs.is_finite() && (0.0..=MAX_TIME_MS as f64 / 1000.0).contains(&secs)
+}

@@ -260,7 +260,12 @@ mod tests {
                 .len(),
             2
         );
-        assert_eq!(playable_tracks(std::slice::from_ref(&aac), true).unwrap().len(), 1);
+        assert_eq!(
+            playable_tracks(std::slice::from_ref(&aac), true)
+                .unwrap()
+                .len(),
+            1
+        );
         // Audio first, or two videos, is not a shape KVS plays.
         assert!(playable_tracks(&[aac.clone(), video.clone()], true).is_err());
         assert!(playable_tracks(&[video.clone(), video], true).is_err());

@@ -41,6 +41,9 @@ pub enum Auth {
     },
     /// The certificate of a mutual-TLS handshake (the IoT credentials provider).
     ClientCertificate,
+    /// A streaming session token in the URL (HLS and DASH resources): the operation opens
+    /// it; the call that issued it was signed and judged.
+    SessionToken,
 }
 
 /// A KVS request signed over its body: most operations.
@@ -64,6 +67,8 @@ pub enum Payload {
 pub enum Caller {
     Key(Arc<AccessKey>),
     Certificate(Arc<[u8]>),
+    /// Someone holding a session URL (see [`Auth::SessionToken`]).
+    SessionHolder,
 }
 
 /// A request's body, as its operation asked for it.
@@ -94,8 +99,8 @@ impl Call {
     pub fn key(&self) -> Result<&AccessKey, ApiError> {
         match &self.caller {
             Caller::Key(k) => Ok(k),
-            Caller::Certificate(_) => Err(ApiError::internal(
-                "an operation that needs a signature was reached by certificate",
+            Caller::Certificate(_) | Caller::SessionHolder => Err(ApiError::internal(
+                "an operation that needs a signature was reached without one",
             )),
         }
     }

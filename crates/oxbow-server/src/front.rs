@@ -128,6 +128,7 @@ async fn admit(
                 .clone()
                 .ok_or_else(|| ApiError::new(ErrorKind::AccessDenied, "Access Denied"))?,
         ),
+        Auth::SessionToken => Caller::SessionHolder,
     };
     let call = Call {
         parts,

@@ -11,6 +11,7 @@ mod api;
 mod auth;
 mod authz;
 mod bootstrap;
+mod byte_cache;
 mod camera;
 pub mod config;
 pub mod control;
@@ -24,6 +25,7 @@ mod input;
 mod iot;
 mod listener;
 pub mod media;
+mod playback;
 mod reaper;
 mod relay;
 mod resource;
@@ -222,6 +224,12 @@ impl Server {
         let iot_ca_path = iot_ca.path.clone();
         let iot_url = iot.as_ref().map(|l| l.url.clone());
         let iot_server_ca = iot.as_ref().and_then(|l| l.server_ca.clone());
+        let key_path = config.data_dir.join("playback-session.key");
+        let playback_key =
+            playback::load_or_create_key(&key_path).map_err(|source| ServerError::DataDir {
+                path: key_path.display().to_string(),
+                source,
+            })?;
         let state = Arc::new(AppState::new(
             Arc::new(catalog),
             Arc::new(store),
@@ -229,6 +237,7 @@ impl Server {
             &public_url,
             iot_ca,
             turn_handle,
+            playback_key,
         ));
         Ok(Server {
             state,
@@ -312,6 +321,7 @@ impl Server {
 const KVS_ROUTES: &[RouteFn] = &[
     control::route,
     media::route,
+    playback::route,
     sts::route,
     admin::route,
     camera::route,

@@ -39,6 +39,10 @@ pub struct AppState {
     pub turn_secret: String,
     /// Who is connected to which signaling channel, and the messages between them.
     pub relay: Arc<Relay>,
+    /// The key streaming session tokens are sealed with.
+    pub playback_key: Vec<u8>,
+    /// Packaged init and media segments, built once for every player that fetches them.
+    pub segment_cache: crate::byte_cache::ByteCache,
     /// Turns true when the server starts shutting down: long-lived sessions (PutMedia) end
     /// then, so their clients reconnect at once instead of waiting on a draining server.
     pub draining: tokio::sync::watch::Sender<bool>,
@@ -122,6 +126,7 @@ impl AppState {
         public_url: &str,
         iot_ca: IotCa,
         turn: Option<TurnHandle>,
+        playback_key: Vec<u8>,
     ) -> Self {
         let public_ws_url = if let Some(rest) = public_url.strip_prefix("https://") {
             format!("wss://{rest}")
@@ -154,6 +159,8 @@ impl AppState {
                 40,
             ),
             relay,
+            playback_key,
+            segment_cache: crate::byte_cache::ByteCache::new(64 << 20),
             catalog,
             config,
             keys,

@@ -7,12 +7,11 @@ mod chunk;
 mod get;
 mod ingest;
 mod list;
-mod numbers;
 mod put;
 mod reader;
 
+pub use crate::resource::FragmentNumber;
 pub use body::ChannelBody;
-pub use numbers::FragmentNumber;
 pub use put::put_media;
 
 use std::borrow::Cow;
@@ -180,13 +179,7 @@ pub(crate) fn check_rate(state: &AppState, key: &str, api: &'static str) -> Resu
     state.limit_rate(key, api, state.config.limits.media_tps_per_stream, "stream")
 }
 
-/// The latest instant a timestamp may name: the end of year 9999, in epoch milliseconds.
-pub(crate) const MAX_TIME_MS: i64 = 253_402_300_799_999;
-
-/// Whether epoch seconds can be a time at all (not negative, not past year 9999).
-pub(crate) fn is_time(secs: f64) -> bool {
-    secs.is_finite() && (0.0..=MAX_TIME_MS as f64 / 1000.0).contains(&secs)
-}
+pub(crate) use oxbow_core::time::{is_time, MAX_TIME_MS};
 
 /// Epoch milliseconds as the decimal seconds KVS writes in MKV tags (`1726677687.758`).
 pub fn tag_seconds(ms: i64) -> String {

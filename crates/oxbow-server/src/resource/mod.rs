@@ -3,6 +3,8 @@
 //! stream's media. Every API family resolves resources through here, so none imports
 //! another family for it.
 
+mod fragment_number;
+pub use fragment_number::FragmentNumber;
 pub mod lookup;
 
 use oxbow_catalog::{CatalogError, ChannelRecord, StreamRecord};

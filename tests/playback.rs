@@ -1,0 +1,221 @@
+//! Playback through the URLs the official SDK returns: HLS played by independent readers
+//! (ffprobe/ffmpeg decode every frame), the session rules, and the documented errors.
+
+mod common;
+
+use std::process::Command;
+use std::time::Duration;
+
+use aws_sdk_kinesisvideoarchivedmedia::primitives::DateTime;
+use aws_sdk_kinesisvideoarchivedmedia::types::{
+    ContainerFormat, HlsDiscontinuityMode, HlsFragmentSelector, HlsFragmentSelectorType,
+    HlsPlaybackMode, HlsTimestampRange,
+};
+use common::*;
+
+/// Frames of each stream (video, audio) that ffprobe decodes from `input`.
+fn decoded_frames(input: &str) -> (u64, u64) {
+    let count = |stream: &str| -> u64 {
+        let out = Command::new("ffprobe")
+            .args(["-v", "error", "-count_frames", "-select_streams", stream])
+            .args(["-show_entries", "stream=nb_read_frames", "-of", "csv=p=0"])
+            .arg(input)
+            .output()
+            .expect("ffprobe (installed by .ci/run)");
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            out.status.success(),
+            "ffprobe {input}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        // One line per stream, and again per program when the input has programs.
+        text.lines()
+            .find(|l| !l.trim().is_empty())
+            .and_then(|l| l.trim().trim_end_matches(',').parse().ok())
+            .unwrap_or_else(|| panic!("{input}: {text:?}"))
+    };
+    (count("v:0"), count("a:0"))
+}
+
+fn on_demand(start: DateTime, end: DateTime) -> HlsFragmentSelector {
+    HlsFragmentSelector::builder()
+        .fragment_selector_type(HlsFragmentSelectorType::ServerTimestamp)
+        .timestamp_range(
+            HlsTimestampRange::builder()
+                .start_timestamp(start)
+                .end_timestamp(end)
+                .build(),
+        )
+        .build()
+}
+
+fn secs(ms: u64) -> DateTime {
+    DateTime::from_millis(ms as i64)
+}
+
+#[tokio::test]
+async fn on_demand_hls_plays_every_stored_frame_in_ffmpeg() {
+    let server = TestServer::start();
+    create_stream_with(&server, "cam", 24).await;
+    let fixture = fixture(6);
+    let before = now_ms();
+    put_file(&server, "cam", &fixture, false).await;
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    let url = archive_sdk(&server)
+        .get_hls_streaming_session_url()
+        .stream_name("cam")
+        .playback_mode(HlsPlaybackMode::OnDemand)
+        .hls_fragment_selector(on_demand(secs(before - 1000), secs(now_ms())))
+        .send()
+        .await
+        .unwrap()
+        .hls_streaming_session_url
+        .unwrap();
+    assert!(
+        url.starts_with(&format!(
+            "{}/hls/v1/getHLSMasterPlaylist.m3u8?SessionToken=",
+            server.url
+        )),
+        "{url}"
+    );
+    // The same frames as the file that was put, read by ffprobe on both sides.
+    let expected = decoded_frames(fixture.to_str().unwrap());
+    assert_eq!(expected.0, 150);
+    assert_eq!(decoded_frames(&url), expected);
+}
+
+/// GETs a session URL as a player would (no signature); the body as text.
+fn fetch(url: &str) -> Raw {
+    let rest = url.strip_prefix("http://").unwrap();
+    let (addr, path) = rest.split_at(rest.find('/').unwrap());
+    send_raw(
+        addr,
+        &format!("GET {path} HTTP/1.1\nHost: {addr}\nConnection: close"),
+        b"",
+    )
+}
+
+async fn hls_error(
+    server: &TestServer,
+    build: impl FnOnce(
+        aws_sdk_kinesisvideoarchivedmedia::operation::get_hls_streaming_session_url::builders::GetHLSStreamingSessionURLFluentBuilder,
+    ) -> aws_sdk_kinesisvideoarchivedmedia::operation::get_hls_streaming_session_url::builders::GetHLSStreamingSessionURLFluentBuilder,
+) -> String {
+    let err = build(archive_sdk(server).get_hls_streaming_session_url())
+        .send()
+        .await
+        .unwrap_err();
+    let service = err.into_service_error();
+    aws_sdk_kinesisvideoarchivedmedia::error::ProvideErrorMetadata::code(&service)
+        .unwrap_or("")
+        .to_string()
+}
+
+#[tokio::test]
+async fn session_urls_are_refused_with_the_documented_errors() {
+    let server = TestServer::start();
+    create_stream_with(&server, "kept", 24).await;
+    create_stream_with(&server, "unkept", 0).await;
+    let code = hls_error(&server, |b| b.stream_name("nope")).await;
+    assert_eq!(code, "ResourceNotFoundException");
+    let code = hls_error(&server, |b| b.stream_name("unkept")).await;
+    assert_eq!(code, "NoDataRetentionException");
+    // LIVE with nothing ingested in the last 30 s.
+    let code = hls_error(&server, |b| b.stream_name("kept")).await;
+    assert_eq!(code, "ResourceNotFoundException");
+    let now = now_ms();
+    let range = on_demand(secs(now - 60_000), secs(now - 1_000));
+    // LIVE takes no range; ON_DEMAND needs one; Expires is 300 to 43200.
+    let code = hls_error(&server, |b| {
+        b.stream_name("kept").hls_fragment_selector(range.clone())
+    })
+    .await;
+    assert_eq!(code, "InvalidArgumentException");
+    let code = hls_error(&server, |b| {
+        b.stream_name("kept")
+            .playback_mode(HlsPlaybackMode::OnDemand)
+    })
+    .await;
+    assert_eq!(code, "InvalidArgumentException");
+    let code = hls_error(&server, |b| b.stream_name("kept").expires(299)).await;
+    assert_eq!(code, "InvalidArgumentException");
+    // A range with no fragments in it.
+    let code = hls_error(&server, |b| {
+        b.stream_name("kept")
+            .playback_mode(HlsPlaybackMode::OnDemand)
+            .hls_fragment_selector(range.clone())
+    })
+    .await;
+    assert_eq!(code, "ResourceNotFoundException");
+    // MPEG-TS is not served yet, and says so.
+    put_file(&server, "kept", &fixture(2), false).await;
+    let code = hls_error(&server, |b| {
+        b.stream_name("kept")
+            .container_format(ContainerFormat::MpegTs)
+            .discontinuity_mode(HlsDiscontinuityMode::Never)
+    })
+    .await;
+    assert_eq!(code, "NotImplementedException");
+}
+
+#[tokio::test]
+async fn session_tokens_open_only_their_own_session() {
+    let server = TestServer::start();
+    for name in ["a", "b"] {
+        create_stream_with(&server, name, 24).await;
+        put_file(&server, name, &fixture(2), false).await;
+    }
+    let url = |name: &'static str| {
+        let sdk = archive_sdk(&server);
+        async move {
+            sdk.get_hls_streaming_session_url()
+                .stream_name(name)
+                .send()
+                .await
+                .unwrap()
+                .hls_streaming_session_url
+                .unwrap()
+        }
+    };
+    let (a, b) = (url("a").await, url("b").await);
+    let master = fetch(&a);
+    assert_eq!(master.status, 200, "{}", master.body);
+    assert_eq!(
+        master.header("content-type"),
+        Some("application/vnd.apple.mpegurl")
+    );
+    // Any page may play it.
+    assert_eq!(master.header("access-control-allow-origin"), Some("*"));
+    // A media playlist of b names b's fragments; a's token does not open them.
+    let base = b.split("getHLSMasterPlaylist").next().unwrap();
+    let b_media = fetch(&format!("{base}{}", fetch(&b).body.lines().last().unwrap()));
+    let b_fragment = b_media
+        .body
+        .lines()
+        .find(|l| l.starts_with("getMP4MediaFragment"))
+        .unwrap()
+        .to_string();
+    assert_eq!(fetch(&format!("{base}{b_fragment}")).status, 200);
+    let a_token = a.split("SessionToken=").nth(1).unwrap();
+    let b_token = b_fragment
+        .split("SessionToken=")
+        .nth(1)
+        .unwrap()
+        .split('&')
+        .next()
+        .unwrap();
+    let foreign = fetch(&format!("{base}{}", b_fragment.replace(b_token, a_token)));
+    assert_eq!(foreign.status, 404, "{}", foreign.body);
+    assert_eq!(foreign.error_type(), "ResourceNotFoundException");
+    // A token changed by one character, or none at all, opens nothing.
+    let mut forged = a.clone();
+    let last = forged.pop().unwrap();
+    forged.push(if last == 'A' { 'B' } else { 'A' });
+    let refused = fetch(&forged);
+    assert_eq!(
+        (refused.status, refused.error_type()),
+        (401, "NotAuthorizedException")
+    );
+    let bare = fetch(a.split('?').next().unwrap());
+    assert_eq!(bare.error_type(), "InvalidArgumentException");
+}
