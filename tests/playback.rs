@@ -8,7 +8,8 @@ use std::time::Duration;
 
 use aws_sdk_kinesisvideoarchivedmedia::primitives::DateTime;
 use aws_sdk_kinesisvideoarchivedmedia::types::{
-    ContainerFormat, HlsDiscontinuityMode, HlsFragmentSelector, HlsFragmentSelectorType,
+    ContainerFormat, DashFragmentSelector, DashFragmentSelectorType, DashPlaybackMode,
+    DashTimestampRange, HlsDiscontinuityMode, HlsFragmentSelector, HlsFragmentSelectorType,
     HlsPlaybackMode, HlsTimestampRange,
 };
 use common::*;
@@ -81,6 +82,35 @@ async fn on_demand_hls_plays_every_stored_frame_in_ffmpeg() {
     // The same frames as the file that was put, read by ffprobe on both sides.
     let expected = decoded_frames(fixture.to_str().unwrap());
     assert_eq!(expected.0, 150);
+    assert_eq!(decoded_frames(&url), expected);
+    // DASH, the same range: the same frames.
+    let url = archive_sdk(&server)
+        .get_dash_streaming_session_url()
+        .stream_name("cam")
+        .playback_mode(DashPlaybackMode::OnDemand)
+        .dash_fragment_selector(
+            DashFragmentSelector::builder()
+                .fragment_selector_type(DashFragmentSelectorType::ServerTimestamp)
+                .timestamp_range(
+                    DashTimestampRange::builder()
+                        .start_timestamp(secs(before - 1000))
+                        .end_timestamp(secs(now_ms()))
+                        .build(),
+                )
+                .build(),
+        )
+        .send()
+        .await
+        .unwrap()
+        .dash_streaming_session_url
+        .unwrap();
+    assert!(
+        url.starts_with(&format!(
+            "{}/dash/v1/getDASHManifest.mpd?SessionToken=",
+            server.url
+        )),
+        "{url}"
+    );
     assert_eq!(decoded_frames(&url), expected);
 }
 

@@ -2,7 +2,7 @@
 //! master and viewer, connecting through Oxbow: signaling over `wss://` with the self-signed
 //! certificate, ICE forced to relay so the media crosses Oxbow's TURN server. The viewer must
 //! decode video (its width set and its frame count rising) and a data channel message must go
-//! both ways. Needs Debian's `chromium`, `node` and `tests/webrtc/setup.sh` (`.ci/run` does
+//! both ways. Needs Debian's `chromium`, `node` and `tests/browser/setup.sh` (`.ci/run` does
 //! all three).
 
 mod common;
@@ -13,8 +13,8 @@ use std::time::Duration;
 use common::{client_for, TestServer};
 use serde_json::{json, Value};
 
-fn webrtc_dir() -> std::path::PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/webrtc")
+fn browser_dir() -> std::path::PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/browser")
 }
 
 /// The IceServer list GetIceServerConfig gives one peer, as RTCPeerConnection takes it.
@@ -38,10 +38,10 @@ async fn ice_servers(plain: &str, arn: &str, client: &str) -> Value {
 
 #[tokio::test]
 async fn the_kvs_js_sdk_streams_video_between_two_browsers_through_oxbow() {
-    let dir = webrtc_dir();
+    let dir = browser_dir();
     assert!(
         dir.join("node_modules/playwright-core").exists() && dir.join("kvs-webrtc.min.js").exists(),
-        "run tests/webrtc/setup.sh first (it installs playwright-core and the KVS JS SDK bundle)"
+        "run tests/browser/setup.sh first (it installs playwright-core and the KVS JS SDK bundle)"
     );
     assert!(
         Path::new("/usr/bin/chromium").exists(),
@@ -87,7 +87,7 @@ async fn the_kvs_js_sdk_streams_video_between_two_browsers_through_oxbow() {
     });
     let run = tokio::task::spawn_blocking(move || {
         std::process::Command::new("node")
-            .arg(dir.join("run.mjs"))
+            .arg(dir.join("webrtc.mjs"))
             .env("OXBOW_WEBRTC", cfg.to_string())
             .output()
             .expect("node")

@@ -5,11 +5,13 @@
 //! - [`demux`]: one fragment's cluster into timed samples per track.
 //! - [`fmp4`]: init and media segments (ISO BMFF fragments, CMAF-shaped).
 //! - [`hls`]: master and media playlists.
+//! - [`dash`]: MPEG-DASH manifests.
 //!
 //! Everything is a pure function of its input: the server reads fragments and serves bytes.
 
 #![forbid(unsafe_code)]
 
+pub mod dash;
 pub mod demux;
 pub mod fmp4;
 pub mod hls;

@@ -12,6 +12,8 @@ use serde::Deserialize;
 
 use super::select;
 use super::session::{Container, Discontinuity, Mode, Protocol, Session};
+use crate::api::Call;
+use crate::http::Reply;
 use crate::resource::{lookup, media_key, Need, StreamRef};
 use crate::state::AppState;
 
@@ -29,22 +31,57 @@ pub struct Selector {
     pub timestamp_range: Option<TimestampRange>,
 }
 
-/// The members both session APIs share, under their own names where they differ.
-pub struct Request<'a> {
-    pub stream: &'a StreamRef,
-    pub protocol: Protocol,
-    pub playback_mode: Option<&'a str>,
-    pub selector: Option<&'a Selector>,
-    /// The selector's member name (`HLSFragmentSelector` / `DASHFragmentSelector`).
-    pub selector_name: &'static str,
-    pub container: Option<&'a str>,
-    pub discontinuity: Option<&'a str>,
-    pub display_timestamp: Option<&'a str>,
-    pub display_number: Option<&'a str>,
-    pub expires: Option<i64>,
-    pub max_results: Option<i64>,
-    /// `MaxMediaPlaylistFragmentResults` / `MaxManifestFragmentResults`.
-    pub max_results_name: &'static str,
+/// A GetHLSStreamingSessionURL or GetDASHStreamingSessionURL body: the members they share,
+/// the selector and maximum under either API's name, and those only one of them has.
+#[derive(Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct SessionRequest {
+    #[serde(flatten)]
+    stream: StreamRef,
+    playback_mode: Option<String>,
+    #[serde(rename = "HLSFragmentSelector", alias = "DASHFragmentSelector")]
+    selector: Option<Selector>,
+    /// HLS only.
+    container_format: Option<String>,
+    /// HLS only.
+    discontinuity_mode: Option<String>,
+    display_fragment_timestamp: Option<String>,
+    /// DASH only.
+    display_fragment_number: Option<String>,
+    expires: Option<i64>,
+    #[serde(
+        rename = "MaxMediaPlaylistFragmentResults",
+        alias = "MaxManifestFragmentResults"
+    )]
+    max_results: Option<i64>,
+}
+
+/// Answers a session API call: checks it, seals the session, returns its URL as
+/// `HLSStreamingSessionURL` or `DASHStreamingSessionURL`.
+pub async fn session_url(
+    state: &Arc<AppState>,
+    call: &Call,
+    protocol: Protocol,
+) -> Result<Reply, ApiError> {
+    let req: SessionRequest = crate::input::parse(call.bytes())?;
+    let (session, _) = issue(state, &req, protocol).await?;
+    if session.container == Container::Ts {
+        return Err(ApiError::new(
+            ErrorKind::NotImplemented,
+            "ContainerFormat MPEG_TS is not served by this version of Oxbow; use FRAGMENTED_MP4.",
+        ));
+    }
+    let endpoint = call.plain_url().unwrap_or_else(|| state.public_url.clone());
+    let token = session.seal(&state.playback_key);
+    let (path, member) = match protocol {
+        Protocol::Hls => ("hls/v1/getHLSMasterPlaylist.m3u8", "HLSStreamingSessionURL"),
+        Protocol::Dash => ("dash/v1/getDASHManifest.mpd", "DASHStreamingSessionURL"),
+    };
+    let body = serde_json::json!({ member: format!("{endpoint}/{path}?SessionToken={token}") });
+    Ok(crate::http::json(
+        http::StatusCode::OK,
+        bytes::Bytes::from(body.to_string()),
+    ))
 }
 
 /// The longest range a session may cover (KVS: 24 hours).
@@ -55,14 +92,23 @@ fn ms(secs: f64) -> i64 {
 }
 
 /// Checks the request and the stream; returns the session to seal and the stream.
-pub async fn issue(
+async fn issue(
     state: &Arc<AppState>,
-    req: Request<'_>,
+    req: &SessionRequest,
+    protocol: Protocol,
 ) -> Result<(Session, StreamRecord), ApiError> {
+    let (selector_name, max_results_name) = match protocol {
+        Protocol::Hls => ("HLSFragmentSelector", "MaxMediaPlaylistFragmentResults"),
+        Protocol::Dash => ("DASHFragmentSelector", "MaxManifestFragmentResults"),
+    };
     let sel_type = req
         .selector
+        .as_ref()
         .and_then(|s| s.fragment_selector_type.as_deref());
-    let range = req.selector.and_then(|s| s.timestamp_range.as_ref());
+    let range = req
+        .selector
+        .as_ref()
+        .and_then(|s| s.timestamp_range.as_ref());
     let mut checks = Checks::new();
     let lower = |s: &str| {
         let mut c = s.chars();
@@ -73,38 +119,38 @@ pub async fn issue(
     checks
         .one_of(
             "playbackMode",
-            req.playback_mode,
+            req.playback_mode.as_deref(),
             &["LIVE", "LIVE_REPLAY", "ON_DEMAND"],
         )
         .one_of(
             "containerFormat",
-            req.container,
+            req.container_format.as_deref(),
             &["FRAGMENTED_MP4", "MPEG_TS"],
         )
         .one_of(
             "discontinuityMode",
-            req.discontinuity,
+            req.discontinuity_mode.as_deref(),
             &["ALWAYS", "NEVER", "ON_DISCONTINUITY"],
         )
         .one_of(
             "displayFragmentTimestamp",
-            req.display_timestamp,
+            req.display_fragment_timestamp.as_deref(),
             &["ALWAYS", "NEVER"],
         )
         .one_of(
             "displayFragmentNumber",
-            req.display_number,
+            req.display_fragment_number.as_deref(),
             &["ALWAYS", "NEVER"],
         )
         .range("expires", req.expires, 300, 43_200)
-        .range(&lower(req.max_results_name), req.max_results, 1, 5000)
+        .range(&lower(max_results_name), req.max_results, 1, 5000)
         .one_of(
-            &format!("{}.fragmentSelectorType", lower(req.selector_name)),
+            &format!("{}.fragmentSelectorType", lower(selector_name)),
             sel_type,
             &["PRODUCER_TIMESTAMP", "SERVER_TIMESTAMP"],
         );
     let target = req.stream.resolve(state, &mut checks)?;
-    let mode = match req.playback_mode.unwrap_or("LIVE") {
+    let mode = match req.playback_mode.as_deref().unwrap_or("LIVE") {
         "LIVE_REPLAY" => Mode::LiveReplay,
         "ON_DEMAND" => Mode::OnDemand,
         _ => Mode::Live,
@@ -146,7 +192,7 @@ pub async fn issue(
         }
     }
     let stream: StreamRecord = lookup::get(state, &target, Need::Live).await?;
-    state.limit_rate(&stream.arn, api_name(req.protocol), 25, "stream")?;
+    state.limit_rate(&stream.arn, api_name(protocol), 25, "stream")?;
     if stream.retention_hours == 0 {
         return Err(ApiError::new(
             ErrorKind::NoDataRetention,
@@ -165,11 +211,11 @@ pub async fn issue(
         .map(|m| m as usize)
         .unwrap_or(if mode == Mode::OnDemand { 1000 } else { 5 });
     let mut session = Session {
-        protocol: req.protocol,
+        protocol,
         stream_key: key,
         creation_ms: stream.creation_ms,
         mode,
-        container: if req.container == Some("MPEG_TS") {
+        container: if req.container_format.as_deref() == Some("MPEG_TS") {
             Container::Ts
         } else {
             Container::Fmp4
@@ -178,15 +224,15 @@ pub async fn issue(
         start_ms,
         end_ms,
         max_fragments: max,
-        discontinuity: match req.discontinuity {
+        discontinuity: match req.discontinuity_mode.as_deref() {
             Some("ALWAYS") => Discontinuity::Always,
             Some("NEVER") => Discontinuity::Never,
             Some(_) => Discontinuity::AtGaps,
             None if producer_time => Discontinuity::Never,
             None => Discontinuity::Always,
         },
-        display_timestamp: req.display_timestamp == Some("ALWAYS"),
-        display_number: req.display_number == Some("ALWAYS"),
+        display_timestamp: req.display_fragment_timestamp.as_deref() == Some("ALWAYS"),
+        display_number: req.display_fragment_number.as_deref() == Some("ALWAYS"),
         first_seq: 0,
         issued_ms: now,
         expires_ms: now + req.expires.unwrap_or(300) * 1000,

@@ -3,6 +3,7 @@
 //! playlists and segments under that URL are opened by the session token alone, selected by
 //! the pure rules of [`select`] and packaged by `oxbow-package` ([`segments`]).
 
+mod dash;
 mod hls;
 mod issue;
 mod segments;
@@ -14,18 +15,22 @@ pub use session::load_or_create_key;
 use std::sync::Arc;
 
 use http::Method;
+use oxbow_core::time::now_ms;
 use oxbow_core::{ApiError, ErrorKind, ResourceType};
 
 use crate::access::{named, naming};
 use crate::api::{Auth, Call, Handled, Judged, Operation};
 use crate::authz::Access;
+use crate::http::Reply;
 use crate::state::AppState;
 
 pub fn route(parts: &http::request::Parts) -> Option<Box<dyn Operation>> {
     let path = parts.uri.path();
     match parts.method {
         Method::POST if path == "/getHLSStreamingSessionURL" => Some(Box::new(IssueHls)),
+        Method::POST if path == "/getDASHStreamingSessionURL" => Some(Box::new(IssueDash)),
         Method::GET | Method::HEAD if path.starts_with("/hls/v1/") => Some(Box::new(HlsResource)),
+        Method::GET | Method::HEAD if path.starts_with("/dash/v1/") => Some(Box::new(DashResource)),
         _ => None,
     }
 }
@@ -46,7 +51,7 @@ impl Operation for IssueHls {
     }
 
     fn handle<'a>(&'a self, state: &'a Arc<AppState>, call: Call) -> Handled<'a> {
-        Box::pin(async move { hls::issue(state, &call).await })
+        Box::pin(async move { issue::session_url(state, &call, session::Protocol::Hls).await })
     }
 }
 
@@ -61,6 +66,160 @@ impl Operation for HlsResource {
     fn handle<'a>(&'a self, state: &'a Arc<AppState>, call: Call) -> Handled<'a> {
         Box::pin(async move { hls::resource(state, &call).await })
     }
+}
+
+/// GetDASHStreamingSessionURL: signed and judged on the stream it names.
+struct IssueDash;
+
+impl Operation for IssueDash {
+    fn access<'a>(&'a self, state: &'a AppState, call: &'a Call) -> Judged<'a> {
+        Box::pin(async move {
+            let n = naming(call.bytes());
+            Some(Access {
+                action: "kinesisvideo:GetDASHStreamingSessionURL",
+                resource: named(state, ResourceType::Stream, n.stream_arn, n.stream_name).await,
+                denied: ErrorKind::NotAuthorized,
+            })
+        })
+    }
+
+    fn handle<'a>(&'a self, state: &'a Arc<AppState>, call: Call) -> Handled<'a> {
+        Box::pin(async move { issue::session_url(state, &call, session::Protocol::Dash).await })
+    }
+}
+
+/// A resource under a DASH session URL: opened by its session token.
+struct DashResource;
+
+impl Operation for DashResource {
+    fn auth(&self) -> Auth {
+        Auth::SessionToken
+    }
+
+    fn handle<'a>(&'a self, state: &'a Arc<AppState>, call: Call) -> Handled<'a> {
+        Box::pin(async move { dash::resource(state, &call).await })
+    }
+}
+
+/// A session resource's request: its query, its opened session, the stream's media log.
+async fn open(
+    state: &AppState,
+    call: &Call,
+    protocol: session::Protocol,
+) -> Result<(Query, session::Session, Arc<oxbow_store::StreamLog>), ApiError> {
+    let query = Query::of(call);
+    let token = query.required("SessionToken")?;
+    let session = session::Session::open(token, &state.playback_key, protocol, now_ms())?;
+    let log = state
+        .store
+        .open_stream(&session.stream_key)
+        .await
+        .map_err(|e| ApiError::dependency("open the stream's media log", e))?;
+    Ok((query, session, log))
+}
+
+/// `getMP4InitFragment.mp4?TrackNumber=&SequenceNumber=`: the init segment of a track under
+/// one stream header (the sequence number names the header).
+fn init(
+    state: &AppState,
+    query: &Query,
+    session: &session::Session,
+    log: &oxbow_store::StreamLog,
+) -> Result<Reply, ApiError> {
+    let header_id: u32 = query
+        .get("SequenceNumber")
+        .unwrap_or("0")
+        .parse()
+        .map_err(|_| ApiError::invalid_argument("SequenceNumber must be a number."))?;
+    let bytes = segments::init_segment(
+        &state.segment_cache,
+        &session.stream_key,
+        log,
+        header_id,
+        query.number("TrackNumber")?,
+    )?;
+    Ok(reply(bytes, "video/mp4"))
+}
+
+/// What a playlist or manifest lists now, and the tracks it describes: those of its first
+/// fragment (or of the newest, before any is listed).
+struct Listed {
+    window: select::Window,
+    tracks: Vec<oxbow_package::Track>,
+    header_id: u32,
+    /// Peak bits per second over the listed fragments.
+    bandwidth: u64,
+    now_ms: i64,
+}
+
+impl Listed {
+    fn now(session: &session::Session, log: &oxbow_store::StreamLog) -> Result<Self, ApiError> {
+        let now = now_ms();
+        let fragments = log.fragments();
+        let window = select::window(session, &fragments, now);
+        let header_id = window
+            .entries
+            .first()
+            .map(|e| e.meta.header_id)
+            .or_else(|| fragments.last().map(|m| m.header_id))
+            .ok_or_else(|| {
+                ApiError::new(ErrorKind::ResourceNotFound, "The stream has no media.")
+            })?;
+        let tracks = segments::tracks_of(&segments::header(log, header_id)?, true)?;
+        let bandwidth = window
+            .entries
+            .iter()
+            .filter(|e| e.meta.duration_ms > 0)
+            .map(|e| e.meta.size * 8 * 1000 / e.meta.duration_ms as u64)
+            .max()
+            .unwrap_or(1_000_000);
+        Ok(Self {
+            window,
+            tracks,
+            header_id,
+            bandwidth,
+            now_ms: now,
+        })
+    }
+}
+
+/// `getMP4MediaFragment.mp4`: one track of the fragment the protocol's query named (`None`:
+/// not one of the session's).
+async fn media(
+    state: &AppState,
+    query: &Query,
+    session: &session::Session,
+    log: &Arc<oxbow_store::StreamLog>,
+    seq: Option<u64>,
+) -> Result<Reply, ApiError> {
+    let seq = seq.ok_or_else(|| {
+        ApiError::new(
+            ErrorKind::ResourceNotFound,
+            "The fragment is not part of this streaming session.",
+        )
+    })?;
+    let bytes = segments::media_segment(
+        &state.segment_cache,
+        &session.stream_key,
+        log,
+        seq,
+        query.number("TrackNumber")?,
+    )
+    .await?;
+    Ok(reply(bytes, "video/mp4"))
+}
+
+fn urlencode(s: &str) -> String {
+    form_urlencoded::byte_serialize(s.as_bytes()).collect()
+}
+
+fn reply(bytes: impl Into<bytes::Bytes>, content_type: &'static str) -> Reply {
+    let mut r = http::Response::new(crate::http::full(bytes.into()));
+    r.headers_mut().insert(
+        http::header::CONTENT_TYPE,
+        http::HeaderValue::from_static(content_type),
+    );
+    r
 }
 
 /// A session resource's query: its members by name.

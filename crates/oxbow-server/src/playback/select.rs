@@ -69,6 +69,28 @@ pub fn live_first_seq(fragments: &[FragmentMeta], max: usize) -> u64 {
         .unwrap_or(0)
 }
 
+/// The fragment a session numbers `number` (DASH's `$Number$`), pacing aside: every
+/// fragment the session may list, in its order.
+pub fn nth(session: &Session, fragments: &[FragmentMeta], number: u64) -> Option<FragmentMeta> {
+    let mut listed = fragments.iter().filter(|m| match session.mode {
+        Mode::Live => m.seq >= session.first_seq,
+        _ => in_range(session, m),
+    });
+    if session.mode == Mode::OnDemand && number >= session.max_fragments as u64 {
+        return None;
+    }
+    listed.nth(usize::try_from(number).ok()?).copied()
+}
+
+/// Whether a fragment is one the session may serve: in its range, and for LIVE not older
+/// than its first.
+pub fn serves(session: &Session, m: &FragmentMeta) -> bool {
+    match session.mode {
+        Mode::Live => m.seq >= session.first_seq,
+        _ => in_range(session, m),
+    }
+}
+
 /// The session's window at `now_ms`. `fragments` is the stream's index, in ingestion order.
 pub fn window(session: &Session, fragments: &[FragmentMeta], now_ms: i64) -> Window {
     let max = session.max_fragments.max(1);
@@ -261,6 +283,19 @@ mod tests {
         s.discontinuity = Discontinuity::Never;
         all[1].header_id = 1;
         assert_eq!(marks(&s, &all), [false, true, true, false]);
+    }
+
+    #[test]
+    fn numbers_name_the_same_fragments_as_the_window() {
+        let mut s = session(Mode::Live);
+        let all = index(8);
+        s.first_seq = 2;
+        let w = window(&s, &all, 0);
+        for (i, e) in w.entries.iter().enumerate() {
+            assert_eq!(nth(&s, &all, w.first_number + i as u64), Some(e.meta));
+        }
+        assert_eq!(nth(&s, &all, 100), None);
+        assert!(serves(&s, &all[1]) && !serves(&s, &all[0]));
     }
 
     #[test]
