@@ -8,9 +8,10 @@ use std::time::Duration;
 
 use aws_sdk_kinesisvideoarchivedmedia::primitives::DateTime;
 use aws_sdk_kinesisvideoarchivedmedia::types::{
-    ContainerFormat, DashFragmentSelector, DashFragmentSelectorType, DashPlaybackMode,
-    DashTimestampRange, HlsDiscontinuityMode, HlsFragmentSelector, HlsFragmentSelectorType,
-    HlsPlaybackMode, HlsTimestampRange,
+    ClipFragmentSelector, ClipFragmentSelectorType, ClipTimestampRange, ContainerFormat,
+    DashFragmentSelector, DashFragmentSelectorType, DashPlaybackMode, DashTimestampRange,
+    HlsDiscontinuityMode, HlsFragmentSelector, HlsFragmentSelectorType, HlsPlaybackMode,
+    HlsTimestampRange,
 };
 use common::*;
 
@@ -50,6 +51,17 @@ fn on_demand(start: DateTime, end: DateTime) -> HlsFragmentSelector {
         .build()
 }
 
+/// Puts `seconds` of real media into a new stream and waits until its server timestamps are
+/// in the past; returns the file and the time just before it was put.
+async fn stored(server: &TestServer, stream: &str, seconds: u32) -> (std::path::PathBuf, u64) {
+    create_stream_with(server, stream, 24).await;
+    let fixture = fixture(seconds);
+    let before = now_ms();
+    put_file(server, stream, &fixture, false).await;
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    (fixture, before)
+}
+
 fn secs(ms: u64) -> DateTime {
     DateTime::from_millis(ms as i64)
 }
@@ -57,11 +69,7 @@ fn secs(ms: u64) -> DateTime {
 #[tokio::test]
 async fn on_demand_hls_plays_every_stored_frame_in_ffmpeg() {
     let server = TestServer::start();
-    create_stream_with(&server, "cam", 24).await;
-    let fixture = fixture(6);
-    let before = now_ms();
-    put_file(&server, "cam", &fixture, false).await;
-    tokio::time::sleep(Duration::from_millis(1100)).await;
+    let (fixture, before) = stored(&server, "cam", 6).await;
     let url = archive_sdk(&server)
         .get_hls_streaming_session_url()
         .stream_name("cam")
@@ -112,6 +120,69 @@ async fn on_demand_hls_plays_every_stored_frame_in_ffmpeg() {
         "{url}"
     );
     assert_eq!(decoded_frames(&url), expected);
+}
+
+#[tokio::test]
+async fn get_clip_returns_one_mp4_of_the_range() {
+    let server = TestServer::start();
+    let (fixture, before) = stored(&server, "cam", 6).await;
+    let selector = |start: u64, end: u64| {
+        ClipFragmentSelector::builder()
+            .fragment_selector_type(ClipFragmentSelectorType::ServerTimestamp)
+            .timestamp_range(
+                ClipTimestampRange::builder()
+                    .start_timestamp(secs(start))
+                    .end_timestamp(secs(end))
+                    .build()
+                    .unwrap(),
+            )
+            .build()
+            .unwrap()
+    };
+    let out = archive_sdk(&server)
+        .get_clip()
+        .stream_name("cam")
+        .clip_fragment_selector(selector(before - 1000, now_ms()))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(out.content_type(), Some("video/mp4"));
+    let bytes = out.payload.collect().await.unwrap().into_bytes();
+    let path = temp_dir("clip").join("clip.mp4");
+    std::fs::write(&path, &bytes).unwrap();
+    // A whole MP4 (moov before mdat, no fragments) with every frame that was put.
+    assert_eq!(&bytes[4..8], b"ftyp");
+    assert!(!bytes.windows(4).any(|w| w == b"moof"));
+    assert_eq!(
+        decoded_frames(path.to_str().unwrap()),
+        decoded_frames(fixture.to_str().unwrap())
+    );
+    let probe = Command::new("ffprobe")
+        .args([
+            "-v",
+            "error",
+            "-show_entries",
+            "format=format_name,duration",
+            "-of",
+            "csv=p=0",
+        ])
+        .arg(&path)
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&probe.stdout);
+    let (format, duration) = text.trim().rsplit_once(',').unwrap();
+    assert!(format.contains("mp4"), "{text}");
+    let duration: f64 = duration.parse().unwrap();
+    assert!((duration - 6.0).abs() < 0.2, "{text}");
+    // Nothing in the range: ResourceNotFound.
+    let err = archive_sdk(&server)
+        .get_clip()
+        .stream_name("cam")
+        .clip_fragment_selector(selector(before - 60_000, before - 30_000))
+        .send()
+        .await
+        .unwrap_err();
+    assert!(err.into_service_error().is_resource_not_found_exception());
 }
 
 /// GETs a session URL as a player would (no signature); the body as text.

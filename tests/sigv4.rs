@@ -164,8 +164,7 @@ fn unknown_paths_and_case_sensitivity() {
     assert_eq!(r.status, 404);
     // KVS operations that are not built yet say so.
     for (path, name) in [
-        ("/getHLSStreamingSessionURL", "GetHLSStreamingSessionURL"),
-        ("/getClip", "GetClip"),
+        ("/getImages", "GetImages"),
         ("/joinStorageSession", "JoinStorageSession"),
     ] {
         let r = post_ok(&server, path, "{}");

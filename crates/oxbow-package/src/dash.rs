@@ -162,21 +162,10 @@ impl Manifest<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::track::Codec;
-    use bytes::Bytes;
 
     #[test]
     fn a_static_manifest_times_segments_from_the_first() {
-        let video = Track {
-            number: 1,
-            codec: Codec::H264,
-            config: Bytes::from_static(&[1, 0x64, 0, 0x1f, 0xff, 0xe1, 0]),
-            width: 320,
-            height: 240,
-            sample_rate: 0,
-            channels: 1,
-            timescale: 90_000,
-        };
+        let video = crate::track::test_video();
         let seg = |start_ms, n: &str| Segment {
             start_ms,
             duration_ms: 2000,

@@ -6,15 +6,18 @@
 //! - [`fmp4`]: init and media segments (ISO BMFF fragments, CMAF-shaped).
 //! - [`hls`]: master and media playlists.
 //! - [`dash`]: MPEG-DASH manifests.
+//! - [`mp4`]: whole MP4 files (clips).
 //!
 //! Everything is a pure function of its input: the server reads fragments and serves bytes.
 
 #![forbid(unsafe_code)]
 
+mod boxes;
 pub mod dash;
 pub mod demux;
 pub mod fmp4;
 pub mod hls;
+pub mod mp4;
 pub mod track;
 
 pub use demux::{demux, Demuxed, Sample};

@@ -200,6 +200,21 @@ fn hevc_codec_string(c: &[u8]) -> String {
     s
 }
 
+/// A 320x240 H.264 track for tests.
+#[cfg(test)]
+pub(crate) fn test_video() -> Track {
+    Track {
+        number: 1,
+        codec: Codec::H264,
+        config: Bytes::from_static(&[1, 0x64, 0, 0x1f, 0xff, 0xe1, 0]),
+        width: 320,
+        height: 240,
+        sample_rate: 0,
+        channels: 1,
+        timescale: VIDEO_TIMESCALE,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -43,6 +43,8 @@ pub struct AppState {
     pub playback_key: Vec<u8>,
     /// Packaged init and media segments, built once for every player that fetches them.
     pub segment_cache: crate::byte_cache::ByteCache,
+    /// GetClip calls building a file at once (each may hold 200 MB).
+    pub clip_permits: tokio::sync::Semaphore,
     /// Turns true when the server starts shutting down: long-lived sessions (PutMedia) end
     /// then, so their clients reconnect at once instead of waiting on a draining server.
     pub draining: tokio::sync::watch::Sender<bool>,
@@ -161,6 +163,7 @@ impl AppState {
             relay,
             playback_key,
             segment_cache: crate::byte_cache::ByteCache::new(64 << 20),
+            clip_permits: tokio::sync::Semaphore::new(2),
             catalog,
             config,
             keys,

@@ -9,10 +9,7 @@ use crate::api::{Call, Handled, Operation};
 use crate::state::AppState;
 
 /// The operations not built yet, by path.
-const NOT_BUILT: [(&str, &str); 6] = [
-    ("/getHLSStreamingSessionURL", "GetHLSStreamingSessionURL"),
-    ("/getDASHStreamingSessionURL", "GetDASHStreamingSessionURL"),
-    ("/getClip", "GetClip"),
+const NOT_BUILT: [(&str, &str); 3] = [
     ("/getImages", "GetImages"),
     ("/joinStorageSession", "JoinStorageSession"),
     ("/joinStorageSessionAsViewer", "JoinStorageSessionAsViewer"),

@@ -3,6 +3,7 @@
 //! playlists and segments under that URL are opened by the session token alone, selected by
 //! the pure rules of [`select`] and packaged by `oxbow-package` ([`segments`]).
 
+mod clip;
 mod dash;
 mod hls;
 mod issue;
@@ -27,23 +28,37 @@ use crate::state::AppState;
 pub fn route(parts: &http::request::Parts) -> Option<Box<dyn Operation>> {
     let path = parts.uri.path();
     match parts.method {
-        Method::POST if path == "/getHLSStreamingSessionURL" => Some(Box::new(IssueHls)),
-        Method::POST if path == "/getDASHStreamingSessionURL" => Some(Box::new(IssueDash)),
+        Method::POST if path == "/getHLSStreamingSessionURL" => {
+            Some(Box::new(StreamCall::HlsSession))
+        }
+        Method::POST if path == "/getDASHStreamingSessionURL" => {
+            Some(Box::new(StreamCall::DashSession))
+        }
+        Method::POST if path == "/getClip" => Some(Box::new(StreamCall::Clip)),
         Method::GET | Method::HEAD if path.starts_with("/hls/v1/") => Some(Box::new(HlsResource)),
         Method::GET | Method::HEAD if path.starts_with("/dash/v1/") => Some(Box::new(DashResource)),
         _ => None,
     }
 }
 
-/// GetHLSStreamingSessionURL: signed and judged on the stream it names.
-struct IssueHls;
+/// The signed calls: each judged on the stream its body names.
+#[derive(Clone, Copy)]
+enum StreamCall {
+    HlsSession,
+    DashSession,
+    Clip,
+}
 
-impl Operation for IssueHls {
+impl Operation for StreamCall {
     fn access<'a>(&'a self, state: &'a AppState, call: &'a Call) -> Judged<'a> {
         Box::pin(async move {
             let n = naming(call.bytes());
             Some(Access {
-                action: "kinesisvideo:GetHLSStreamingSessionURL",
+                action: match self {
+                    Self::HlsSession => "kinesisvideo:GetHLSStreamingSessionURL",
+                    Self::DashSession => "kinesisvideo:GetDASHStreamingSessionURL",
+                    Self::Clip => "kinesisvideo:GetClip",
+                },
                 resource: named(state, ResourceType::Stream, n.stream_arn, n.stream_name).await,
                 denied: ErrorKind::NotAuthorized,
             })
@@ -51,7 +66,15 @@ impl Operation for IssueHls {
     }
 
     fn handle<'a>(&'a self, state: &'a Arc<AppState>, call: Call) -> Handled<'a> {
-        Box::pin(async move { issue::session_url(state, &call, session::Protocol::Hls).await })
+        Box::pin(async move {
+            match self {
+                Self::HlsSession => issue::session_url(state, &call, session::Protocol::Hls).await,
+                Self::DashSession => {
+                    issue::session_url(state, &call, session::Protocol::Dash).await
+                }
+                Self::Clip => clip::get_clip(state, &call).await,
+            }
+        })
     }
 }
 
@@ -65,26 +88,6 @@ impl Operation for HlsResource {
 
     fn handle<'a>(&'a self, state: &'a Arc<AppState>, call: Call) -> Handled<'a> {
         Box::pin(async move { hls::resource(state, &call).await })
-    }
-}
-
-/// GetDASHStreamingSessionURL: signed and judged on the stream it names.
-struct IssueDash;
-
-impl Operation for IssueDash {
-    fn access<'a>(&'a self, state: &'a AppState, call: &'a Call) -> Judged<'a> {
-        Box::pin(async move {
-            let n = naming(call.bytes());
-            Some(Access {
-                action: "kinesisvideo:GetDASHStreamingSessionURL",
-                resource: named(state, ResourceType::Stream, n.stream_arn, n.stream_name).await,
-                denied: ErrorKind::NotAuthorized,
-            })
-        })
-    }
-
-    fn handle<'a>(&'a self, state: &'a Arc<AppState>, call: Call) -> Handled<'a> {
-        Box::pin(async move { issue::session_url(state, &call, session::Protocol::Dash).await })
     }
 }
 
