@@ -91,6 +91,20 @@ async fn on_demand_hls_plays_every_stored_frame_in_ffmpeg() {
     let expected = decoded_frames(fixture.to_str().unwrap());
     assert_eq!(expected.0, 150);
     assert_eq!(decoded_frames(&url), expected);
+    // MPEG-TS, the same range: the same frames.
+    let url = archive_sdk(&server)
+        .get_hls_streaming_session_url()
+        .stream_name("cam")
+        .playback_mode(HlsPlaybackMode::OnDemand)
+        .container_format(ContainerFormat::MpegTs)
+        .discontinuity_mode(HlsDiscontinuityMode::Never)
+        .hls_fragment_selector(on_demand(secs(before - 1000), secs(now_ms())))
+        .send()
+        .await
+        .unwrap()
+        .hls_streaming_session_url
+        .unwrap();
+    assert_eq!(decoded_frames(&url), expected);
     // DASH, the same range: the same frames.
     let url = archive_sdk(&server)
         .get_dash_streaming_session_url()
@@ -248,15 +262,6 @@ async fn session_urls_are_refused_with_the_documented_errors() {
     })
     .await;
     assert_eq!(code, "ResourceNotFoundException");
-    // MPEG-TS is not served yet, and says so.
-    put_file(&server, "kept", &fixture(2), false).await;
-    let code = hls_error(&server, |b| {
-        b.stream_name("kept")
-            .container_format(ContainerFormat::MpegTs)
-            .discontinuity_mode(HlsDiscontinuityMode::Never)
-    })
-    .await;
-    assert_eq!(code, "NotImplementedException");
 }
 
 #[tokio::test]

@@ -7,6 +7,7 @@
 //! - [`hls`]: master and media playlists.
 //! - [`dash`]: MPEG-DASH manifests.
 //! - [`mp4`]: whole MP4 files (clips).
+//! - [`ts`]: MPEG-2 transport stream segments.
 //!
 //! Everything is a pure function of its input: the server reads fragments and serves bytes.
 
@@ -19,6 +20,7 @@ pub mod fmp4;
 pub mod hls;
 pub mod mp4;
 pub mod track;
+pub mod ts;
 
 pub use demux::{demux, Demuxed, Sample};
 pub use track::{playable_tracks, Codec, PackageError, Track};

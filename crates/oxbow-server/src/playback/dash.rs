@@ -6,6 +6,7 @@ use std::sync::Arc;
 use oxbow_core::{ApiError, ErrorKind};
 use oxbow_package::dash::{Manifest, Segment};
 
+use super::segments::Packaging;
 use super::session::{Mode, Protocol, Session};
 use super::{init, media, open, reply, select, urlencode, Listed};
 use crate::api::Call;
@@ -25,7 +26,8 @@ pub async fn resource(state: &Arc<AppState>, call: &Call) -> Result<Reply, ApiEr
         "getMP4MediaFragment.mp4" => {
             let number = query.number("SequenceNumber")?;
             let seq = select::nth(&session, &log.fragments(), number).map(|m| m.seq);
-            media(state, &query, &session, &log, seq).await
+            let track = query.number("TrackNumber")?;
+            media(state, &session, &log, seq, Packaging::Fmp4 { track }).await
         }
         _ => Err(ApiError::new(
             ErrorKind::ResourceNotFound,

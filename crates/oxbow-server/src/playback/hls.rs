@@ -1,5 +1,6 @@
-//! HLS: the session URL, then the master playlist, a media playlist per track, init segments
-//! and fMP4 media segments, all named relative to the session URL as KVS names them.
+//! HLS: the master playlist, then for fMP4 a media playlist per track with init and media
+//! segments, for MPEG-TS one media playlist of segments that carry every track; all named
+//! relative to the session URL as KVS names them.
 
 use std::sync::Arc;
 
@@ -8,8 +9,9 @@ use oxbow_core::{ApiError, ErrorKind};
 use oxbow_package::hls::{MediaPlaylist, Segment, Variant};
 use oxbow_store::StreamLog;
 
+use super::segments::Packaging;
 use super::select::{self, Window};
-use super::session::{Mode, Protocol, Session};
+use super::session::{Container, Mode, Protocol, Session};
 use super::{init, media, open, reply, urlencode, Listed};
 use crate::api::Call;
 use crate::http::Reply;
@@ -24,7 +26,11 @@ pub async fn resource(state: &Arc<AppState>, call: &Call) -> Result<Reply, ApiEr
     match name {
         "getHLSMasterPlaylist.m3u8" => master(&session, &log, &token_q),
         "getHLSMediaPlaylist.m3u8" => {
-            media_playlist(&session, &log, &token_q, query.number("TrackNumber")?)
+            let track = match session.container {
+                Container::Fmp4 => Some(query.number("TrackNumber")?),
+                Container::Ts => None,
+            };
+            media_playlist(&session, &log, &token_q, track)
         }
         "getMP4InitFragment.mp4" => init(state, &query, &session, &log),
         "getMP4MediaFragment.mp4" => {
@@ -32,7 +38,15 @@ pub async fn resource(state: &Arc<AppState>, call: &Call) -> Result<Reply, ApiEr
             let seq = FragmentNumber::parse(number, session.creation_ms)
                 .map(|n| n.seq)
                 .filter(|seq| belongs(&session, &log, *seq));
-            media(state, &query, &session, &log, seq).await
+            let track = query.number("TrackNumber")?;
+            media(state, &session, &log, seq, Packaging::Fmp4 { track }).await
+        }
+        "getTSFragment.ts" if session.container == Container::Ts => {
+            let number = query.required("FragmentNumber")?;
+            let seq = FragmentNumber::parse(number, session.creation_ms)
+                .map(|n| n.seq)
+                .filter(|seq| belongs(&session, &log, *seq));
+            media(state, &session, &log, seq, Packaging::Ts).await
         }
         _ => Err(ApiError::new(
             ErrorKind::ResourceNotFound,
@@ -62,9 +76,16 @@ fn master(session: &Session, log: &StreamLog, token: &str) -> Result<Reply, ApiE
     let playlist =
         |n: u64| format!("getHLSMediaPlaylist.m3u8?SessionToken={token}&TrackNumber={n}");
     let lead = &tracks[0];
-    let audio = tracks.get(1);
+    // fMP4 plays audio as its own rendition; a TS segment carries every track.
+    let (uri, audio) = match session.container {
+        Container::Fmp4 => (playlist(lead.number), tracks.get(1)),
+        Container::Ts => (
+            format!("getHLSMediaPlaylist.m3u8?SessionToken={token}"),
+            None,
+        ),
+    };
     let variant = Variant {
-        uri: playlist(lead.number),
+        uri,
         bandwidth: listed.bandwidth,
         codecs: tracks.iter().map(|t| t.codec_string()).collect(),
         resolution: lead.is_video().then_some((lead.width, lead.height)),
@@ -74,12 +95,12 @@ fn master(session: &Session, log: &StreamLog, token: &str) -> Result<Reply, ApiE
     Ok(reply(variant.render_master(), M3U8))
 }
 
-/// A track's media playlist.
+/// A media playlist: of one track (fMP4), or of every track (`None`, MPEG-TS).
 fn media_playlist(
     session: &Session,
     log: &StreamLog,
     token: &str,
-    track: u64,
+    track: Option<u64>,
 ) -> Result<Reply, ApiError> {
     let w = window(session, log);
     let segments = w
@@ -87,15 +108,20 @@ fn media_playlist(
         .iter()
         .map(|e| {
             let number = FragmentNumber::new(session.creation_ms, e.meta.seq);
-            Segment {
-                uri: format!(
-                    "getMP4MediaFragment.mp4?FragmentNumber={number}&SessionToken={token}&TrackNumber={track}"
+            let (uri, map_uri) = match track {
+                Some(track) => (
+                    format!("getMP4MediaFragment.mp4?FragmentNumber={number}&SessionToken={token}&TrackNumber={track}"),
+                    Some(format!(
+                        "getMP4InitFragment.mp4?SessionToken={token}&TrackNumber={track}&SequenceNumber={}",
+                        e.meta.header_id
+                    )),
                 ),
+                None => (format!("getTSFragment.ts?FragmentNumber={number}&SessionToken={token}"), None),
+            };
+            Segment {
+                uri,
                 duration_s: e.meta.duration_ms as f64 / 1000.0,
-                map_uri: Some(format!(
-                    "getMP4InitFragment.mp4?SessionToken={token}&TrackNumber={track}&SequenceNumber={}",
-                    e.meta.header_id
-                )),
+                map_uri,
                 discontinuity: e.discontinuity,
                 date_ms: session
                     .display_timestamp

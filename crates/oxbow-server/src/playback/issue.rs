@@ -65,12 +65,6 @@ pub async fn session_url(
 ) -> Result<Reply, ApiError> {
     let req: SessionRequest = crate::input::parse(call.bytes())?;
     let (session, _) = issue(state, &req, protocol).await?;
-    if session.container == Container::Ts {
-        return Err(ApiError::new(
-            ErrorKind::NotImplemented,
-            "ContainerFormat MPEG_TS is not served by this version of Oxbow; use FRAGMENTED_MP4.",
-        ));
-    }
     let endpoint = call.plain_url().unwrap_or_else(|| state.public_url.clone());
     let token = session.seal(&state.playback_key);
     let (path, member) = match protocol {

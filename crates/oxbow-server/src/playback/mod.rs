@@ -186,14 +186,14 @@ impl Listed {
     }
 }
 
-/// `getMP4MediaFragment.mp4`: one track of the fragment the protocol's query named (`None`:
-/// not one of the session's).
+/// A media segment of the fragment the protocol's query named (`None`: not one of the
+/// session's).
 async fn media(
     state: &AppState,
-    query: &Query,
     session: &session::Session,
     log: &Arc<oxbow_store::StreamLog>,
     seq: Option<u64>,
+    packaging: segments::Packaging,
 ) -> Result<Reply, ApiError> {
     let seq = seq.ok_or_else(|| {
         ApiError::new(
@@ -206,10 +206,14 @@ async fn media(
         &session.stream_key,
         log,
         seq,
-        query.number("TrackNumber")?,
+        packaging,
     )
     .await?;
-    Ok(reply(bytes, "video/mp4"))
+    let kind = match packaging {
+        segments::Packaging::Fmp4 { .. } => "video/mp4",
+        segments::Packaging::Ts => "video/mp2t",
+    };
+    Ok(reply(bytes, kind))
 }
 
 fn urlencode(s: &str) -> String {

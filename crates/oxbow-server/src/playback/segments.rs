@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use oxbow_core::{ApiError, ErrorKind};
-use oxbow_package::{demux, fmp4, PackageError, Track};
+use oxbow_package::{demux, fmp4, ts, PackageError, Track};
 use oxbow_store::{StreamHeader, StreamLog};
 
 use crate::byte_cache::ByteCache;
@@ -66,15 +66,25 @@ pub fn init_segment(
     Ok(bytes)
 }
 
-/// One track of one fragment as an fMP4 media segment.
+/// What a media segment holds: one track as fMP4, or every track as MPEG-TS.
+#[derive(Debug, Clone, Copy)]
+pub enum Packaging {
+    Fmp4 { track: u64 },
+    Ts,
+}
+
+/// One fragment as a media segment.
 pub async fn media_segment(
     cache: &ByteCache,
     stream_key: &str,
     log: &Arc<StreamLog>,
     seq: u64,
-    track_number: u64,
+    packaging: Packaging,
 ) -> Result<Bytes, ApiError> {
-    let key = format!("{stream_key}/mp4/{seq}/{track_number}");
+    let key = match packaging {
+        Packaging::Fmp4 { track } => format!("{stream_key}/mp4/{seq}/{track}"),
+        Packaging::Ts => format!("{stream_key}/ts/{seq}"),
+    };
     if let Some(b) = cache.get(&key) {
         return Ok(b);
     }
@@ -87,8 +97,7 @@ pub async fn media_segment(
     let head = header(log, fragment.header_id)?;
     // Demuxing and writing copy the fragment once; off the async threads.
     let built = tokio::task::spawn_blocking(move || -> Result<Bytes, ApiError> {
-        let tracks = tracks_of(&head, true)?;
-        let track = track(&tracks, track_number)?;
+        let tracks = tracks_of(&head, matches!(packaging, Packaging::Fmp4 { .. }))?;
         let demuxed = demux::demux(
             &head.ebml,
             &head.segment_head,
@@ -97,12 +106,26 @@ pub async fn media_segment(
             fragment.duration_ms,
         )
         .map_err(package_error)?;
-        let samples = demux::samples(&demuxed, track);
-        let sequence = u32::try_from(fragment.seq % u64::from(u32::MAX)).unwrap_or(0) + 1;
-        Ok(Bytes::from(fmp4::media_segment(
-            sequence,
-            &[(track, &samples)],
-        )))
+        match packaging {
+            Packaging::Fmp4 { track: number } => {
+                let track = track(&tracks, number)?;
+                let samples = demux::samples(&demuxed, track);
+                let sequence = u32::try_from(fragment.seq % u64::from(u32::MAX)).unwrap_or(0) + 1;
+                Ok(Bytes::from(fmp4::media_segment(
+                    sequence,
+                    &[(track, &samples)],
+                )))
+            }
+            Packaging::Ts => {
+                let samples: Vec<_> = tracks.iter().map(|t| demux::samples(&demuxed, t)).collect();
+                let parts: Vec<_> = tracks
+                    .iter()
+                    .zip(&samples)
+                    .map(|(t, s)| (t, &s[..]))
+                    .collect();
+                Ok(Bytes::from(ts::segment(&parts)))
+            }
+        }
     })
     .await
     .map_err(|e| ApiError::server("package a media segment", e))??;
