@@ -39,6 +39,25 @@ fn decoded_frames(input: &str) -> (u64, u64) {
     (count("v:0"), count("a:0"))
 }
 
+/// Video frames GStreamer's `playbin` (hlsdemux/dashdemux, the libav decoder) decodes from
+/// `url`: raw 320x240 I420 frames written to a file, counted by size.
+fn gstreamer_frames(url: &str) -> u64 {
+    let out = temp_dir("gst").join("video.yuv");
+    let status = Command::new("gst-launch-1.0")
+        .arg("-q")
+        .arg("playbin")
+        .arg(format!("uri={url}"))
+        .arg(format!(
+            "video-sink=videoconvert ! video/x-raw,format=I420 ! filesink location={} sync=false",
+            out.display()
+        ))
+        .arg("audio-sink=fakesink sync=false")
+        .status()
+        .expect("gst-launch-1.0 (installed by .ci/run)");
+    assert!(status.success(), "GStreamer could not play {url}");
+    std::fs::metadata(&out).unwrap().len() / (320 * 240 * 3 / 2)
+}
+
 fn on_demand(start: DateTime, end: DateTime) -> HlsFragmentSelector {
     HlsFragmentSelector::builder()
         .fragment_selector_type(HlsFragmentSelectorType::ServerTimestamp)
@@ -62,24 +81,32 @@ async fn stored(server: &TestServer, stream: &str, seconds: u32) -> (std::path::
     (fixture, before)
 }
 
+/// An ON_DEMAND HLS session URL for stream "cam" from `start` (epoch ms) to now.
+async fn on_demand_hls(server: &TestServer, start: u64, container: ContainerFormat) -> String {
+    archive_sdk(server)
+        .get_hls_streaming_session_url()
+        .stream_name("cam")
+        .playback_mode(HlsPlaybackMode::OnDemand)
+        .container_format(container)
+        .discontinuity_mode(HlsDiscontinuityMode::Never)
+        .hls_fragment_selector(on_demand(secs(start - 1000), secs(now_ms())))
+        .send()
+        .await
+        .unwrap()
+        .hls_streaming_session_url
+        .unwrap()
+}
+
 fn secs(ms: u64) -> DateTime {
     DateTime::from_millis(ms as i64)
 }
 
 #[tokio::test]
-async fn on_demand_hls_plays_every_stored_frame_in_ffmpeg() {
+async fn on_demand_hls_ts_and_dash_play_every_stored_frame_in_ffmpeg_and_gstreamer() {
     let server = TestServer::start();
     let (fixture, before) = stored(&server, "cam", 6).await;
-    let url = archive_sdk(&server)
-        .get_hls_streaming_session_url()
-        .stream_name("cam")
-        .playback_mode(HlsPlaybackMode::OnDemand)
-        .hls_fragment_selector(on_demand(secs(before - 1000), secs(now_ms())))
-        .send()
-        .await
-        .unwrap()
-        .hls_streaming_session_url
-        .unwrap();
+    let url = on_demand_hls(&server, before, ContainerFormat::FragmentedMp4).await;
+    let hls_fmp4 = url.clone();
     assert!(
         url.starts_with(&format!(
             "{}/hls/v1/getHLSMasterPlaylist.m3u8?SessionToken=",
@@ -92,19 +119,9 @@ async fn on_demand_hls_plays_every_stored_frame_in_ffmpeg() {
     assert_eq!(expected.0, 150);
     assert_eq!(decoded_frames(&url), expected);
     // MPEG-TS, the same range: the same frames.
-    let url = archive_sdk(&server)
-        .get_hls_streaming_session_url()
-        .stream_name("cam")
-        .playback_mode(HlsPlaybackMode::OnDemand)
-        .container_format(ContainerFormat::MpegTs)
-        .discontinuity_mode(HlsDiscontinuityMode::Never)
-        .hls_fragment_selector(on_demand(secs(before - 1000), secs(now_ms())))
-        .send()
-        .await
-        .unwrap()
-        .hls_streaming_session_url
-        .unwrap();
+    let url = on_demand_hls(&server, before, ContainerFormat::MpegTs).await;
     assert_eq!(decoded_frames(&url), expected);
+    let hls_ts = url.clone();
     // DASH, the same range: the same frames.
     let url = archive_sdk(&server)
         .get_dash_streaming_session_url()
@@ -134,6 +151,10 @@ async fn on_demand_hls_plays_every_stored_frame_in_ffmpeg() {
         "{url}"
     );
     assert_eq!(decoded_frames(&url), expected);
+    // GStreamer plays all three to the last frame.
+    for url in [hls_fmp4, hls_ts, url] {
+        assert_eq!(gstreamer_frames(&url), expected.0, "{url}");
+    }
 }
 
 #[tokio::test]

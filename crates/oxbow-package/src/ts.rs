@@ -257,23 +257,13 @@ pub fn segment(parts: &[(&Track, &[Sample])]) -> Vec<u8> {
         AUDIO_PID
     };
     let mut body = vec![0xE0 | (pcr_pid >> 8) as u8, pcr_pid as u8, 0xF0, 0];
-    if video.is_some() {
-        body.extend_from_slice(&[
-            0x1B,
-            0xE0 | (VIDEO_PID >> 8) as u8,
-            VIDEO_PID as u8,
-            0xF0,
-            0,
-        ]);
-    }
-    if audio.is_some() {
-        body.extend_from_slice(&[
-            0x0F,
-            0xE0 | (AUDIO_PID >> 8) as u8,
-            AUDIO_PID as u8,
-            0xF0,
-            0,
-        ]);
+    // Elementary streams: type, PID, no descriptors.
+    let streams = [
+        (video.is_some(), 0x1B, VIDEO_PID),
+        (audio.is_some(), 0x0F, AUDIO_PID),
+    ];
+    for (_, stream_type, pid) in streams.into_iter().filter(|s| s.0) {
+        body.extend_from_slice(&[stream_type, 0xE0 | (pid >> 8) as u8, pid as u8, 0xF0, 0]);
     }
     pmt.write(&mut out, &section(0x02, 1, &body), None, false);
     // Every frame with its decode time in 90 kHz, interleaved by it.
