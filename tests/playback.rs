@@ -17,7 +17,15 @@ use common::*;
 
 /// Frames of each stream (video, audio) that ffprobe decodes from `input`.
 fn decoded_frames(input: &str) -> (u64, u64) {
-    let count = |stream: &str| -> u64 {
+    (
+        decoded_frames_of(input, "v:0"),
+        decoded_frames_of(input, "a:0"),
+    )
+}
+
+/// Frames of one stream (`v:0`, `a:0`) that ffprobe decodes from `input`.
+fn decoded_frames_of(input: &str, stream: &str) -> u64 {
+    {
         let out = Command::new("ffprobe")
             .args(["-v", "error", "-count_frames", "-select_streams", stream])
             .args(["-show_entries", "stream=nb_read_frames", "-of", "csv=p=0"])
@@ -35,8 +43,7 @@ fn decoded_frames(input: &str) -> (u64, u64) {
             .find(|l| !l.trim().is_empty())
             .and_then(|l| l.trim().trim_end_matches(',').parse().ok())
             .unwrap_or_else(|| panic!("{input}: {text:?}"))
-    };
-    (count("v:0"), count("a:0"))
+    }
 }
 
 /// Video frames GStreamer's `playbin` (hlsdemux/dashdemux, the libav decoder) decodes from
@@ -220,6 +227,28 @@ async fn get_clip_returns_one_mp4_of_the_range() {
     assert!(err.into_service_error().is_resource_not_found_exception());
 }
 
+/// GETs a session URL; the body as bytes.
+fn fetch_bytes(url: &str) -> Vec<u8> {
+    let rest = url.strip_prefix("http://").unwrap();
+    let (addr, path) = rest.split_at(rest.find('/').unwrap());
+    let mut s = std::net::TcpStream::connect(addr).unwrap();
+    use std::io::{Read, Write};
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut buf = Vec::new();
+    s.read_to_end(&mut buf).unwrap();
+    let head_end = buf.windows(4).position(|w| w == b"\r\n\r\n").unwrap() + 4;
+    assert!(
+        buf.starts_with(b"HTTP/1.1 200"),
+        "{}",
+        String::from_utf8_lossy(&buf[..head_end])
+    );
+    buf.split_off(head_end)
+}
+
 /// GETs a session URL as a player would (no signature); the body as text.
 fn fetch(url: &str) -> Raw {
     let rest = url.strip_prefix("http://").unwrap();
@@ -345,4 +374,76 @@ async fn session_tokens_open_only_their_own_session() {
     );
     let bare = fetch(a.split('?').next().unwrap());
     assert_eq!(bare.error_type(), "InvalidArgumentException");
+}
+
+#[tokio::test]
+async fn live_playlists_are_low_latency_unless_turned_off() {
+    for (flags, low_latency) in [(&[][..], true), (&["--no-low-latency-hls"][..], false)] {
+        let server = TestServer::start_with(flags);
+        stored(&server, "cam", 4).await;
+        let url = archive_sdk(&server)
+            .get_hls_streaming_session_url()
+            .stream_name("cam")
+            .send()
+            .await
+            .unwrap()
+            .hls_streaming_session_url
+            .unwrap();
+        let base = url
+            .split("getHLSMasterPlaylist")
+            .next()
+            .unwrap()
+            .to_string();
+        let video = fetch(&url).body.lines().last().unwrap().to_string();
+        let playlist = fetch(&format!("{base}{video}")).body;
+        // LL-HLS: blocking reloads, part durations, the newest segment's parts (five of
+        // 200 ms in a one-second fragment, the first independent).
+        assert_eq!(
+            playlist.contains("#EXT-X-SERVER-CONTROL:CAN-BLOCK-RELOAD=YES,PART-HOLD-BACK=0.600"),
+            low_latency,
+            "{playlist}"
+        );
+        assert_eq!(
+            playlist.contains("#EXT-X-PART-INF:PART-TARGET=0.200"),
+            low_latency
+        );
+        let parts: Vec<&str> = playlist
+            .lines()
+            .filter(|l| l.starts_with("#EXT-X-PART:"))
+            .collect();
+        assert_eq!(parts.len(), if low_latency { 5 } else { 0 }, "{playlist}");
+        if low_latency {
+            assert!(parts[0].contains(",INDEPENDENT=YES"), "{playlist}");
+            assert!(
+                parts[0].starts_with("#EXT-X-PART:DURATION=0.200,"),
+                "{playlist}"
+            );
+            // A part is a fragment of its own: the first, after the init segment, is the
+            // first five frames.
+            let init = playlist
+                .lines()
+                .find_map(|l| l.strip_prefix("#EXT-X-MAP:URI=\""))
+                .unwrap()
+                .trim_end_matches('"');
+            let part = parts[0]
+                .split("URI=\"")
+                .nth(1)
+                .unwrap()
+                .split('"')
+                .next()
+                .unwrap();
+            let dir = temp_dir("part");
+            let file = dir.join("part.mp4");
+            let mut bytes = fetch_bytes(&format!("{base}{init}"));
+            bytes.extend(fetch_bytes(&format!("{base}{part}")));
+            std::fs::write(&file, bytes).unwrap();
+            assert_eq!(decoded_frames_of(file.to_str().unwrap(), "v:0"), 5);
+            // A reload more than one segment ahead of the playlist is refused at once.
+            let ahead = fetch(&format!("{base}{video}&_HLS_msn=99&_HLS_part=0"));
+            assert_eq!(
+                (ahead.status, ahead.error_type()),
+                (400, "InvalidArgumentException")
+            );
+        }
+    }
 }

@@ -103,7 +103,7 @@ async fn hls_js_plays_a_live_stream() {
             .unwrap()
             .hls_streaming_session_url
             .unwrap();
-        play("hls", &url, 5, false).await
+        play("hls", &url, 5, true).await
     })
     .await;
     check_played("hls.js", &r);

@@ -14,7 +14,7 @@ use crate::track::Track;
 /// One segment of the timeline.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Segment {
-    /// Start, epoch milliseconds on the selector's clock.
+    /// Start, epoch milliseconds on the producer's clock (media time, as in the segments).
     pub start_ms: i64,
     pub duration_ms: i64,
     /// Written as `kvs:fn` when set.

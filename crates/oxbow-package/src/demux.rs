@@ -94,7 +94,7 @@ fn ticks(ns: i64, timescale: u32) -> u64 {
 /// The samples of one track of a fragment. Matroska stores presentation times in decode
 /// order; decode times are those same times sorted (what a reorder-free decoder would
 /// assume), so B-frames get positive or negative composition offsets. The last sample lasts
-/// until the fragment's end, or as long as the one before it when the end says nothing useful.
+/// as long as the one before it (a lone sample: until the fragment's end).
 pub fn samples(demuxed: &Demuxed, track: &Track) -> Vec<Sample> {
     let frames: Vec<&Frame> = demuxed
         .frames
@@ -112,15 +112,15 @@ pub fn samples(demuxed: &Demuxed, track: &Track) -> Vec<Sample> {
     for (i, frame) in frames.iter().enumerate() {
         let duration = match dts.get(i + 1) {
             Some(next) => next - dts[i],
-            None => {
-                let tail = end.saturating_sub(dts[i]);
-                let before = out.last().map(|s| u64::from(s.duration));
-                match before {
-                    Some(b) if tail == 0 || tail > 4 * b => b,
-                    Some(_) | None if tail > 0 => tail,
-                    _ => u64::from(track.timescale / 30),
-                }
-            }
+            // The last sample lasts as long as the one before it: the fragment's stored end
+            // may belong to another track (audio running past the last video frame).
+            None => match out.last().map(|s| u64::from(s.duration)) {
+                Some(before) if before > 0 => before,
+                _ => match end.saturating_sub(dts[i]) {
+                    0 => u64::from(track.timescale / 30),
+                    tail => tail,
+                },
+            },
         };
         out.push(Sample {
             dts: dts[i],

@@ -14,6 +14,28 @@ pub struct Segment {
     pub discontinuity: bool,
     /// Written as EXT-X-PROGRAM-DATE-TIME (epoch ms) when set.
     pub date_ms: Option<i64>,
+    /// Its partial segments (low latency), listed before it.
+    pub parts: Vec<PartEntry>,
+}
+
+/// A partial segment (EXT-X-PART).
+#[derive(Debug, Clone, PartialEq)]
+pub struct PartEntry {
+    pub uri: String,
+    pub duration_s: f64,
+    pub independent: bool,
+}
+
+/// What makes a live playlist low-latency (LL-HLS): blocking reloads, part durations, the
+/// parts of the segment in progress and a hint for the next one.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LowLatency {
+    pub part_target_s: f64,
+    /// The segment in progress: its init segment, and its parts so far.
+    pub pending_map_uri: Option<String>,
+    pub pending: Vec<PartEntry>,
+    /// The part a player may ask for before it exists (the server holds the request).
+    pub preload_hint: Option<String>,
 }
 
 /// A media playlist.
@@ -28,6 +50,19 @@ pub struct MediaPlaylist {
     pub ended: bool,
     /// A VOD playlist (ON_DEMAND).
     pub vod: bool,
+    pub low_latency: Option<LowLatency>,
+}
+
+fn part_line(out: &mut String, p: &PartEntry) {
+    let _ = write!(
+        out,
+        "#EXT-X-PART:DURATION={:.3},URI=\"{}\"",
+        p.duration_s, p.uri
+    );
+    if p.independent {
+        out.push_str(",INDEPENDENT=YES");
+    }
+    out.push('\n');
 }
 
 impl MediaPlaylist {
@@ -42,6 +77,14 @@ impl MediaPlaylist {
             .max(1);
         let _ = writeln!(out, "#EXTM3U\n#EXT-X-VERSION:7");
         let _ = writeln!(out, "#EXT-X-TARGETDURATION:{target}");
+        if let Some(ll) = &self.low_latency {
+            let _ = writeln!(
+                out,
+                "#EXT-X-SERVER-CONTROL:CAN-BLOCK-RELOAD=YES,PART-HOLD-BACK={:.3}",
+                ll.part_target_s * 3.0
+            );
+            let _ = writeln!(out, "#EXT-X-PART-INF:PART-TARGET={:.3}", ll.part_target_s);
+        }
         let _ = writeln!(out, "#EXT-X-MEDIA-SEQUENCE:{}", self.media_sequence);
         if self.discontinuity_sequence > 0 {
             let _ = writeln!(
@@ -68,7 +111,24 @@ impl MediaPlaylist {
             if let Some(ms) = s.date_ms {
                 let _ = writeln!(out, "#EXT-X-PROGRAM-DATE-TIME:{}", iso8601_ms(ms));
             }
+            for p in &s.parts {
+                part_line(&mut out, p);
+            }
             let _ = writeln!(out, "#EXTINF:{:.3},\n{}", s.duration_s, s.uri);
+        }
+        if let Some(ll) = &self.low_latency {
+            if let Some(m) = ll.pending_map_uri.as_deref() {
+                if map != Some(m) && !ll.pending.is_empty() {
+                    out.push_str("#EXT-X-DISCONTINUITY\n");
+                    let _ = writeln!(out, "#EXT-X-MAP:URI=\"{m}\"");
+                }
+            }
+            for p in &ll.pending {
+                part_line(&mut out, p);
+            }
+            if let Some(hint) = &ll.preload_hint {
+                let _ = writeln!(out, "#EXT-X-PRELOAD-HINT:TYPE=PART,URI=\"{hint}\"");
+            }
         }
         if self.ended {
             out.push_str("#EXT-X-ENDLIST\n");
@@ -163,6 +223,7 @@ mod tests {
             map_uri: Some(map.into()),
             discontinuity: disc,
             date_ms: None,
+            parts: Vec::new(),
         };
         let p = MediaPlaylist {
             media_sequence: 4,
@@ -170,6 +231,7 @@ mod tests {
             segments: vec![seg(1, "i1", false), seg(2, "i1", false), seg(3, "i2", true)],
             ended: true,
             vod: true,
+            low_latency: None,
         };
         assert_eq!(
             p.render(),
@@ -177,6 +239,46 @@ mod tests {
              #EXT-X-PLAYLIST-TYPE:VOD\n#EXT-X-INDEPENDENT-SEGMENTS\n\
              #EXT-X-MAP:URI=\"i1\"\n#EXTINF:2.000,\nf1.mp4\n#EXTINF:2.000,\nf2.mp4\n\
              #EXT-X-DISCONTINUITY\n#EXT-X-MAP:URI=\"i2\"\n#EXTINF:2.000,\nf3.mp4\n#EXT-X-ENDLIST\n"
+        );
+    }
+
+    #[test]
+    fn low_latency_playlists_list_parts_and_hint_the_next() {
+        let part = |uri: &str, independent| PartEntry {
+            uri: uri.into(),
+            duration_s: 0.2,
+            independent,
+        };
+        let p = MediaPlaylist {
+            media_sequence: 7,
+            discontinuity_sequence: 0,
+            segments: vec![Segment {
+                uri: "s7".into(),
+                duration_s: 0.4,
+                map_uri: Some("i".into()),
+                discontinuity: false,
+                date_ms: None,
+                parts: vec![part("s7p0", true), part("s7p1", false)],
+            }],
+            ended: false,
+            vod: false,
+            low_latency: Some(LowLatency {
+                part_target_s: 0.2,
+                pending_map_uri: Some("i".into()),
+                pending: vec![part("s8p0", true)],
+                preload_hint: Some("s8p1".into()),
+            }),
+        };
+        assert_eq!(
+            p.render(),
+            "#EXTM3U\n#EXT-X-VERSION:7\n#EXT-X-TARGETDURATION:1\n\
+             #EXT-X-SERVER-CONTROL:CAN-BLOCK-RELOAD=YES,PART-HOLD-BACK=0.600\n\
+             #EXT-X-PART-INF:PART-TARGET=0.200\n#EXT-X-MEDIA-SEQUENCE:7\n\
+             #EXT-X-INDEPENDENT-SEGMENTS\n#EXT-X-MAP:URI=\"i\"\n\
+             #EXT-X-PART:DURATION=0.200,URI=\"s7p0\",INDEPENDENT=YES\n\
+             #EXT-X-PART:DURATION=0.200,URI=\"s7p1\"\n#EXTINF:0.400,\ns7\n\
+             #EXT-X-PART:DURATION=0.200,URI=\"s8p0\",INDEPENDENT=YES\n\
+             #EXT-X-PRELOAD-HINT:TYPE=PART,URI=\"s8p1\"\n"
         );
     }
 

@@ -4,6 +4,7 @@
 //!   strings players are told (RFC 6381).
 //! - [`demux`]: one fragment's cluster into timed samples per track.
 //! - [`fmp4`]: init and media segments (ISO BMFF fragments, CMAF-shaped).
+//! - [`parts`]: partial segments for low-latency HLS.
 //! - [`hls`]: master and media playlists.
 //! - [`dash`]: MPEG-DASH manifests.
 //! - [`mp4`]: whole MP4 files (clips).
@@ -19,6 +20,7 @@ pub mod demux;
 pub mod fmp4;
 pub mod hls;
 pub mod mp4;
+pub mod parts;
 pub mod track;
 pub mod ts;
 

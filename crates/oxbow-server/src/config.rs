@@ -122,6 +122,9 @@ pub struct Limits {
     /// Signaling: ConnectAsMaster (and, separately, ConnectAsViewer) handshakes per second per
     /// channel (KVS: 3); 0 = unlimited.
     pub signaling_connect_tps: u32,
+    /// LIVE HLS playlists carry LL-HLS (parts, blocking reloads, preload hints); off for
+    /// playlists exactly like KVS's.
+    pub hls_low_latency: bool,
 }
 
 impl Limits {
@@ -158,6 +161,7 @@ impl Limits {
             signaling_max_connection_ms: 3_600_000,
             signaling_max_payload: 10_240,
             signaling_connect_tps: 3,
+            hls_low_latency: true,
         }
     }
 }

@@ -217,6 +217,11 @@ impl StreamLog {
         });
     }
 
+    /// The fragment in progress, as far as it has arrived.
+    pub fn partial(&self) -> Option<Partial> {
+        self.lock().partial.clone()
+    }
+
     /// Follows the stream live: the receiver gets every event after this call, and the
     /// snapshot is the fragment in progress at this instant (if any).
     pub fn subscribe(&self) -> (Subscription, Option<Partial>) {

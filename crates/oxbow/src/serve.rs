@@ -154,6 +154,10 @@ pub struct ServeArgs {
     /// (0 = unlimited).
     #[arg(long, default_value_t = 3)]
     signaling_connect_tps: u32,
+    /// Serve LIVE HLS playlists exactly as KVS does, without the low-latency (LL-HLS) parts,
+    /// blocking reloads and preload hints that let players run under a second behind.
+    #[arg(long)]
+    no_low_latency_hls: bool,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -200,6 +204,7 @@ impl ServeArgs {
         limits.signaling_max_connection_ms = self.signaling_max_connection_ms;
         limits.signaling_max_payload = self.signaling_max_payload;
         limits.signaling_connect_tps = self.signaling_connect_tps;
+        limits.hls_low_latency = !self.no_low_latency_hls;
         let tls = match (self.tls_cert, self.tls_key, self.tls_self_signed) {
             (Some(cert), Some(key), _) => Some(TlsConfig::Files { cert, key }),
             (_, _, true) => Some(TlsConfig::SelfSigned),

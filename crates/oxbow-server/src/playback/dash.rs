@@ -51,15 +51,20 @@ fn manifest(
         bandwidth,
         now_ms: now,
     } = listed;
+    let following = log
+        .partial()
+        .filter(|p| session.mode == Mode::Live && p.seq >= session.first_seq)
+        .map(|p| p.producer_ts_ms);
     let manifest = Manifest {
         dynamic: session.mode != Mode::OnDemand && !w.ended,
         tracks: tracks.iter().collect(),
         segments: w
             .entries
             .iter()
-            .map(|e| Segment {
-                start_ms: select::time_of(session, &e.meta),
-                duration_ms: e.meta.duration_ms,
+            .zip(select::durations(&w.entries, following))
+            .map(|(e, duration_ms)| Segment {
+                start_ms: e.meta.producer_ts_ms,
+                duration_ms,
                 fragment_number: session
                     .display_number
                     .then(|| FragmentNumber::new(session.creation_ms, e.meta.seq).to_string()),

@@ -7,6 +7,7 @@ mod clip;
 mod dash;
 mod hls;
 mod issue;
+mod live;
 mod segments;
 mod select;
 mod session;

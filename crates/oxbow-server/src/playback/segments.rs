@@ -88,36 +88,28 @@ pub async fn media_segment(
     if let Some(b) = cache.get(&key) {
         return Ok(b);
     }
-    let fragment = log.read(seq).await.map_err(|_| {
-        ApiError::new(
-            ErrorKind::ResourceNotFound,
-            "The requested fragment is no longer available.",
-        )
-    })?;
-    let head = header(log, fragment.header_id)?;
-    // Demuxing and writing copy the fragment once; off the async threads.
+    let allow_h265 = matches!(packaging, Packaging::Fmp4 { .. });
+    let fragment = read_demuxed(log, seq, allow_h265).await?;
+    // Writing copies the fragment once; off the async threads.
     let built = tokio::task::spawn_blocking(move || -> Result<Bytes, ApiError> {
-        let tracks = tracks_of(&head, matches!(packaging, Packaging::Fmp4 { .. }))?;
-        let demuxed = demux::demux(
-            &head.ebml,
-            &head.segment_head,
-            &fragment.cluster,
-            fragment.producer_ts_ms,
-            fragment.duration_ms,
-        )
-        .map_err(package_error)?;
+        let Demuxed {
+            tracks,
+            demuxed,
+            seq,
+            ..
+        } = &fragment;
         match packaging {
             Packaging::Fmp4 { track: number } => {
-                let track = track(&tracks, number)?;
-                let samples = demux::samples(&demuxed, track);
-                let sequence = u32::try_from(fragment.seq % u64::from(u32::MAX)).unwrap_or(0) + 1;
+                let track = track(tracks, number)?;
+                let samples = demux::samples(demuxed, track);
+                let sequence = u32::try_from(seq % u64::from(u32::MAX)).unwrap_or(0) + 1;
                 Ok(Bytes::from(fmp4::media_segment(
                     sequence,
                     &[(track, &samples)],
                 )))
             }
             Packaging::Ts => {
-                let samples: Vec<_> = tracks.iter().map(|t| demux::samples(&demuxed, t)).collect();
+                let samples: Vec<_> = tracks.iter().map(|t| demux::samples(demuxed, t)).collect();
                 let parts: Vec<_> = tracks
                     .iter()
                     .zip(&samples)
@@ -131,4 +123,48 @@ pub async fn media_segment(
     .map_err(|e| ApiError::server("package a media segment", e))??;
     cache.put(key, built.clone());
     Ok(built)
+}
+
+/// A stored fragment, demuxed, with the playable tracks of its stream header.
+pub struct Demuxed {
+    pub seq: u64,
+    pub header_id: u32,
+    pub producer_ts_ms: i64,
+    pub tracks: Vec<Track>,
+    pub demuxed: demux::Demuxed,
+}
+
+/// Reads fragment `seq` and demuxes it off the async threads.
+pub async fn read_demuxed(
+    log: &Arc<StreamLog>,
+    seq: u64,
+    allow_h265: bool,
+) -> Result<Demuxed, ApiError> {
+    let fragment = log.read(seq).await.map_err(|_| {
+        ApiError::new(
+            ErrorKind::ResourceNotFound,
+            "The requested fragment is no longer available.",
+        )
+    })?;
+    let head = header(log, fragment.header_id)?;
+    tokio::task::spawn_blocking(move || {
+        let tracks = tracks_of(&head, allow_h265)?;
+        let demuxed = demux::demux(
+            &head.ebml,
+            &head.segment_head,
+            &fragment.cluster,
+            fragment.producer_ts_ms,
+            fragment.duration_ms,
+        )
+        .map_err(package_error)?;
+        Ok(Demuxed {
+            seq: fragment.seq,
+            header_id: fragment.header_id,
+            producer_ts_ms: fragment.producer_ts_ms,
+            tracks,
+            demuxed,
+        })
+    })
+    .await
+    .map_err(|e| ApiError::server("demux a fragment", e))?
 }

@@ -91,6 +91,29 @@ pub fn serves(session: &Session, m: &FragmentMeta) -> bool {
     }
 }
 
+/// How long each entry plays: until the next fragment starts when they are continuous (a
+/// fragment's stored duration spans all its tracks, so audio that runs past the last video
+/// frame would otherwise overlap the next fragment), else its stored duration. Media time is
+/// the producer's, whichever clock selected the fragments (server times only say when they
+/// arrived). `following` is the producer start of the fragment arriving after the last entry.
+pub fn durations(entries: &[Entry], following: Option<i64>) -> Vec<i64> {
+    entries
+        .iter()
+        .enumerate()
+        .map(|(i, e)| {
+            let next = entries
+                .get(i + 1)
+                .map(|n| n.meta.producer_ts_ms)
+                .or(following);
+            let own = e.meta.duration_ms;
+            match next.map(|n| n - e.meta.producer_ts_ms) {
+                Some(gap) if gap > 0 && gap <= own + DISCONTINUITY_MS => gap,
+                _ => own,
+            }
+        })
+        .collect()
+}
+
 /// The session's window at `now_ms`. `fragments` is the stream's index, in ingestion order.
 pub fn window(session: &Session, fragments: &[FragmentMeta], now_ms: i64) -> Window {
     let max = session.max_fragments.max(1);
@@ -296,6 +319,29 @@ mod tests {
         }
         assert_eq!(nth(&s, &all, 100), None);
         assert!(serves(&s, &all[1]) && !serves(&s, &all[0]));
+    }
+
+    #[test]
+    fn entries_last_until_the_next_fragment_when_continuous() {
+        let s = session(Mode::Live);
+        let mut all = vec![frag(1, 0), frag(2, 1000), frag(3, 9000)];
+        for f in &mut all {
+            f.duration_ms = 1021;
+        }
+        let w = window(&s, &all, 0);
+        // Continuous: until the next start; a gap: its own; the last: until the arriving one.
+        assert_eq!(durations(&w.entries, Some(10_000)), [1000, 1021, 1000]);
+        assert_eq!(durations(&w.entries, None), [1000, 1021, 1021]);
+        // Server times are when fragments arrived (here all at once), not media time.
+        let mut s = session(Mode::Live);
+        s.producer_time = false;
+        for f in &mut all {
+            f.server_ts_ms = 5;
+        }
+        assert_eq!(
+            durations(&window(&s, &all, 0).entries, None),
+            [1000, 1021, 1021]
+        );
     }
 
     #[test]
