@@ -447,3 +447,166 @@ async fn live_playlists_are_low_latency_unless_turned_off() {
         }
     }
 }
+
+#[tokio::test]
+async fn streams_that_cannot_be_packaged_get_the_documented_errors() {
+    let server = TestServer::start();
+    let cases: [(&str, &[(u64, u64, &str, &[u8])], &str); 3] = [
+        // An avcC record one byte long.
+        ("short-cpd", AV, "InvalidCodecPrivateDataException"),
+        (
+            "no-cpd",
+            &[(1, 1, "V_MPEG4/ISO/AVC", &[])],
+            "MissingCodecPrivateDataException",
+        ),
+        (
+            "vp8",
+            &[(1, 1, "V_VP8", &[1, 2, 3])],
+            "UnsupportedStreamMediaTypeException",
+        ),
+    ];
+    for (name, tracks, expected) in cases {
+        create_stream_with(&server, name, 24).await;
+        let mut body = mkv_start(tracks);
+        let now = now_ms();
+        for start in [now, now + 500] {
+            // Frames for every declared track.
+            let mut c = oxbow_mkv::write::unknown_size(oxbow_mkv::ids::CLUSTER);
+            c.extend(oxbow_mkv::write::uint(oxbow_mkv::ids::TIMECODE, start));
+            for i in 0..5u8 {
+                for (track, ..) in tracks {
+                    let block = oxbow_mkv::write::simple_block(
+                        *track,
+                        i16::from(i) * 100,
+                        i == 0,
+                        &[7; 50],
+                    );
+                    c.extend(block);
+                }
+            }
+            body.extend(c);
+        }
+        put_raw(&server, name, vec![(0, body)]).await;
+        let code = hls_error(&server, |b| b.stream_name(name)).await;
+        assert_eq!(code, expected, "{name}");
+        tokio::time::sleep(Duration::from_millis(1100)).await;
+        let err = archive_sdk(&server)
+            .get_clip()
+            .stream_name(name)
+            .clip_fragment_selector(
+                ClipFragmentSelector::builder()
+                    .fragment_selector_type(ClipFragmentSelectorType::ServerTimestamp)
+                    .timestamp_range(
+                        ClipTimestampRange::builder()
+                            .start_timestamp(secs(now - 60_000))
+                            .end_timestamp(secs(now_ms()))
+                            .build()
+                            .unwrap(),
+                    )
+                    .build()
+                    .unwrap(),
+            )
+            .send()
+            .await
+            .unwrap_err();
+        let service = err.into_service_error();
+        assert_eq!(
+            aws_sdk_kinesisvideoarchivedmedia::error::ProvideErrorMetadata::code(&service),
+            Some(expected),
+            "{name}"
+        );
+    }
+}
+
+/// H.265 video alone (no audio), 25 fps with a key frame a second, made by ffmpeg once.
+fn hevc_fixture() -> std::path::PathBuf {
+    let path = std::env::temp_dir().join("oxbow-fixture-hevc-3s.mkv");
+    if path.exists() {
+        return path;
+    }
+    let tmp = temp_dir("hevc").join("f.mkv");
+    let status = Command::new("ffmpeg")
+        .args(["-y", "-loglevel", "error", "-f", "lavfi", "-i"])
+        .args([
+            "testsrc2=size=320x240:rate=25",
+            "-t",
+            "3",
+            "-c:v",
+            "libx265",
+        ])
+        .args(["-preset", "ultrafast", "-x265-params"])
+        .args(["keyint=25:min-keyint=25:scenecut=0:bframes=0:log-level=error"])
+        .args(["-f", "matroska"])
+        .arg(&tmp)
+        .status()
+        .expect("ffmpeg");
+    assert!(status.success(), "ffmpeg could not make H.265");
+    std::fs::rename(&tmp, &path).unwrap();
+    path
+}
+
+#[tokio::test]
+async fn h265_plays_in_fmp4_and_is_refused_in_mpeg_ts() {
+    let server = TestServer::start();
+    create_stream_with(&server, "cam", 24).await;
+    let fixture = hevc_fixture();
+    let before = now_ms();
+    put_file(&server, "cam", &fixture, false).await;
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    let url = on_demand_hls(&server, before, ContainerFormat::FragmentedMp4).await;
+    let master = fetch(&url).body;
+    assert!(master.contains("CODECS=\"hvc1.1.6.L"), "{master}");
+    assert_eq!(decoded_frames_of(&url, "v:0"), 75);
+    let err = archive_sdk(&server)
+        .get_hls_streaming_session_url()
+        .stream_name("cam")
+        .playback_mode(HlsPlaybackMode::OnDemand)
+        .container_format(ContainerFormat::MpegTs)
+        .hls_fragment_selector(on_demand(secs(before - 1000), secs(now_ms())))
+        .send()
+        .await
+        .unwrap_err();
+    let service = err.into_service_error();
+    assert_eq!(
+        aws_sdk_kinesisvideoarchivedmedia::error::ProvideErrorMetadata::code(&service),
+        Some("UnsupportedStreamMediaTypeException")
+    );
+}
+
+#[tokio::test]
+async fn live_replay_adds_fragments_as_they_would_have_played_and_ends() {
+    let server = TestServer::start();
+    let (fixture, before) = stored(&server, "cam", 4).await;
+    let url = archive_sdk(&server)
+        .get_hls_streaming_session_url()
+        .stream_name("cam")
+        .playback_mode(HlsPlaybackMode::LiveReplay)
+        .hls_fragment_selector(on_demand(secs(before - 1000), secs(now_ms())))
+        .send()
+        .await
+        .unwrap()
+        .hls_streaming_session_url
+        .unwrap();
+    // At first only the first fragment has "played": one segment, no end.
+    let base = url
+        .split("getHLSMasterPlaylist")
+        .next()
+        .unwrap()
+        .to_string();
+    let video = fetch(&url).body.lines().last().unwrap().to_string();
+    let first = fetch(&format!("{base}{video}")).body;
+    assert_eq!(
+        first
+            .lines()
+            .filter(|l| l.starts_with("getMP4MediaFragment"))
+            .count(),
+        1,
+        "{first}"
+    );
+    assert!(!first.contains("#EXT-X-ENDLIST"), "{first}");
+    // ffmpeg follows the growing playlist to its end and decodes every frame.
+    assert_eq!(
+        decoded_frames(&url),
+        decoded_frames(fixture.to_str().unwrap())
+    );
+}

@@ -130,14 +130,15 @@ pub fn window(session: &Session, fragments: &[FragmentMeta], now_ms: i64) -> Win
             .copied()
             .collect(),
         Mode::LiveReplay => {
-            // Paced as if played from the start when the session was issued: a fragment is
-            // added once the media before it has had time to play.
-            let start = session.start_ms.unwrap_or(0);
+            // Paced as if played from the first fragment of the range when the session was
+            // issued: a fragment is added once the media before it (on the producer's clock,
+            // media time) has had time to play.
             let played = now_ms - session.issued_ms;
-            fragments
-                .iter()
-                .filter(|m| in_range(session, m))
-                .filter(|m| time_of(session, m) - start <= played)
+            let mut in_range = fragments.iter().filter(|m| in_range(session, m));
+            let origin = in_range.clone().next().map(|m| m.producer_ts_ms);
+            in_range
+                .by_ref()
+                .filter(|m| origin.is_some_and(|o| m.producer_ts_ms - o <= played))
                 .copied()
                 .collect()
         }
@@ -165,9 +166,9 @@ pub fn window(session: &Session, fragments: &[FragmentMeta], now_ms: i64) -> Win
     }
     let ended = match session.mode {
         Mode::OnDemand => true,
+        // Every fragment of a closed range listed.
         Mode::LiveReplay => session.end_ms.is_some_and(|end| {
-            let start = session.start_ms.unwrap_or(0);
-            now_ms - session.issued_ms >= end - start
+            end <= now_ms
                 && fragments.iter().filter(|m| in_range(session, m)).count() == entries.len()
         }),
         Mode::Live => false,
