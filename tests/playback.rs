@@ -88,19 +88,45 @@ async fn stored(server: &TestServer, stream: &str, seconds: u32) -> (std::path::
     (fixture, before)
 }
 
-/// An ON_DEMAND HLS session URL for stream "cam" from `start` (epoch ms) to now.
-async fn on_demand_hls(server: &TestServer, start: u64, container: ContainerFormat) -> String {
+/// An HLS session URL for stream "cam": `mode`, `container`, and for ON_DEMAND and
+/// LIVE_REPLAY the server-time range from a second before `from` (epoch ms) to now.
+async fn hls_session(
+    server: &TestServer,
+    mode: HlsPlaybackMode,
+    container: ContainerFormat,
+    from: Option<u64>,
+) -> String {
     archive_sdk(server)
         .get_hls_streaming_session_url()
         .stream_name("cam")
-        .playback_mode(HlsPlaybackMode::OnDemand)
+        .playback_mode(mode)
         .container_format(container)
         .discontinuity_mode(HlsDiscontinuityMode::Never)
-        .hls_fragment_selector(on_demand(secs(start - 1000), secs(now_ms())))
+        .set_hls_fragment_selector(from.map(|f| on_demand(secs(f - 1000), secs(now_ms()))))
         .send()
         .await
         .unwrap()
         .hls_streaming_session_url
+        .unwrap()
+}
+
+/// An ON_DEMAND HLS session URL for stream "cam" from a second before `start` to now.
+async fn on_demand_hls(server: &TestServer, start: u64, container: ContainerFormat) -> String {
+    hls_session(server, HlsPlaybackMode::OnDemand, container, Some(start)).await
+}
+
+/// A GetClip selector of server timestamps from `start` to `end` (epoch ms).
+fn clip_range(start: u64, end: u64) -> ClipFragmentSelector {
+    ClipFragmentSelector::builder()
+        .fragment_selector_type(ClipFragmentSelectorType::ServerTimestamp)
+        .timestamp_range(
+            ClipTimestampRange::builder()
+                .start_timestamp(secs(start))
+                .end_timestamp(secs(end))
+                .build()
+                .unwrap(),
+        )
+        .build()
         .unwrap()
 }
 
@@ -168,19 +194,7 @@ async fn on_demand_hls_ts_and_dash_play_every_stored_frame_in_ffmpeg_and_gstream
 async fn get_clip_returns_one_mp4_of_the_range() {
     let server = TestServer::start();
     let (fixture, before) = stored(&server, "cam", 6).await;
-    let selector = |start: u64, end: u64| {
-        ClipFragmentSelector::builder()
-            .fragment_selector_type(ClipFragmentSelectorType::ServerTimestamp)
-            .timestamp_range(
-                ClipTimestampRange::builder()
-                    .start_timestamp(secs(start))
-                    .end_timestamp(secs(end))
-                    .build()
-                    .unwrap(),
-            )
-            .build()
-            .unwrap()
-    };
+    let selector = clip_range;
     let out = archive_sdk(&server)
         .get_clip()
         .stream_name("cam")
@@ -225,6 +239,18 @@ async fn get_clip_returns_one_mp4_of_the_range() {
         .await
         .unwrap_err();
     assert!(err.into_service_error().is_resource_not_found_exception());
+}
+
+/// The session URL's base (where relative names resolve) and its first media playlist's
+/// name (the video track's).
+fn base_and_video(url: &str) -> (String, String) {
+    let base = url
+        .split("getHLSMasterPlaylist")
+        .next()
+        .unwrap()
+        .to_string();
+    let video = fetch(url).body.lines().last().unwrap().to_string();
+    (base, video)
 }
 
 /// GETs a session URL; the body as bytes.
@@ -381,20 +407,14 @@ async fn live_playlists_are_low_latency_unless_turned_off() {
     for (flags, low_latency) in [(&[][..], true), (&["--no-low-latency-hls"][..], false)] {
         let server = TestServer::start_with(flags);
         stored(&server, "cam", 4).await;
-        let url = archive_sdk(&server)
-            .get_hls_streaming_session_url()
-            .stream_name("cam")
-            .send()
-            .await
-            .unwrap()
-            .hls_streaming_session_url
-            .unwrap();
-        let base = url
-            .split("getHLSMasterPlaylist")
-            .next()
-            .unwrap()
-            .to_string();
-        let video = fetch(&url).body.lines().last().unwrap().to_string();
+        let url = hls_session(
+            &server,
+            HlsPlaybackMode::Live,
+            ContainerFormat::FragmentedMp4,
+            None,
+        )
+        .await;
+        let (base, video) = base_and_video(&url);
         let playlist = fetch(&format!("{base}{video}")).body;
         // LL-HLS: blocking reloads, part durations, the newest segment's parts (five of
         // 200 ms in a one-second fragment, the first independent).
@@ -448,10 +468,13 @@ async fn live_playlists_are_low_latency_unless_turned_off() {
     }
 }
 
+/// Tracks as `mkv_start` takes them: number, type, codec id, CodecPrivate.
+type TrackList = &'static [(u64, u64, &'static str, &'static [u8])];
+
 #[tokio::test]
 async fn streams_that_cannot_be_packaged_get_the_documented_errors() {
     let server = TestServer::start();
-    let cases: [(&str, &[(u64, u64, &str, &[u8])], &str); 3] = [
+    let cases: [(&str, TrackList, &str); 3] = [
         // An avcC record one byte long.
         ("short-cpd", AV, "InvalidCodecPrivateDataException"),
         (
@@ -493,19 +516,7 @@ async fn streams_that_cannot_be_packaged_get_the_documented_errors() {
         let err = archive_sdk(&server)
             .get_clip()
             .stream_name(name)
-            .clip_fragment_selector(
-                ClipFragmentSelector::builder()
-                    .fragment_selector_type(ClipFragmentSelectorType::ServerTimestamp)
-                    .timestamp_range(
-                        ClipTimestampRange::builder()
-                            .start_timestamp(secs(now - 60_000))
-                            .end_timestamp(secs(now_ms()))
-                            .build()
-                            .unwrap(),
-                    )
-                    .build()
-                    .unwrap(),
-            )
+            .clip_fragment_selector(clip_range(now - 60_000, now_ms()))
             .send()
             .await
             .unwrap_err();
@@ -557,43 +568,29 @@ async fn h265_plays_in_fmp4_and_is_refused_in_mpeg_ts() {
     let master = fetch(&url).body;
     assert!(master.contains("CODECS=\"hvc1.1.6.L"), "{master}");
     assert_eq!(decoded_frames_of(&url, "v:0"), 75);
-    let err = archive_sdk(&server)
-        .get_hls_streaming_session_url()
-        .stream_name("cam")
-        .playback_mode(HlsPlaybackMode::OnDemand)
-        .container_format(ContainerFormat::MpegTs)
-        .hls_fragment_selector(on_demand(secs(before - 1000), secs(now_ms())))
-        .send()
-        .await
-        .unwrap_err();
-    let service = err.into_service_error();
-    assert_eq!(
-        aws_sdk_kinesisvideoarchivedmedia::error::ProvideErrorMetadata::code(&service),
-        Some("UnsupportedStreamMediaTypeException")
-    );
+    let code = hls_error(&server, |b| {
+        b.stream_name("cam")
+            .playback_mode(HlsPlaybackMode::OnDemand)
+            .container_format(ContainerFormat::MpegTs)
+            .hls_fragment_selector(on_demand(secs(before - 1000), secs(now_ms())))
+    })
+    .await;
+    assert_eq!(code, "UnsupportedStreamMediaTypeException");
 }
 
 #[tokio::test]
 async fn live_replay_adds_fragments_as_they_would_have_played_and_ends() {
     let server = TestServer::start();
     let (fixture, before) = stored(&server, "cam", 4).await;
-    let url = archive_sdk(&server)
-        .get_hls_streaming_session_url()
-        .stream_name("cam")
-        .playback_mode(HlsPlaybackMode::LiveReplay)
-        .hls_fragment_selector(on_demand(secs(before - 1000), secs(now_ms())))
-        .send()
-        .await
-        .unwrap()
-        .hls_streaming_session_url
-        .unwrap();
+    let url = hls_session(
+        &server,
+        HlsPlaybackMode::LiveReplay,
+        ContainerFormat::FragmentedMp4,
+        Some(before),
+    )
+    .await;
     // At first only the first fragment has "played": one segment, no end.
-    let base = url
-        .split("getHLSMasterPlaylist")
-        .next()
-        .unwrap()
-        .to_string();
-    let video = fetch(&url).body.lines().last().unwrap().to_string();
+    let (base, video) = base_and_video(&url);
     let first = fetch(&format!("{base}{video}")).body;
     assert_eq!(
         first
