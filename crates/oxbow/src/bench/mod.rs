@@ -3,6 +3,7 @@
 
 mod control;
 mod media;
+mod playback;
 mod policy;
 mod signaling;
 mod stall;
@@ -23,6 +24,9 @@ pub enum BenchCommand {
     /// GetMedia readers that stop reading and PutMedia producers that stall mid-fragment:
     /// server memory while they are open and after they leave, against its memory before.
     Stall(stall::StallArgs),
+    /// One stored stream watched by many HLS players, against the same bytes from a static
+    /// file server; a new player's time to first media; GetClip throughput.
+    Playback(playback::PlaybackArgs),
     /// Many WebRTC signaling connections held open: server memory per connection against its
     /// memory before, and offer relay latency while they are held.
     Signaling(signaling::SignalingArgs),
@@ -35,6 +39,7 @@ pub async fn run(cmd: BenchCommand) -> Result<(), Box<dyn std::error::Error>> {
         BenchCommand::Policy(args) => policy::policy(args).await,
         BenchCommand::Stall(args) => stall::stall(args).await,
         BenchCommand::Signaling(args) => signaling::signaling(args).await,
+        BenchCommand::Playback(args) => playback::playback(args).await,
     }
 }
 
