@@ -607,3 +607,35 @@ async fn live_replay_adds_fragments_as_they_would_have_played_and_ends() {
         decoded_frames(fixture.to_str().unwrap())
     );
 }
+
+#[tokio::test]
+async fn boto3_gets_session_urls_and_clips_that_play() {
+    let server = TestServer::start();
+    let (fixture, _) = stored(&server, "py", 3).await;
+    let dir = temp_dir("boto3-playback");
+    run_boto3(
+        "boto3_playback.py",
+        &[
+            server.url.as_ref(),
+            ACCESS_KEY.as_ref(),
+            SECRET_KEY.as_ref(),
+            "py".as_ref(),
+            dir.as_os_str(),
+        ],
+    );
+    let expected = decoded_frames(fixture.to_str().unwrap());
+    for file in ["hls.url", "dash.url"] {
+        let url = std::fs::read_to_string(dir.join(file)).unwrap();
+        assert_eq!(decoded_frames(&url), expected, "{file}: {url}");
+    }
+    // DisplayFragmentNumber: every segment names its KVS fragment number.
+    let dash = std::fs::read_to_string(dir.join("dash.url")).unwrap();
+    let mpd = fetch(&dash).body;
+    assert_eq!(
+        mpd.matches(" kvs:fn=\"913438523331").count(),
+        2 * 3,
+        "{mpd}"
+    );
+    let clip = dir.join("clip.mp4");
+    assert_eq!(decoded_frames(clip.to_str().unwrap()), expected);
+}
