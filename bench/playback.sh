@@ -18,6 +18,7 @@ if [ ! -f "$media" ]; then
   mv "$media.tmp" "$media"
 fi
 static=$(mktemp -d)
+chmod 755 "$static"   # nginx workers run as another user
 conf=$(mktemp)
 # nginx as a tuned static server would be: sendfile, keep-alive, one worker per core.
 cat > "$conf" <<NGINX

@@ -10,10 +10,9 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use clap::Args;
-use http::Request;
-use http_body_util::{BodyExt, Full};
+use http_body_util::BodyExt;
 
-use super::control::{connect, send_read, BenchError};
+use super::control::BenchError;
 use super::{median, proc_sample, Target};
 
 #[derive(Args)]
@@ -61,20 +60,59 @@ fn split(url: &str) -> Result<(String, String), BenchError> {
     Ok((rest[..at].to_string(), rest[at..].to_string()))
 }
 
-async fn get(
-    sender: &mut super::control::Sender,
-    addr: &str,
-    path: &str,
-) -> Result<Bytes, BenchError> {
-    let req = Request::get(path)
-        .header("host", addr)
-        .body(Full::new(Bytes::new()))
-        .map_err(err)?;
-    let (status, body) = send_read(sender, req).await?;
-    if status != 200 {
-        return Err(BenchError::Http(format!("GET {path}: {status}")));
+/// A keep-alive HTTP/1.1 connection that GETs and reads `Content-Length` bodies: all a
+/// player's requests need, with nothing between the load and the socket.
+struct Conn {
+    stream: tokio::io::BufReader<tokio::net::TcpStream>,
+    addr: String,
+}
+
+impl Conn {
+    async fn open(addr: &str) -> Result<Self, BenchError> {
+        let tcp = tokio::net::TcpStream::connect(addr).await.map_err(err)?;
+        let _ = tcp.set_nodelay(true);
+        Ok(Self {
+            stream: tokio::io::BufReader::with_capacity(256 << 10, tcp),
+            addr: addr.to_string(),
+        })
     }
-    Ok(body)
+
+    async fn get(&mut self, path: &str) -> Result<Bytes, BenchError> {
+        use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt};
+        let request = format!("GET {path} HTTP/1.1\r\nHost: {}\r\n\r\n", self.addr);
+        self.stream
+            .get_mut()
+            .write_all(request.as_bytes())
+            .await
+            .map_err(err)?;
+        let mut status = String::new();
+        self.stream.read_line(&mut status).await.map_err(err)?;
+        let mut length = 0usize;
+        loop {
+            let mut line = String::new();
+            if self.stream.read_line(&mut line).await.map_err(err)? == 0 {
+                return Err(BenchError::Http(format!("GET {path}: connection closed")));
+            }
+            let line = line.trim_end();
+            if line.is_empty() {
+                break;
+            }
+            if let Some((k, v)) = line.split_once(':') {
+                if k.eq_ignore_ascii_case("content-length") {
+                    length = v.trim().parse().map_err(err)?;
+                }
+            }
+        }
+        let mut body = vec![0u8; length];
+        self.stream.read_exact(&mut body).await.map_err(err)?;
+        if !status.starts_with("HTTP/1.1 200") {
+            return Err(BenchError::Http(format!(
+                "GET {path}: {}",
+                status.trim_end()
+            )));
+        }
+        Ok(Bytes::from(body))
+    }
 }
 
 /// One player's cycle: the playlist, then each segment; (requests, bytes) in `seconds`.
@@ -96,11 +134,11 @@ async fn load(
             Arc::clone(&bytes),
         );
         tasks.push(tokio::spawn(async move {
-            let mut sender = connect(&addr).await?;
+            let mut conn = Conn::open(&addr).await?;
             // Players start at different places in the cycle.
             let mut k = i % paths.len();
             while Instant::now() < end {
-                let body = get(&mut sender, &addr, &paths[k]).await?;
+                let body = conn.get(&paths[k]).await?;
                 requests.fetch_add(1, Ordering::Relaxed);
                 bytes.fetch_add(body.len() as u64, Ordering::Relaxed);
                 k = (k + 1) % paths.len();
@@ -158,16 +196,15 @@ pub async fn playback(args: PlaybackArgs) -> Result<(), Box<dyn std::error::Erro
             .to_string();
         let (addr, master) = split(&url)?;
         let base = master[..master.find("getHLSMasterPlaylist").ok_or("bad URL")?].to_string();
-        let mut sender = connect(&addr).await?;
-        let m = get(&mut sender, &addr, &master).await?;
+        let mut conn = Conn::open(&addr).await?;
+        let m = conn.get(&master).await?;
         let media = String::from_utf8_lossy(&m)
             .lines()
             .last()
             .unwrap_or("")
             .to_string();
         let media_path = format!("{base}{media}");
-        let playlist =
-            String::from_utf8_lossy(&get(&mut sender, &addr, &media_path).await?).to_string();
+        let playlist = String::from_utf8_lossy(&conn.get(&media_path).await?).to_string();
         let init = playlist
             .lines()
             .find_map(|l| l.strip_prefix("#EXT-X-MAP:URI=\""))
@@ -179,8 +216,8 @@ pub async fn playback(args: PlaybackArgs) -> Result<(), Box<dyn std::error::Erro
             .filter(|l| !l.starts_with('#') && !l.is_empty())
             .map(|l| format!("{base}{l}"))
             .collect();
-        get(&mut sender, &addr, &format!("{base}{init}")).await?;
-        get(&mut sender, &addr, segments.first().ok_or("no segments")?).await?;
+        conn.get(&format!("{base}{init}")).await?;
+        conn.get(segments.first().ok_or("no segments")?).await?;
         first.push(t0.elapsed().as_secs_f64() * 1000.0);
         last = Some((media_path, addr, base, init, segments));
     }
@@ -198,20 +235,14 @@ pub async fn playback(args: PlaybackArgs) -> Result<(), Box<dyn std::error::Erro
     let mut static_paths = vec!["/playlist.m3u8".to_string()];
     if let Some(dir) = &args.static_dir {
         std::fs::create_dir_all(dir)?;
-        let mut sender = connect(&addr).await?;
-        std::fs::write(
-            dir.join("playlist.m3u8"),
-            get(&mut sender, &addr, &media_path).await?,
-        )?;
+        let mut conn = Conn::open(&addr).await?;
+        std::fs::write(dir.join("playlist.m3u8"), conn.get(&media_path).await?)?;
         std::fs::write(
             dir.join("init.mp4"),
-            get(&mut sender, &addr, &format!("{base}{init}")).await?,
+            conn.get(&format!("{base}{init}")).await?,
         )?;
         for (i, s) in newest.iter().enumerate() {
-            std::fs::write(
-                dir.join(format!("seg-{i}.mp4")),
-                get(&mut sender, &addr, s).await?,
-            )?;
+            std::fs::write(dir.join(format!("seg-{i}.mp4")), conn.get(s).await?)?;
             static_paths.push(format!("/seg-{i}.mp4"));
         }
     }
