@@ -180,11 +180,13 @@ async fn media_playlist(
                 "_HLS_msn is more than one segment ahead of the playlist.",
             ));
         }
-        live::hold_until(log, || {
+        let t0 = std::time::Instant::now();
+        let ready = live::hold_until(log, || {
             let (next, parts) = next_segment(session, log, t);
             msn < next || live.part.is_some_and(|p| msn == next && p < parts)
         })
         .await;
+        tracing::debug!(msn, part = ?live.part, ready, held_ms = t0.elapsed().as_millis() as u64, "blocking playlist reload");
     }
     let w = window(session, log);
     let following = log
