@@ -110,6 +110,17 @@ async fn hls_session(
         .unwrap()
 }
 
+/// A LIVE fMP4 HLS session URL for stream "cam".
+async fn live_hls(server: &TestServer) -> String {
+    hls_session(
+        server,
+        HlsPlaybackMode::Live,
+        ContainerFormat::FragmentedMp4,
+        None,
+    )
+    .await
+}
+
 /// An ON_DEMAND HLS session URL for stream "cam" from a second before `start` to now.
 async fn on_demand_hls(server: &TestServer, start: u64, container: ContainerFormat) -> String {
     hls_session(server, HlsPlaybackMode::OnDemand, container, Some(start)).await
@@ -407,13 +418,7 @@ async fn live_playlists_are_low_latency_unless_turned_off() {
     for (flags, low_latency) in [(&[][..], true), (&["--no-low-latency-hls"][..], false)] {
         let server = TestServer::start_with(flags);
         stored(&server, "cam", 4).await;
-        let url = hls_session(
-            &server,
-            HlsPlaybackMode::Live,
-            ContainerFormat::FragmentedMp4,
-            None,
-        )
-        .await;
+        let url = live_hls(&server).await;
         let (base, video) = base_and_video(&url);
         let playlist = fetch(&format!("{base}{video}")).body;
         // LL-HLS: blocking reloads, part durations, the newest segment's parts (five of
@@ -638,4 +643,32 @@ async fn boto3_gets_session_urls_and_clips_that_play() {
     );
     let clip = dir.join("clip.mp4");
     assert_eq!(decoded_frames(clip.to_str().unwrap()), expected);
+}
+
+#[tokio::test]
+async fn ffmpeg_plays_a_live_low_latency_stream() {
+    let server = TestServer::start();
+    let frames = while_producing(&server, "cam", async {
+        let url = live_hls(&server).await;
+        tokio::task::spawn_blocking(move || {
+            // Three seconds of the live stream, decoded.
+            let out = Command::new("ffmpeg")
+                .args(["-v", "error", "-i", &url, "-t", "3", "-map", "0:v:0"])
+                .args(["-f", "framecrc", "-"])
+                .output()
+                .unwrap();
+            String::from_utf8_lossy(&out.stdout)
+                .lines()
+                .filter(|l| !l.starts_with('#'))
+                .count()
+        })
+        .await
+        .unwrap()
+    })
+    .await;
+    // Three seconds at 25 fps (the last frame may fall on the cut).
+    assert!(
+        (74..=75).contains(&frames),
+        "ffmpeg decoded {frames} frames of three live seconds"
+    );
 }

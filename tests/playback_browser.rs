@@ -48,27 +48,6 @@ async fn play(kind: &str, url: &str, seconds: u32, low_latency: bool) -> Value {
         .unwrap_or_else(|| panic!("{log}"))
 }
 
-/// Runs `test` while a producer sends 40 s of media to `stream` in real time, after giving it
-/// 2.5 s to get a couple of fragments in.
-async fn while_producing<T>(
-    server: &TestServer,
-    stream: &str,
-    test: impl std::future::Future<Output = T>,
-) -> T {
-    create_stream_with(server, stream, 24).await;
-    let fixture = fixture(40);
-    let producer = put_file(server, stream, &fixture, true);
-    tokio::pin!(producer);
-    let test = async {
-        tokio::time::sleep(Duration::from_millis(2500)).await;
-        test.await
-    };
-    tokio::select! {
-        _ = &mut producer => panic!("the producer finished before the test"),
-        r = test => r,
-    }
-}
-
 fn check_played(kind: &str, r: &Value) {
     println!("{kind}: {r}");
     assert_eq!(
