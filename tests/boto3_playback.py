@@ -1,9 +1,10 @@
 """Asks boto3 for playback: HLS and DASH session URLs (each from the data endpoint
-GetDataEndpoint names for it) and a clip of everything stored so far.
+GetDataEndpoint names for it), a clip of everything stored so far, and images.
 
 Usage: python3 tests/boto3_playback.py URL ACCESS_KEY SECRET_KEY STREAM OUT_DIR
-Writes hls.url, dash.url and clip.mp4 into OUT_DIR.
+Writes hls.url, dash.url, clip.mp4, image-N.jpg (one per image) into OUT_DIR.
 """
+import base64
 import datetime
 import os
 import sys
@@ -36,3 +37,26 @@ open(os.path.join(out, "hls.url"), "w").write(hls)
 open(os.path.join(out, "dash.url"), "w").write(dash)
 open(os.path.join(out, "clip.mp4"), "wb").write(clip["Payload"].read())
 print(clip["ContentType"])
+# Images every 500 ms for a second, 120 pixels high. botocore sends whole seconds, so the range
+# starts at the first whole second a second into the stream.
+fragments = archive("LIST_FRAGMENTS").list_fragments(
+    StreamName=stream,
+    FragmentSelector={
+        "FragmentSelectorType": "PRODUCER_TIMESTAMP",
+        "TimestampRange": {"StartTimestamp": 0, "EndTimestamp": 4000000000},
+    },
+)["Fragments"]
+start = (min(f["ProducerTimestamp"] for f in fragments) + datetime.timedelta(seconds=2)).replace(microsecond=0)
+images = archive("GET_IMAGES").get_images(
+    StreamName=stream,
+    ImageSelectorType="PRODUCER_TIMESTAMP",
+    StartTimestamp=start,
+    EndTimestamp=start + datetime.timedelta(seconds=1),
+    SamplingInterval=500,
+    Format="JPEG",
+    FormatConfig={"JPEGQuality": "90"},
+    HeightPixels=120,
+)["Images"]
+for i, image in enumerate(images):
+    assert "ImageContent" in image, images
+    open(os.path.join(out, f"image-{i}.jpg"), "wb").write(base64.b64decode(image["ImageContent"]))

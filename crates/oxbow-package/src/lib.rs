@@ -14,6 +14,7 @@
 
 #![forbid(unsafe_code)]
 
+pub mod annexb;
 mod boxes;
 pub mod dash;
 pub mod demux;

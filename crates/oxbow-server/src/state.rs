@@ -43,8 +43,9 @@ pub struct AppState {
     pub playback_key: Vec<u8>,
     /// Packaged init and media segments, built once for every player that fetches them.
     pub segment_cache: crate::byte_cache::ByteCache,
-    /// GetClip calls building a file at once (each may hold 200 MB).
-    pub clip_permits: tokio::sync::Semaphore,
+    /// GetClip and GetImages calls working at once (a clip may hold 200 MB; images decode
+    /// video on a blocking thread).
+    pub heavy_permits: tokio::sync::Semaphore,
     /// Turns true when the server starts shutting down: long-lived sessions (PutMedia) end
     /// then, so their clients reconnect at once instead of waiting on a draining server.
     pub draining: tokio::sync::watch::Sender<bool>,
@@ -163,7 +164,7 @@ impl AppState {
             relay,
             playback_key,
             segment_cache: crate::byte_cache::ByteCache::new(64 << 20),
-            clip_permits: tokio::sync::Semaphore::new(2),
+            heavy_permits: tokio::sync::Semaphore::new(2),
             catalog,
             config,
             keys,

@@ -9,8 +9,7 @@ use crate::api::{Call, Handled, Operation};
 use crate::state::AppState;
 
 /// The operations not built yet, by path.
-const NOT_BUILT: [(&str, &str); 3] = [
-    ("/getImages", "GetImages"),
+const NOT_BUILT: [(&str, &str); 2] = [
     ("/joinStorageSession", "JoinStorageSession"),
     ("/joinStorageSessionAsViewer", "JoinStorageSessionAsViewer"),
 ];

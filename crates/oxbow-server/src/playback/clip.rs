@@ -4,8 +4,7 @@
 use std::sync::Arc;
 
 use bytes::Bytes;
-use oxbow_catalog::StreamRecord;
-use oxbow_core::time::{is_time, now_ms};
+use oxbow_core::time::now_ms;
 use oxbow_core::validate::Checks;
 use oxbow_core::{ApiError, ErrorKind};
 use oxbow_package::demux;
@@ -16,7 +15,7 @@ use super::issue::Selector;
 use super::{reply, segments};
 use crate::api::Call;
 use crate::http::Reply;
-use crate::resource::{lookup, media_key, Need, StreamRef};
+use crate::resource::StreamRef;
 use crate::state::AppState;
 
 /// Fragments a clip holds at most (KVS: 200).
@@ -70,15 +69,7 @@ pub async fn get_clip(state: &Arc<AppState>, call: &Call) -> Result<Reply, ApiEr
             "ClipFragmentSelector is required.",
         ));
     };
-    if !is_time(start) || !is_time(end) {
-        return Err(ApiError::invalid_argument(
-            "A timestamp must be a time from the epoch to the year 9999.",
-        ));
-    }
-    let (start_ms, end_ms) = (
-        (start * 1000.0).round() as i64,
-        (end * 1000.0).round() as i64,
-    );
+    let (start_ms, end_ms) = super::range_ms(start, end)?;
     let producer = kind == Some("PRODUCER_TIMESTAMP");
     if end_ms <= start_ms {
         return Err(ApiError::invalid_argument(
@@ -95,18 +86,7 @@ pub async fn get_clip(state: &Arc<AppState>, call: &Call) -> Result<Reply, ApiEr
             "EndTimestamp must be in the past for SERVER_TIMESTAMP.",
         ));
     }
-    let stream: StreamRecord = lookup::get(state, &target, Need::Live).await?;
-    if stream.retention_hours == 0 {
-        return Err(ApiError::new(
-            ErrorKind::NoDataRetention,
-            "The stream does not retain data: GetClip needs a data retention period greater than 0.",
-        ));
-    }
-    let log = state
-        .store
-        .open_stream(&media_key(&stream))
-        .await
-        .map_err(|e| ApiError::dependency("open the stream's media log", e))?;
+    let (_, log) = super::archive(state, &target, "GetClip").await?;
     // The first fragments starting in the range, in ingestion order, within the limits.
     let mut chosen = Vec::new();
     let mut bytes = 0;
@@ -136,7 +116,7 @@ pub async fn get_clip(state: &Arc<AppState>, call: &Call) -> Result<Reply, ApiEr
     let tracks = segments::tracks_of(&header, true)?;
     // One clip is built at a time per permit: each may hold 100 MB twice over.
     let _permit = state
-        .clip_permits
+        .heavy_permits
         .acquire()
         .await
         .map_err(|e| ApiError::server("wait to build a clip", e))?;

@@ -14,7 +14,7 @@ use super::select;
 use super::session::{Container, Discontinuity, Mode, Protocol, Session};
 use crate::api::Call;
 use crate::http::Reply;
-use crate::resource::{lookup, media_key, Need, StreamRef};
+use crate::resource::{media_key, StreamRef};
 use crate::state::AppState;
 
 #[derive(Deserialize, Default)]
@@ -185,20 +185,9 @@ async fn issue(
             return invalid("EndTimestamp must be in the past for SERVER_TIMESTAMP.");
         }
     }
-    let stream: StreamRecord = lookup::get(state, &target, Need::Live).await?;
+    let (stream, log) = super::archive(state, &target, api_name(protocol)).await?;
     state.limit_rate(&stream.arn, api_name(protocol), 25, "stream")?;
-    if stream.retention_hours == 0 {
-        return Err(ApiError::new(
-            ErrorKind::NoDataRetention,
-            "The stream does not retain data: playback needs a data retention period greater than 0.",
-        ));
-    }
     let key = media_key(&stream);
-    let log = state
-        .store
-        .open_stream(&key)
-        .await
-        .map_err(|e| ApiError::dependency("open the stream's media log", e))?;
     let fragments = log.fragments();
     let max = req
         .max_results

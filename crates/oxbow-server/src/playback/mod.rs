@@ -6,6 +6,7 @@
 mod clip;
 mod dash;
 mod hls;
+mod images;
 mod issue;
 mod live;
 mod segments;
@@ -36,6 +37,7 @@ pub fn route(parts: &http::request::Parts) -> Option<Box<dyn Operation>> {
             Some(Box::new(StreamCall::DashSession))
         }
         Method::POST if path == "/getClip" => Some(Box::new(StreamCall::Clip)),
+        Method::POST if path == "/getImages" => Some(Box::new(StreamCall::Images)),
         Method::GET | Method::HEAD if path.starts_with("/hls/v1/") => Some(Box::new(HlsResource)),
         Method::GET | Method::HEAD if path.starts_with("/dash/v1/") => Some(Box::new(DashResource)),
         _ => None,
@@ -48,6 +50,7 @@ enum StreamCall {
     HlsSession,
     DashSession,
     Clip,
+    Images,
 }
 
 impl Operation for StreamCall {
@@ -59,6 +62,7 @@ impl Operation for StreamCall {
                     Self::HlsSession => "kinesisvideo:GetHLSStreamingSessionURL",
                     Self::DashSession => "kinesisvideo:GetDASHStreamingSessionURL",
                     Self::Clip => "kinesisvideo:GetClip",
+                    Self::Images => "kinesisvideo:GetImages",
                 },
                 resource: named(state, ResourceType::Stream, n.stream_arn, n.stream_name).await,
                 denied: ErrorKind::NotAuthorized,
@@ -74,6 +78,7 @@ impl Operation for StreamCall {
                     issue::session_url(state, &call, session::Protocol::Dash).await
                 }
                 Self::Clip => clip::get_clip(state, &call).await,
+                Self::Images => images::get_images(state, &call).await,
             }
         })
     }
@@ -215,6 +220,42 @@ async fn media(
         segments::Packaging::Ts => "video/mp2t",
     };
     Ok(reply(bytes, kind))
+}
+
+/// A request's time range in epoch milliseconds, each end a time at all.
+fn range_ms(start: f64, end: f64) -> Result<(i64, i64), ApiError> {
+    if !oxbow_core::time::is_time(start) || !oxbow_core::time::is_time(end) {
+        return Err(ApiError::invalid_argument(
+            "A timestamp must be a time from the epoch to the year 9999.",
+        ));
+    }
+    Ok((
+        (start * 1000.0).round() as i64,
+        (end * 1000.0).round() as i64,
+    ))
+}
+
+/// The stream a read of the archive names and its media log: it must exist and keep data
+/// (`api` names the call in the NoDataRetention message).
+async fn archive(
+    state: &AppState,
+    target: &crate::resource::Target,
+    api: &str,
+) -> Result<(oxbow_catalog::StreamRecord, Arc<oxbow_store::StreamLog>), ApiError> {
+    let stream: oxbow_catalog::StreamRecord =
+        crate::resource::lookup::get(state, target, crate::resource::Need::Live).await?;
+    if stream.retention_hours == 0 {
+        return Err(ApiError::new(
+            ErrorKind::NoDataRetention,
+            format!("The stream does not retain data: {api} needs a data retention period greater than 0."),
+        ));
+    }
+    let log = state
+        .store
+        .open_stream(&crate::resource::media_key(&stream))
+        .await
+        .map_err(|e| ApiError::dependency("open the stream's media log", e))?;
+    Ok((stream, log))
 }
 
 fn urlencode(s: &str) -> String {
