@@ -2,6 +2,7 @@
 //! in the same run so results can be compared across noisy machines as ratios.
 
 mod control;
+mod images;
 mod media;
 mod playback;
 mod policy;
@@ -24,6 +25,8 @@ pub enum BenchCommand {
     /// GetMedia readers that stop reading and PutMedia producers that stall mid-fragment:
     /// server memory while they are open and after they leave, against its memory before.
     Stall(stall::StallArgs),
+    /// GetImages throughput: 100 JPEG images per call from a stored file.
+    Images(images::ImagesArgs),
     /// One stored stream watched by many HLS players, against the same bytes from a static
     /// file server; a new player's time to first media; GetClip throughput.
     Playback(playback::PlaybackArgs),
@@ -40,6 +43,7 @@ pub async fn run(cmd: BenchCommand) -> Result<(), Box<dyn std::error::Error>> {
         BenchCommand::Stall(args) => stall::stall(args).await,
         BenchCommand::Signaling(args) => signaling::signaling(args).await,
         BenchCommand::Playback(args) => playback::playback(args).await,
+        BenchCommand::Images(args) => images::images(args).await,
     }
 }
 
