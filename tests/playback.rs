@@ -646,22 +646,7 @@ async fn boto3_gets_session_urls_and_clips_that_play() {
     // GetImages: three JPEGs at 160x120, decodable by ffprobe.
     for i in 0..3 {
         let image = dir.join(format!("image-{i}.jpg"));
-        let probe = Command::new("ffprobe")
-            .args([
-                "-v",
-                "error",
-                "-show_entries",
-                "stream=codec_name,width,height",
-            ])
-            .args(["-of", "csv=p=0"])
-            .arg(&image)
-            .output()
-            .unwrap();
-        assert_eq!(
-            String::from_utf8_lossy(&probe.stdout).trim(),
-            "mjpeg,160,120",
-            "{i}"
-        );
+        assert_eq!(probe_image(&image), "mjpeg,160,120", "{i}");
     }
     assert!(!dir.join("image-3.jpg").exists());
 }

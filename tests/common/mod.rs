@@ -872,3 +872,19 @@ pub async fn while_producing<T>(
         r = test => r,
     }
 }
+
+/// An image file's codec, width and height as ffprobe reads them: `mjpeg,160,120`.
+pub fn probe_image(path: &Path) -> String {
+    let probe = Command::new("ffprobe")
+        .args([
+            "-v",
+            "error",
+            "-show_entries",
+            "stream=codec_name,width,height",
+        ])
+        .args(["-of", "csv=p=0"])
+        .arg(path)
+        .output()
+        .expect("ffprobe (installed by .ci/run)");
+    String::from_utf8_lossy(&probe.stdout).trim().to_string()
+}

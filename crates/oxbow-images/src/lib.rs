@@ -39,13 +39,14 @@ pub enum Format {
     Png,
 }
 
-/// The size of the images: as decoded, a given size, or a given height with the width that
-/// keeps the frame's aspect ratio.
+/// The size of the images: as decoded, a given size, or a given height (or width) with the
+/// other side keeping the frame's aspect ratio.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Size {
     Original,
     Exact(u32, u32),
     Height(u32),
+    Width(u32),
 }
 
 impl Size {
@@ -53,6 +54,11 @@ impl Size {
         match self {
             Size::Original => (width, height),
             Size::Exact(w, h) => (w, h),
+            Size::Width(w) => {
+                let h = (u64::from(height) * u64::from(w) + u64::from(width) / 2)
+                    / u64::from(width.max(1));
+                (w, h.max(1) as u32)
+            }
             Size::Height(h) => {
                 let w = (u64::from(width) * u64::from(h) + u64::from(height) / 2)
                     / u64::from(height.max(1));

@@ -17,6 +17,7 @@ pub mod config;
 pub mod control;
 mod deadline;
 mod device_ca;
+mod fragment_events;
 mod front;
 mod head_check;
 mod http;
@@ -224,12 +225,17 @@ impl Server {
         let iot_ca_path = iot_ca.path.clone();
         let iot_url = iot.as_ref().map(|l| l.url.clone());
         let iot_server_ca = iot.as_ref().and_then(|l| l.server_ca.clone());
-        let key_path = config.data_dir.join("playback-session.key");
-        let playback_key =
-            playback::load_or_create_key(&key_path).map_err(|source| ServerError::DataDir {
-                path: key_path.display().to_string(),
+        let key = |file: &str| {
+            let path = config.data_dir.join(file);
+            playback::load_or_create_key(&path).map_err(|source| ServerError::DataDir {
+                path: path.display().to_string(),
                 source,
-            })?;
+            })
+        };
+        let keys = state::ServerKeys {
+            playback: key("playback-session.key")?,
+            webhook: key("notification-webhook.key")?,
+        };
         let state = Arc::new(AppState::new(
             Arc::new(catalog),
             Arc::new(store),
@@ -237,7 +243,7 @@ impl Server {
             &public_url,
             iot_ca,
             turn_handle,
-            playback_key,
+            keys,
         ));
         Ok(Server {
             state,

@@ -43,6 +43,8 @@ pub struct AppState {
     pub playback_key: Vec<u8>,
     /// Packaged init and media segments, built once for every player that fetches them.
     pub segment_cache: crate::byte_cache::ByteCache,
+    /// Notifications and image generation for tagged fragments, off the ingest path.
+    pub fragment_events: crate::fragment_events::FragmentEvents,
     /// GetClip and GetImages calls working at once (a clip may hold 200 MB; images decode
     /// video on a blocking thread).
     pub heavy_permits: tokio::sync::Semaphore,
@@ -121,6 +123,14 @@ impl Drop for ConnectionGuard {
     }
 }
 
+/// The server's own secrets, kept in its data directory.
+pub struct ServerKeys {
+    /// Seals streaming session tokens.
+    pub playback: Vec<u8>,
+    /// Signs notification webhooks.
+    pub webhook: Vec<u8>,
+}
+
 impl AppState {
     pub fn new(
         catalog: Arc<dyn Catalog>,
@@ -129,7 +139,7 @@ impl AppState {
         public_url: &str,
         iot_ca: IotCa,
         turn: Option<TurnHandle>,
-        playback_key: Vec<u8>,
+        secrets: ServerKeys,
     ) -> Self {
         let public_ws_url = if let Some(rest) = public_url.strip_prefix("https://") {
             format!("wss://{rest}")
@@ -162,9 +172,17 @@ impl AppState {
                 40,
             ),
             relay,
-            playback_key,
+            playback_key: secrets.playback,
             segment_cache: crate::byte_cache::ByteCache::new(64 << 20),
             heavy_permits: tokio::sync::Semaphore::new(2),
+            fragment_events: crate::fragment_events::FragmentEvents::start(
+                crate::fragment_events::Context {
+                    catalog: Arc::clone(&catalog),
+                    account_id: config.account_id.clone(),
+                    webhook_key: secrets.webhook,
+                    image_root: config.data_dir.join("images"),
+                },
+            ),
             catalog,
             config,
             keys,

@@ -124,6 +124,10 @@ actions! {
     "AddCameraOwner" => owners::add,
     "ListCameraOwners" => owners::list,
     "RemoveCameraOwner" => owners::remove,
+    "ListDeadLetters" => |s: &AppState, _| {
+        let letters = s.fragment_events.dead_letters();
+        async move { Ok(serde_json::json!({ "DeadLetters": letters })) }
+    },
 }
 
 fn storage(e: oxbow_catalog::CatalogError) -> ApiError {

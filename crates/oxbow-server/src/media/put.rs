@@ -21,6 +21,7 @@ use oxbow_store::{StoreError, StreamLog};
 use tokio::sync::{mpsc, oneshot, watch};
 
 use super::ingest::{End, Ingest, IngestLimits, Input, Now, Output, StoreCall, StreamFacts};
+use super::FragmentNumber;
 use super::{throttle, ChannelBody};
 use crate::config::Limits;
 use crate::deadline::sleep_until;
@@ -108,6 +109,11 @@ pub async fn put_media(
     let stream: StreamRecord = lookup::get(&state, &target, Need::Active).await?;
     super::check_rate(&state, &media_key(&stream), "PutMedia")?;
     let log = super::open_log(&state.store, &media_key(&stream)).await?;
+    // Tagged fragments (notifications, image generation) are followed beside the session.
+    let creation_ms = stream.creation_ms;
+    state.fragment_events.watch(&stream, &log, move |seq| {
+        FragmentNumber::new(creation_ms, seq).to_string()
+    });
     let (acks, out) = ChannelBody::new(ACK_QUEUE);
     let limits = &state.config.limits;
     let ingest = Ingest::new(

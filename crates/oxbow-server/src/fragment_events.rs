@@ -1,0 +1,526 @@
+//! What happens after a fragment lands, off the ingest path: fragments a producer tags
+//! `AWS_KINESISVIDEO_NOTIFICATION` are announced to the stream's notification destination (a
+//! webhook, signed), and fragments tagged `AWS_KINESISVIDEO_IMAGE_GENERATION` become images in
+//! the stream's image destination. PutMedia only hands tags to a bounded queue (`watch` follows
+//! the stream's live feed, it never waits on the session); a full queue, a failing webhook or
+//! an image that cannot be written ends as a dead letter the admin can list, never silently.
+
+use std::collections::VecDeque;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use bytes::Bytes;
+use hmac::{Hmac, Mac};
+use oxbow_catalog::{Catalog, StreamRecord};
+use oxbow_store::{LiveEvent, StreamLog};
+use serde_json::{json, Value};
+use sha2::Sha256;
+use tokio::sync::{mpsc, Semaphore};
+
+/// Tag that asks for a notification.
+pub const NOTIFICATION_TAG: &str = "AWS_KINESISVIDEO_NOTIFICATION";
+/// Tag that asks for images.
+pub const IMAGE_TAG: &str = "AWS_KINESISVIDEO_IMAGE_GENERATION";
+/// Tag naming the images' key prefix.
+pub const IMAGE_PREFIX_TAG: &str = "AWS_KINESISVIDEO_IMAGE_PREFIX";
+
+/// Tagged fragments waiting for the worker at most.
+const QUEUE: usize = 1024;
+/// Deliveries in flight at once.
+const IN_FLIGHT: usize = 16;
+/// Dead letters kept (the oldest go first).
+const DEAD_LETTERS: usize = 1000;
+/// Delivery attempts, and the wait before each retry.
+const RETRIES: [Duration; 3] = [
+    Duration::from_millis(500),
+    Duration::from_secs(2),
+    Duration::from_secs(8),
+];
+
+/// A tagged fragment of a stream incarnation.
+#[derive(Debug, Clone)]
+pub struct Tagged {
+    pub stream_name: String,
+    pub creation_ms: i64,
+    pub seq: u64,
+    pub fragment_number: String,
+    pub tags: Vec<(String, String)>,
+}
+
+/// Something that could not be delivered.
+#[derive(Debug, Clone, serde::Serialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct DeadLetter {
+    pub stream_arn: String,
+    pub fragment_number: String,
+    pub kind: &'static str,
+    pub destination: String,
+    pub error: String,
+    pub at_ms: i64,
+}
+
+/// The service: a bounded queue, a worker, the webhook key, the dead letters.
+pub struct FragmentEvents {
+    queue: mpsc::Sender<(Tagged, Arc<StreamLog>)>,
+    dead: Arc<Mutex<VecDeque<DeadLetter>>>,
+    /// Stream incarnations followed now (one follower each, however many sessions).
+    watched: Arc<Mutex<std::collections::HashSet<String>>>,
+}
+
+/// What the worker needs from the server.
+pub struct Context {
+    pub catalog: Arc<dyn Catalog>,
+    pub account_id: String,
+    /// HMAC-SHA256 key of the `X-Oxbow-Signature` header.
+    pub webhook_key: Vec<u8>,
+    /// Where `s3://bucket/prefix` destinations are written: `<root>/<bucket>/<prefix>/`.
+    pub image_root: PathBuf,
+}
+
+impl FragmentEvents {
+    /// Starts the worker.
+    pub fn start(context: Context) -> Self {
+        let (queue, rx) = mpsc::channel(QUEUE);
+        let dead = Arc::new(Mutex::new(VecDeque::new()));
+        tokio::spawn(work(rx, Arc::new(context), Arc::clone(&dead)));
+        Self {
+            queue,
+            dead,
+            watched: Arc::default(),
+        }
+    }
+
+    /// Follows a stream incarnation's live feed (once, however many sessions write to it)
+    /// and hands tagged fragments to the worker; the follower holds the log weakly and ends
+    /// when it closes. Called when a PutMedia session starts, never in its way.
+    pub fn watch(
+        &self,
+        stream: &StreamRecord,
+        log: &Arc<StreamLog>,
+        number: impl Fn(u64) -> String + Send + 'static,
+    ) {
+        let key = format!("{}-{}", stream.name, stream.creation_ms);
+        if !self
+            .watched
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(key.clone())
+        {
+            return;
+        }
+        let (queue, dead, watched) = (
+            self.queue.clone(),
+            Arc::clone(&self.dead),
+            Arc::clone(&self.watched),
+        );
+        let (name, creation_ms, arn) =
+            (stream.name.clone(), stream.creation_ms, stream.arn.clone());
+        let (mut events, _) = log.subscribe();
+        let weak = Arc::downgrade(log);
+        tokio::spawn(async move {
+            loop {
+                let event = match events.recv().await {
+                    Ok(e) => e,
+                    Err(oxbow_store::Missed::Lagged(n)) => {
+                        tracing::warn!(stream = %arn, missed = n, "fragment events: fell behind the live feed");
+                        continue;
+                    }
+                    Err(oxbow_store::Missed::Closed) => break,
+                };
+                let LiveEvent::End {
+                    seq,
+                    ok: true,
+                    tags,
+                } = event
+                else {
+                    continue;
+                };
+                if !tags
+                    .iter()
+                    .any(|(k, _)| k == NOTIFICATION_TAG || k == IMAGE_TAG)
+                {
+                    continue;
+                }
+                let Some(log) = weak.upgrade() else { break };
+                let tagged = Tagged {
+                    stream_name: name.clone(),
+                    creation_ms,
+                    seq,
+                    fragment_number: number(seq),
+                    tags,
+                };
+                if queue.try_send((tagged.clone(), log)).is_err() {
+                    bury(
+                        &dead,
+                        DeadLetter {
+                            stream_arn: arn.clone(),
+                            fragment_number: tagged.fragment_number,
+                            kind: "QUEUE",
+                            destination: String::new(),
+                            error: "too many tagged fragments waiting".into(),
+                            at_ms: oxbow_core::time::now_ms(),
+                        },
+                    );
+                }
+            }
+            watched
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .remove(&key);
+        });
+    }
+
+    /// The dead letters, oldest first.
+    pub fn dead_letters(&self) -> Vec<DeadLetter> {
+        self.dead
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .iter()
+            .cloned()
+            .collect()
+    }
+}
+
+fn bury(dead: &Mutex<VecDeque<DeadLetter>>, letter: DeadLetter) {
+    tracing::warn!(stream = %letter.stream_arn, fragment = %letter.fragment_number, kind = letter.kind,
+        destination = %letter.destination, error = %letter.error, "fragment event not delivered");
+    let mut dead = dead.lock().unwrap_or_else(|e| e.into_inner());
+    if dead.len() == DEAD_LETTERS {
+        dead.pop_front();
+    }
+    dead.push_back(letter);
+}
+
+async fn work(
+    mut rx: mpsc::Receiver<(Tagged, Arc<StreamLog>)>,
+    ctx: Arc<Context>,
+    dead: Arc<Mutex<VecDeque<DeadLetter>>>,
+) {
+    let slots = Arc::new(Semaphore::new(IN_FLIGHT));
+    while let Some((tagged, log)) = rx.recv().await {
+        let Ok(permit) = Arc::clone(&slots).acquire_owned().await else {
+            break;
+        };
+        let (ctx, dead) = (Arc::clone(&ctx), Arc::clone(&dead));
+        tokio::spawn(async move {
+            let _permit = permit;
+            handle(&ctx, &dead, tagged, log).await;
+        });
+    }
+}
+
+/// A configuration that is ENABLED, from the stream's record.
+fn enabled(config: &Option<Value>) -> Option<&Value> {
+    config.as_ref().filter(|c| c["Status"] == "ENABLED")
+}
+
+async fn handle(ctx: &Context, dead: &Mutex<VecDeque<DeadLetter>>, t: Tagged, log: Arc<StreamLog>) {
+    // The configuration as it is now (it may have changed since the session began).
+    let Ok(Some(stream)) = ctx.catalog.streams().get(&t.stream_name).await else {
+        return;
+    };
+    if stream.creation_ms != t.creation_ms {
+        return;
+    }
+    let letter = |kind: &'static str, destination: &str, error: String| DeadLetter {
+        stream_arn: stream.arn.clone(),
+        fragment_number: t.fragment_number.clone(),
+        kind,
+        destination: destination.to_string(),
+        error,
+        at_ms: oxbow_core::time::now_ms(),
+    };
+    let custom: serde_json::Map<String, Value> = t
+        .tags
+        .iter()
+        .filter(|(k, _)| !k.starts_with("AWS_KINESISVIDEO_"))
+        .map(|(k, v)| (k.clone(), Value::String(v.clone())))
+        .collect();
+    if t.tags.iter().any(|(k, _)| k == IMAGE_TAG) {
+        if let Some(config) = enabled(&stream.image_generation) {
+            if let Err(e) = images(ctx, &stream, config, &t, &log, &custom).await {
+                let uri = config["DestinationConfig"]["Uri"].as_str().unwrap_or("");
+                bury(dead, letter("IMAGE_GENERATION", uri, e));
+            }
+        }
+    }
+    if t.tags.iter().any(|(k, _)| k == NOTIFICATION_TAG) {
+        if let Some(config) = enabled(&stream.notification) {
+            let uri = config["DestinationConfig"]["Uri"]
+                .as_str()
+                .unwrap_or("")
+                .to_string();
+            // KVS notifies once the fragment is PERSISTED (streams without retention: when
+            // it is received, as nothing more will happen to it).
+            let meta = persisted(&log, t.seq, stream.retention_hours > 0).await;
+            let Some(meta) = meta else {
+                bury(
+                    dead,
+                    letter(
+                        "NOTIFICATION",
+                        &uri,
+                        "the fragment never became durable".into(),
+                    ),
+                );
+                return;
+            };
+            let message = json!({
+                "StreamArn": stream.arn,
+                "FragmentNumber": t.fragment_number,
+                "FragmentStartProducerTimestamp": meta.producer_ts_ms,
+                "FragmentStartServerTimestamp": meta.server_ts_ms,
+                "NotificationType": "PERSISTED",
+                "NotificationPayload": custom,
+            });
+            if let Err(e) = notify(ctx, &uri, &stream.arn, &message).await {
+                bury(dead, letter("NOTIFICATION", &uri, e));
+            }
+        }
+    }
+}
+
+/// Waits (up to 30 s) until fragment `seq` is durable, when `durable` is asked for.
+async fn persisted(log: &StreamLog, seq: u64, durable: bool) -> Option<oxbow_store::FragmentMeta> {
+    for _ in 0..300 {
+        if let Some(m) = log.fragments().into_iter().find(|m| m.seq == seq) {
+            if m.persisted || !durable {
+                return Some(m);
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    None
+}
+
+/// Posts an SNS-shaped envelope around `message` to an http:// webhook, signed with
+/// `X-Oxbow-Signature: sha256=<hex HMAC-SHA256 of the body>`, retrying on failure.
+async fn notify(ctx: &Context, uri: &str, topic: &str, message: &Value) -> Result<(), String> {
+    let body = json!({
+        "Type": "Notification",
+        "MessageId": oxbow_core::ids::request_id(),
+        "TopicArn": topic,
+        "Subject": "Kinesis Video Streams Notification",
+        "Message": message.to_string(),
+        "Timestamp": oxbow_package::hls::iso8601_ms(oxbow_core::time::now_ms()),
+    })
+    .to_string();
+    let mut mac = Hmac::<Sha256>::new_from_slice(&ctx.webhook_key).map_err(|e| e.to_string())?;
+    mac.update(body.as_bytes());
+    let signature = format!("sha256={}", hex::encode(mac.finalize().into_bytes()));
+    let mut last = String::new();
+    for (attempt, wait) in std::iter::once(Duration::ZERO).chain(RETRIES).enumerate() {
+        tokio::time::sleep(wait).await;
+        match post(uri, &body, &signature).await {
+            Ok(()) => return Ok(()),
+            Err(e) => {
+                tracing::debug!(%uri, attempt, error = %e, "notification not delivered yet");
+                last = e;
+            }
+        }
+    }
+    Err(format!(
+        "{} attempts failed; the last: {last}",
+        RETRIES.len() + 1
+    ))
+}
+
+/// One POST to an `http://host[:port]/path` URL; Ok on a 2xx answer.
+async fn post(uri: &str, body: &str, signature: &str) -> Result<(), String> {
+    use http_body_util::{BodyExt, Full};
+    let rest = uri
+        .strip_prefix("http://")
+        .ok_or_else(|| format!("{uri}: only http:// webhooks are delivered"))?;
+    let (authority, path) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
+    let path = if path.is_empty() { "/" } else { path };
+    let addr = if authority.contains(':') {
+        authority.to_string()
+    } else {
+        format!("{authority}:80")
+    };
+    let attempt = async {
+        let tcp = tokio::net::TcpStream::connect(&addr)
+            .await
+            .map_err(|e| e.to_string())?;
+        let (mut sender, conn) =
+            hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(tcp))
+                .await
+                .map_err(|e| e.to_string())?;
+        tokio::spawn(conn);
+        let req = http::Request::post(path)
+            .header("host", authority)
+            .header("content-type", "application/json")
+            .header("x-amz-sns-message-type", "Notification")
+            .header("x-oxbow-signature", signature)
+            .body(Full::new(Bytes::from(body.to_string())))
+            .map_err(|e| e.to_string())?;
+        let resp = sender.send_request(req).await.map_err(|e| e.to_string())?;
+        let status = resp.status();
+        let _ = resp.into_body().collect().await;
+        if status.is_success() {
+            Ok(())
+        } else {
+            Err(format!("the webhook answered {status}"))
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(10), attempt)
+        .await
+        .map_err(|_| "the webhook did not answer within 10 s".to_string())?
+}
+
+/// Images of a tagged fragment written under the destination: `<root>/<bucket>/<prefix>/`
+/// `[ImagePrefix_]AccountID_StreamName_ImageTimecode_RandomID.jpg|png`, with the object
+/// metadata KVS sets beside each as `<key>.metadata.json`.
+async fn images(
+    ctx: &Context,
+    stream: &StreamRecord,
+    config: &Value,
+    t: &Tagged,
+    log: &Arc<StreamLog>,
+    custom: &serde_json::Map<String, Value>,
+) -> Result<(), String> {
+    let uri = config["DestinationConfig"]["Uri"].as_str().unwrap_or("");
+    let dir = destination_dir(&ctx.image_root, uri)?;
+    let fragment = log.read(t.seq).await.map_err(|e| e.to_string())?;
+    let header = log
+        .header(fragment.header_id)
+        .ok_or("the fragment's stream header is gone")?;
+    let format = match config["Format"].as_str() {
+        Some("PNG") => oxbow_images::Format::Png,
+        _ => oxbow_images::Format::Jpeg(
+            config["FormatConfig"]["JPEGQuality"]
+                .as_str()
+                .and_then(|q| q.parse().ok())
+                .unwrap_or(80),
+        ),
+    };
+    let size = match (
+        config["WidthPixels"].as_u64(),
+        config["HeightPixels"].as_u64(),
+    ) {
+        (Some(w), Some(h)) => oxbow_images::Size::Exact(w as u32, h as u32),
+        (None, Some(h)) => oxbow_images::Size::Height(h as u32),
+        // Width alone keeps the aspect ratio as well: scale to it through the height.
+        (Some(w), None) => oxbow_images::Size::Width(w as u32),
+        (None, None) => oxbow_images::Size::Original,
+    };
+    let interval = config["SamplingInterval"].as_i64().unwrap_or(3000).max(200);
+    let extension = if format == oxbow_images::Format::Png {
+        "png"
+    } else {
+        "jpg"
+    };
+    let prefix = t
+        .tags
+        .iter()
+        .find(|(k, _)| k == IMAGE_PREFIX_TAG)
+        .map(|(_, v)| format!("{v}_"))
+        .unwrap_or_default();
+    let producer = config["ImageSelectorType"] == "PRODUCER_TIMESTAMP";
+    let (account, name, arn, seq) = (
+        ctx.account_id.clone(),
+        stream.name.clone(),
+        stream.arn.clone(),
+        t.seq,
+    );
+    let (number, custom) = (t.fragment_number.clone(), custom.clone());
+    tokio::task::spawn_blocking(move || -> Result<(), String> {
+        let demuxed = oxbow_package::demux::demux(
+            &header.ebml,
+            &header.segment_head,
+            &fragment.cluster,
+            fragment.producer_ts_ms,
+            fragment.duration_ms,
+        )
+        .map_err(|e| e.to_string())?;
+        let track = oxbow_package::Track::from_mkv(demuxed.tracks.first().ok_or("no tracks")?)
+            .map_err(|e| e.to_string())?;
+        let samples = oxbow_package::demux::samples(&demuxed, &track);
+        // One image every interval from the fragment's start, within it.
+        let offsets: Vec<i64> = (0..)
+            .map(|k| k * interval)
+            .take_while(|o| *o < fragment.duration_ms.max(1))
+            .collect();
+        let ticks: Vec<u64> = offsets
+            .iter()
+            .map(|o| {
+                ((fragment.producer_ts_ms + o).max(0) as u64) * u64::from(track.timescale) / 1000
+            })
+            .collect();
+        let frames =
+            oxbow_images::frames_at(&track, &samples, &ticks).map_err(|e| e.to_string())?;
+        std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+        for (offset, frame) in offsets.iter().zip(frames) {
+            let Some(frame) = frame else { continue };
+            let bytes = oxbow_images::encode(&frame, size, format).map_err(|e| e.to_string())?;
+            let base = if producer {
+                fragment.producer_ts_ms
+            } else {
+                fragment.server_ts_ms
+            };
+            let key = format!(
+                "{prefix}{account}_{name}_{}_{}.{extension}",
+                base + offset,
+                oxbow_core::ids::request_id()
+            );
+            let mut metadata = json!({
+                "x-amz-meta-aws_kinesisvideo_fragment_number": number,
+                "x-amz-meta-aws_kinesisvideo_producer_timestamp": fragment.producer_ts_ms + offset,
+                "x-amz-meta-aws_kinesisvideo_server_timestamp": fragment.server_ts_ms + offset,
+                "x-amz-meta-aws_kinesisvideo_stream_arn": arn,
+                "x-amz-meta-aws_kinesisvideo_fragment_seq": seq,
+            });
+            for (k, v) in &custom {
+                metadata[format!("x-amz-meta-{k}")] = v.clone();
+            }
+            let path = dir.join(&key);
+            let tmp = dir.join(format!(".{key}.tmp"));
+            std::fs::write(&tmp, &bytes).map_err(|e| format!("{}: {e}", tmp.display()))?;
+            std::fs::write(
+                dir.join(format!("{key}.metadata.json")),
+                metadata.to_string(),
+            )
+            .map_err(|e| e.to_string())?;
+            std::fs::rename(&tmp, &path).map_err(|e| format!("{}: {e}", path.display()))?;
+        }
+        Ok(())
+    })
+    .await
+    .map_err(|e| e.to_string())?
+}
+
+/// `s3://bucket[/prefix]` → `<root>/bucket[/prefix]`; refuses anything that would leave
+/// the root.
+fn destination_dir(root: &std::path::Path, uri: &str) -> Result<PathBuf, String> {
+    let rest = uri
+        .strip_prefix("s3://")
+        .ok_or_else(|| format!("{uri}: image destinations are s3://bucket/prefix"))?;
+    let mut dir = root.to_path_buf();
+    for part in rest.split('/').filter(|p| !p.is_empty()) {
+        if part == "." || part == ".." {
+            return Err(format!("{uri}: not a bucket and prefix"));
+        }
+        dir.push(part);
+    }
+    Ok(dir)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn destinations_stay_under_the_root() {
+        let root = std::path::Path::new("/data/images");
+        assert_eq!(
+            destination_dir(root, "s3://cams/front/door").unwrap(),
+            root.join("cams/front/door")
+        );
+        assert_eq!(
+            destination_dir(root, "s3://cams").unwrap(),
+            root.join("cams")
+        );
+        assert!(destination_dir(root, "s3://cams/../../etc").is_err());
+        assert!(destination_dir(root, "https://x/y").is_err());
+    }
+}

@@ -1,0 +1,233 @@
+//! Tagged fragments: `AWS_KINESISVIDEO_NOTIFICATION` reaches the stream's webhook (signed,
+//! after the fragment is durable, with its custom tags), `AWS_KINESISVIDEO_IMAGE_GENERATION`
+//! writes images of that fragment under the image destination with KVS's key layout and
+//! metadata. Real H.264 from ffmpeg, re-tagged; a webhook server in the test.
+
+mod common;
+
+use std::time::Duration;
+
+use aws_sdk_kinesisvideo::types::{
+    ConfigurationStatus, Format, FormatConfigKey, ImageGenerationConfiguration,
+    ImageGenerationDestinationConfig, ImageSelectorType, NotificationConfiguration,
+    NotificationDestinationConfig,
+};
+use common::*;
+use hmac::Mac;
+use oxbow_mkv::{ids, write, Event};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+/// The fixture as one MKV whose cluster timecodes are absolute (from `start_ms`), with
+/// `tags` before its second cluster.
+fn tagged_fixture(seconds: u32, start_ms: u64, tags: &[(&str, &str)]) -> Vec<u8> {
+    let mkv = std::fs::read(fixture(seconds)).unwrap();
+    let mut out = Vec::new();
+    let mut clusters = 0;
+    for event in events(&mkv) {
+        match event {
+            Event::Header(h) => {
+                out.extend_from_slice(&h.ebml);
+                out.extend(write::unknown_size(ids::SEGMENT));
+                out.extend_from_slice(&h.info);
+                out.extend_from_slice(&h.tracks);
+            }
+            Event::ClusterStart { timecode } => {
+                clusters += 1;
+                if clusters == 2 {
+                    out.extend(write::tags(tags));
+                }
+                out.extend(write::unknown_size(ids::CLUSTER));
+                out.extend(write::uint(ids::TIMECODE, start_ms + timecode));
+            }
+            Event::Frame(f) => out.extend_from_slice(&f.element),
+            _ => {}
+        }
+    }
+    out
+}
+
+/// A webhook that answers 200 and hands each request's headers and body to the test.
+async fn webhook() -> (String, tokio::sync::mpsc::Receiver<(String, Vec<u8>)>) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/hook", listener.local_addr().unwrap());
+    let (tx, rx) = tokio::sync::mpsc::channel(16);
+    tokio::spawn(async move {
+        while let Ok((mut s, _)) = listener.accept().await {
+            let tx = tx.clone();
+            tokio::spawn(async move {
+                let mut buf = Vec::new();
+                let mut chunk = [0u8; 4096];
+                loop {
+                    let n = s.read(&mut chunk).await.unwrap_or(0);
+                    if n == 0 {
+                        return;
+                    }
+                    buf.extend_from_slice(&chunk[..n]);
+                    let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") else {
+                        continue;
+                    };
+                    let head = String::from_utf8_lossy(&buf[..end]).to_string();
+                    let length: usize = head
+                        .lines()
+                        .find_map(|l| {
+                            l.to_ascii_lowercase()
+                                .strip_prefix("content-length:")
+                                .map(|v| v.trim().to_string())
+                        })
+                        .and_then(|v| v.parse().ok())
+                        .unwrap_or(0);
+                    if buf.len() < end + 4 + length {
+                        continue;
+                    }
+                    let body = buf[end + 4..end + 4 + length].to_vec();
+                    let _ = s
+                        .write_all(
+                            b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\nconnection: close\r\n\r\n",
+                        )
+                        .await;
+                    let _ = tx.send((head, body)).await;
+                    return;
+                }
+            });
+        }
+    });
+    (url, rx)
+}
+
+#[tokio::test]
+async fn tagged_fragments_notify_a_webhook_and_generate_images() {
+    let server = TestServer::start();
+    create_stream_with(&server, "cam", 24).await;
+    let (hook, mut received) = webhook().await;
+    let kv = server.client();
+    kv.update_notification_configuration()
+        .stream_name("cam")
+        .notification_configuration(
+            NotificationConfiguration::builder()
+                .status(ConfigurationStatus::Enabled)
+                .destination_config(
+                    NotificationDestinationConfig::builder()
+                        .uri(&hook)
+                        .build()
+                        .unwrap(),
+                )
+                .build()
+                .unwrap(),
+        )
+        .send()
+        .await
+        .unwrap();
+    kv.update_image_generation_configuration()
+        .stream_name("cam")
+        .image_generation_configuration(
+            ImageGenerationConfiguration::builder()
+                .status(ConfigurationStatus::Enabled)
+                .image_selector_type(ImageSelectorType::ServerTimestamp)
+                .destination_config(
+                    ImageGenerationDestinationConfig::builder()
+                        .uri("s3://cams/porch")
+                        .destination_region("us-east-1")
+                        .build()
+                        .unwrap(),
+                )
+                .sampling_interval(500)
+                .format(Format::Jpeg)
+                .format_config(FormatConfigKey::JpegQuality, "90")
+                .height_pixels(120)
+                .build()
+                .unwrap(),
+        )
+        .send()
+        .await
+        .unwrap();
+    let body = tagged_fixture(
+        3,
+        now_ms(),
+        &[
+            ("AWS_KINESISVIDEO_NOTIFICATION", ""),
+            ("AWS_KINESISVIDEO_IMAGE_GENERATION", ""),
+            ("AWS_KINESISVIDEO_IMAGE_PREFIX", "door"),
+            ("SHIFT", "night"),
+        ],
+    );
+    let acks = put_raw(&server, "cam", vec![(0, body)]).await;
+    let persisted: Vec<String> = acks
+        .iter()
+        .filter(|a| a.event == oxbow_client::AckEvent::Persisted)
+        .map(|a| a.fragment_number.clone().unwrap())
+        .collect();
+    assert_eq!(persisted.len(), 3, "{acks:?}");
+
+    // One notification, for the second fragment, signed with the server's webhook key.
+    let (head, body) = tokio::time::timeout(Duration::from_secs(15), received.recv())
+        .await
+        .expect("the webhook is called")
+        .unwrap();
+    let key = hex::decode(
+        std::fs::read_to_string(server.data_dir.join("notification-webhook.key"))
+            .unwrap()
+            .trim(),
+    )
+    .unwrap();
+    let mut mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(&key).unwrap();
+    mac.update(&body);
+    let signature = format!("sha256={}", hex::encode(mac.finalize().into_bytes()));
+    assert!(
+        head.to_ascii_lowercase()
+            .contains(&format!("x-oxbow-signature: {signature}")),
+        "{head}"
+    );
+    assert!(head.starts_with("POST /hook HTTP/1.1"), "{head}");
+    let envelope: serde_json::Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!(envelope["Subject"], "Kinesis Video Streams Notification");
+    let message: serde_json::Value =
+        serde_json::from_str(envelope["Message"].as_str().unwrap()).unwrap();
+    assert_eq!(message["FragmentNumber"], persisted[1].as_str());
+    assert_eq!(message["NotificationType"], "PERSISTED");
+    assert_eq!(
+        message["NotificationPayload"],
+        serde_json::json!({"SHIFT": "night"})
+    );
+    assert!(message["StreamArn"]
+        .as_str()
+        .unwrap()
+        .contains(":stream/cam/"));
+    assert!(
+        tokio::time::timeout(Duration::from_millis(500), received.recv())
+            .await
+            .is_err()
+    );
+
+    // Images of the second fragment every 500 ms: three, 160x120 JPEGs, named and described
+    // as KVS names and describes them.
+    let dir = server.data_dir.join("images/cams/porch");
+    let mut images = Vec::new();
+    for _ in 0..100 {
+        images = std::fs::read_dir(&dir)
+            .map(|d| {
+                d.filter_map(|e| e.ok())
+                    .map(|e| e.file_name().to_string_lossy().to_string())
+                    .filter(|n| n.ends_with(".jpg"))
+                    .collect()
+            })
+            .unwrap_or_default();
+        if images.len() == 3 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(images.len(), 3, "{images:?}");
+    for name in &images {
+        assert!(name.starts_with("door_123456789012_cam_"), "{name}");
+        assert_eq!(probe_image(&dir.join(name)), "mjpeg,160,120");
+        let metadata: serde_json::Value = serde_json::from_str(
+            &std::fs::read_to_string(dir.join(format!("{name}.metadata.json"))).unwrap(),
+        )
+        .unwrap();
+        assert_eq!(
+            metadata["x-amz-meta-aws_kinesisvideo_fragment_number"],
+            persisted[1].as_str()
+        );
+        assert_eq!(metadata["x-amz-meta-SHIFT"], "night");
+    }
+}
