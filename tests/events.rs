@@ -46,8 +46,8 @@ fn tagged_fixture(seconds: u32, start_ms: u64, tags: &[(&str, &str)]) -> Vec<u8>
     out
 }
 
-/// A webhook that answers 200 and hands each request's headers and body to the test.
-async fn webhook() -> (String, tokio::sync::mpsc::Receiver<(String, Vec<u8>)>) {
+/// A webhook that answers `status` and hands each request's headers and body to the test.
+async fn webhook(status: u16) -> (String, tokio::sync::mpsc::Receiver<(String, Vec<u8>)>) {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("http://{}/hook", listener.local_addr().unwrap());
     let (tx, rx) = tokio::sync::mpsc::channel(16);
@@ -80,11 +80,14 @@ async fn webhook() -> (String, tokio::sync::mpsc::Receiver<(String, Vec<u8>)>) {
                         continue;
                     }
                     let body = buf[end + 4..end + 4 + length].to_vec();
-                    let _ = s
-                        .write_all(
-                            b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\nconnection: close\r\n\r\n",
-                        )
-                        .await;
+                    let reply = format!(
+                        "HTTP/1.1 {status} Answer
+content-length: 0
+connection: close
+
+"
+                    );
+                    let _ = s.write_all(reply.as_bytes()).await;
                     let _ = tx.send((head, body)).await;
                     return;
                 }
@@ -94,20 +97,18 @@ async fn webhook() -> (String, tokio::sync::mpsc::Receiver<(String, Vec<u8>)>) {
     (url, rx)
 }
 
-#[tokio::test]
-async fn tagged_fragments_notify_a_webhook_and_generate_images() {
-    let server = TestServer::start();
-    create_stream_with(&server, "cam", 24).await;
-    let (hook, mut received) = webhook().await;
-    let kv = server.client();
-    kv.update_notification_configuration()
-        .stream_name("cam")
+/// Sends `stream`'s notifications to `uri`.
+async fn notify_to(server: &TestServer, stream: &str, uri: &str) {
+    server
+        .client()
+        .update_notification_configuration()
+        .stream_name(stream)
         .notification_configuration(
             NotificationConfiguration::builder()
                 .status(ConfigurationStatus::Enabled)
                 .destination_config(
                     NotificationDestinationConfig::builder()
-                        .uri(&hook)
+                        .uri(uri)
                         .build()
                         .unwrap(),
                 )
@@ -117,6 +118,50 @@ async fn tagged_fragments_notify_a_webhook_and_generate_images() {
         .send()
         .await
         .unwrap();
+}
+
+#[tokio::test]
+async fn a_notification_the_webhook_refuses_is_retried_then_kept_as_a_dead_letter() {
+    let server = TestServer::start();
+    create_stream_with(&server, "cam", 24).await;
+    let (hook, mut received) = webhook(500).await;
+    notify_to(&server, "cam", &hook).await;
+    let body = tagged_fixture(3, now_ms(), &[("AWS_KINESISVIDEO_NOTIFICATION", "")]);
+    put_raw(&server, "cam", vec![(0, body)]).await;
+    // Four attempts (at 0, 0.5, 2.5 and 10.5 s), then the dead letter.
+    for attempt in 0..4 {
+        tokio::time::timeout(Duration::from_secs(15), received.recv())
+            .await
+            .unwrap_or_else(|_| panic!("attempt {attempt} did not come"));
+    }
+    let mut letters = serde_json::Value::Null;
+    for _ in 0..50 {
+        letters = admin(&server, "ListDeadLetters", serde_json::json!({})).await;
+        if letters["DeadLetters"]
+            .as_array()
+            .is_some_and(|l| !l.is_empty())
+        {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let letter = &letters["DeadLetters"][0];
+    assert_eq!(letter["Kind"], "NOTIFICATION", "{letters}");
+    assert_eq!(letter["Destination"], hook.as_str());
+    assert!(
+        letter["Error"].as_str().unwrap().contains("500"),
+        "{letters}"
+    );
+    assert_eq!(letters["DeadLetters"].as_array().unwrap().len(), 1);
+}
+
+#[tokio::test]
+async fn tagged_fragments_notify_a_webhook_and_generate_images() {
+    let server = TestServer::start();
+    create_stream_with(&server, "cam", 24).await;
+    let (hook, mut received) = webhook(200).await;
+    notify_to(&server, "cam", &hook).await;
+    let kv = server.client();
     kv.update_image_generation_configuration()
         .stream_name("cam")
         .image_generation_configuration(
