@@ -34,6 +34,9 @@ pub struct ServerConfig {
     /// Where the embedded server takes TURN over TLS (`turns:`), with the server's certificate;
     /// only when Oxbow serves TLS.
     pub turn_tls_listen: Option<SocketAddr>,
+    /// Where image generation writes `s3://bucket/prefix` destinations: an S3-compatible
+    /// server; `None` writes them under `<data_dir>/images/` instead.
+    pub image_s3: Option<S3Target>,
     /// The address relayed sockets bind to and clients are told about (default: the listen
     /// address, or 127.0.0.1 when that is unspecified).
     pub turn_external_ip: Option<std::net::IpAddr>,
@@ -184,6 +187,7 @@ impl ServerConfig {
             turn: None,
             turn_listen: None,
             turn_tls_listen: None,
+            image_s3: None,
             turn_external_ip: None,
             turn_max_kbps: 5_000,
             turn_max_allocations_per_channel: 50,
@@ -232,4 +236,14 @@ impl ServerConfig {
         }
         Ok(())
     }
+}
+
+/// An S3-compatible server and the key Oxbow writes to it with.
+#[derive(Debug, Clone)]
+pub struct S3Target {
+    /// e.g. `http://127.0.0.1:9000` (path-style requests).
+    pub endpoint: String,
+    pub region: String,
+    pub access_key_id: String,
+    pub secret_access_key: String,
 }

@@ -74,9 +74,32 @@ pub struct Context {
     pub account_id: String,
     /// HMAC-SHA256 key of the `X-Oxbow-Signature` header.
     pub webhook_key: Vec<u8>,
-    /// Where `s3://bucket/prefix` destinations are written: `<root>/<bucket>/<prefix>/`.
+    /// Where `s3://bucket/prefix` destinations are written without an S3 server:
+    /// `<root>/<bucket>/<prefix>/`.
     pub image_root: PathBuf,
+    /// The S3-compatible server images go to, when one is configured.
+    pub s3: Option<aws_sdk_s3::Client>,
 }
+
+/// An S3 client for an S3-compatible server (path-style requests, its own key).
+pub fn s3_client(target: &crate::config::S3Target) -> aws_sdk_s3::Client {
+    let credentials = aws_sdk_s3::config::Credentials::new(
+        &target.access_key_id,
+        &target.secret_access_key,
+        None,
+        None,
+        "oxbow-serve",
+    );
+    let config = aws_sdk_s3::Config::builder()
+        .behavior_version(aws_sdk_s3::config::BehaviorVersion::latest())
+        .region(aws_sdk_s3::config::Region::new(target.region.clone()))
+        .endpoint_url(&target.endpoint)
+        .force_path_style(true)
+        .credentials_provider(credentials)
+        .build();
+    aws_sdk_s3::Client::from_conf(config)
+}
+
 
 impl FragmentEvents {
     /// Starts the worker.
@@ -417,14 +440,10 @@ async fn images(
         .map(|(_, v)| format!("{v}_"))
         .unwrap_or_default();
     let producer = config["ImageSelectorType"] == "PRODUCER_TIMESTAMP";
-    let (account, name, arn, seq) = (
-        ctx.account_id.clone(),
-        stream.name.clone(),
-        stream.arn.clone(),
-        t.seq,
-    );
+    let (account, name) = (ctx.account_id.clone(), stream.name.clone());
     let (number, custom) = (t.fragment_number.clone(), custom.clone());
-    tokio::task::spawn_blocking(move || -> Result<(), String> {
+    // Decoded and encoded off the async threads.
+    let made = tokio::task::spawn_blocking(move || -> Result<Vec<Made>, String> {
         let demuxed = oxbow_package::demux::demux(
             &header.ebml,
             &header.segment_head,
@@ -443,50 +462,107 @@ async fn images(
             .collect();
         let ticks: Vec<u64> = offsets
             .iter()
-            .map(|o| {
-                ((fragment.producer_ts_ms + o).max(0) as u64) * u64::from(track.timescale) / 1000
-            })
+            .map(|o| ((fragment.producer_ts_ms + o).max(0) as u64) * u64::from(track.timescale) / 1000)
             .collect();
-        let frames =
-            oxbow_images::frames_at(&track, &samples, &ticks).map_err(|e| e.to_string())?;
-        std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+        let frames = oxbow_images::frames_at(&track, &samples, &ticks).map_err(|e| e.to_string())?;
+        let mut out = Vec::new();
         for (offset, frame) in offsets.iter().zip(frames) {
             let Some(frame) = frame else { continue };
             let bytes = oxbow_images::encode(&frame, size, format).map_err(|e| e.to_string())?;
-            let base = if producer {
-                fragment.producer_ts_ms
-            } else {
-                fragment.server_ts_ms
-            };
+            let base = if producer { fragment.producer_ts_ms } else { fragment.server_ts_ms };
             let key = format!(
                 "{prefix}{account}_{name}_{}_{}.{extension}",
                 base + offset,
                 oxbow_core::ids::request_id()
             );
-            let mut metadata = json!({
-                "x-amz-meta-aws_kinesisvideo_fragment_number": number,
-                "x-amz-meta-aws_kinesisvideo_producer_timestamp": fragment.producer_ts_ms + offset,
-                "x-amz-meta-aws_kinesisvideo_server_timestamp": fragment.server_ts_ms + offset,
-                "x-amz-meta-aws_kinesisvideo_stream_arn": arn,
-                "x-amz-meta-aws_kinesisvideo_fragment_seq": seq,
-            });
+            // The object metadata KVS sets (`x-amz-meta-<name>`), custom tags included.
+            let mut metadata = vec![
+                ("aws_kinesisvideo_fragment_number".to_string(), number.clone()),
+                ("aws_kinesisvideo_producer_timestamp".to_string(), (fragment.producer_ts_ms + offset).to_string()),
+                ("aws_kinesisvideo_server_timestamp".to_string(), (fragment.server_ts_ms + offset).to_string()),
+            ];
             for (k, v) in &custom {
-                metadata[format!("x-amz-meta-{k}")] = v.clone();
+                metadata.push((k.clone(), v.as_str().unwrap_or_default().to_string()));
             }
-            let path = dir.join(&key);
-            let tmp = dir.join(format!(".{key}.tmp"));
-            std::fs::write(&tmp, &bytes).map_err(|e| format!("{}: {e}", tmp.display()))?;
-            std::fs::write(
-                dir.join(format!("{key}.metadata.json")),
-                metadata.to_string(),
-            )
-            .map_err(|e| e.to_string())?;
-            std::fs::rename(&tmp, &path).map_err(|e| format!("{}: {e}", path.display()))?;
+            out.push(Made { key, bytes, metadata });
         }
-        Ok(())
+        Ok(out)
     })
     .await
-    .map_err(|e| e.to_string())?
+    .map_err(|e| e.to_string())??;
+    match &ctx.s3 {
+        Some(s3) => put_objects(s3, uri, made).await,
+        None => write_files(&dir, made),
+    }
+}
+
+/// One image to deliver: its key, bytes and object metadata.
+struct Made {
+    key: String,
+    bytes: Vec<u8>,
+    metadata: Vec<(String, String)>,
+}
+
+/// The images as objects of the destination bucket, under its prefix, each retried.
+async fn put_objects(s3: &aws_sdk_s3::Client, uri: &str, images: Vec<Made>) -> Result<(), String> {
+    let rest = uri.strip_prefix("s3://").ok_or("not an s3:// destination")?;
+    let (bucket, prefix) = rest.split_once('/').unwrap_or((rest, ""));
+    let prefix = prefix.trim_matches('/');
+    for image in images {
+        let key = if prefix.is_empty() {
+            image.key
+        } else {
+            format!("{prefix}/{}", image.key)
+        };
+        let content_type = if key.ends_with(".png") { "image/png" } else { "image/jpeg" };
+        let mut last = None;
+        for wait in std::iter::once(Duration::ZERO).chain(RETRIES) {
+            tokio::time::sleep(wait).await;
+            let mut put = s3
+                .put_object()
+                .bucket(bucket)
+                .key(&key)
+                .content_type(content_type)
+                .body(aws_sdk_s3::primitives::ByteStream::from(image.bytes.clone()));
+            for (k, v) in &image.metadata {
+                put = put.metadata(k, v);
+            }
+            match put.send().await {
+                Ok(_) => {
+                    last = None;
+                    break;
+                }
+                Err(e) => last = Some(aws_sdk_s3::error::DisplayErrorContext(e).to_string()),
+            }
+        }
+        if let Some(e) = last {
+            return Err(format!("s3://{bucket}/{key}: {e}"));
+        }
+    }
+    Ok(())
+}
+
+/// The images as files under `dir`, each with its metadata beside it as
+/// `<key>.metadata.json` (`x-amz-meta-<name>` keys).
+fn write_files(dir: &std::path::Path, images: Vec<Made>) -> Result<(), String> {
+    std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+    for image in images {
+        let metadata: serde_json::Map<String, Value> = image
+            .metadata
+            .into_iter()
+            .map(|(k, v)| (format!("x-amz-meta-{k}"), Value::String(v)))
+            .collect();
+        let path = dir.join(&image.key);
+        let tmp = dir.join(format!(".{}.tmp", image.key));
+        std::fs::write(&tmp, &image.bytes).map_err(|e| format!("{}: {e}", tmp.display()))?;
+        std::fs::write(
+            dir.join(format!("{}.metadata.json", image.key)),
+            Value::Object(metadata).to_string(),
+        )
+        .map_err(|e| e.to_string())?;
+        std::fs::rename(&tmp, &path).map_err(|e| format!("{}: {e}", path.display()))?;
+    }
+    Ok(())
 }
 
 /// `s3://bucket[/prefix]` → `<root>/bucket[/prefix]`; refuses anything that would leave
