@@ -97,6 +97,42 @@ connection: close
     (url, rx)
 }
 
+/// An enabled image generation configuration for `uri`, to finish with options.
+fn image_config(
+    uri: &str,
+    selector: ImageSelectorType,
+    interval_ms: i32,
+    format: Format,
+) -> aws_sdk_kinesisvideo::types::builders::ImageGenerationConfigurationBuilder {
+    ImageGenerationConfiguration::builder()
+        .status(ConfigurationStatus::Enabled)
+        .image_selector_type(selector)
+        .destination_config(
+            ImageGenerationDestinationConfig::builder()
+                .uri(uri)
+                .destination_region("us-east-1")
+                .build()
+                .unwrap(),
+        )
+        .sampling_interval(interval_ms)
+        .format(format)
+}
+
+/// Turns on image generation for stream "cam".
+async fn generate_images(
+    server: &TestServer,
+    config: aws_sdk_kinesisvideo::types::builders::ImageGenerationConfigurationBuilder,
+) {
+    server
+        .client()
+        .update_image_generation_configuration()
+        .stream_name("cam")
+        .image_generation_configuration(config.build().unwrap())
+        .send()
+        .await
+        .unwrap();
+}
+
 /// Sends `stream`'s notifications to `uri`.
 async fn notify_to(server: &TestServer, stream: &str, uri: &str) {
     server
@@ -161,30 +197,18 @@ async fn tagged_fragments_notify_a_webhook_and_generate_images() {
     create_stream_with(&server, "cam", 24).await;
     let (hook, mut received) = webhook(200).await;
     notify_to(&server, "cam", &hook).await;
-    let kv = server.client();
-    kv.update_image_generation_configuration()
-        .stream_name("cam")
-        .image_generation_configuration(
-            ImageGenerationConfiguration::builder()
-                .status(ConfigurationStatus::Enabled)
-                .image_selector_type(ImageSelectorType::ServerTimestamp)
-                .destination_config(
-                    ImageGenerationDestinationConfig::builder()
-                        .uri("s3://cams/porch")
-                        .destination_region("us-east-1")
-                        .build()
-                        .unwrap(),
-                )
-                .sampling_interval(500)
-                .format(Format::Jpeg)
-                .format_config(FormatConfigKey::JpegQuality, "90")
-                .height_pixels(120)
-                .build()
-                .unwrap(),
+    generate_images(
+        &server,
+        image_config(
+            "s3://cams/porch",
+            ImageSelectorType::ServerTimestamp,
+            500,
+            Format::Jpeg,
         )
-        .send()
-        .await
-        .unwrap();
+        .format_config(FormatConfigKey::JpegQuality, "90")
+        .height_pixels(120),
+    )
+    .await;
     let body = tagged_fixture(
         3,
         now_ms(),
@@ -274,5 +298,141 @@ async fn tagged_fragments_notify_a_webhook_and_generate_images() {
             persisted[1].as_str()
         );
         assert_eq!(metadata["x-amz-meta-SHIFT"], "night");
+    }
+}
+
+#[tokio::test]
+async fn generated_images_go_to_an_s3_compatible_bucket() {
+    // A real S3 server (s3s-fs, installed by .ci/run) with a bucket for the images.
+    let root = temp_dir("s3");
+    std::fs::create_dir_all(root.join("cams")).unwrap();
+    let port = free_port();
+    let _s3_server = KillOnDrop(
+        std::process::Command::new("s3s-fs")
+            .args(["--host", "127.0.0.1", "--port", &port.to_string()])
+            .args(["--access-key", "s3key", "--secret-key", "s3secret"])
+            .arg(&root)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect(
+                "s3s-fs (cargo install s3s-fs --version 0.14.1 --features binary; .ci/run does)",
+            ),
+    );
+    let endpoint = format!("http://127.0.0.1:{port}");
+    let server = TestServer::start_with(&[
+        "--image-s3-endpoint",
+        &endpoint,
+        "--image-s3-access-key-id",
+        "s3key",
+        "--image-s3-secret-access-key",
+        "s3secret",
+    ]);
+    create_stream_with(&server, "cam", 24).await;
+    generate_images(
+        &server,
+        image_config(
+            "s3://cams/yard",
+            ImageSelectorType::ProducerTimestamp,
+            1000,
+            Format::Png,
+        ),
+    )
+    .await;
+    let body = tagged_fixture(
+        3,
+        now_ms(),
+        &[("AWS_KINESISVIDEO_IMAGE_GENERATION", ""), ("SITE", "yard")],
+    );
+    let acks = put_raw(&server, "cam", vec![(0, body)]).await;
+    let second = acks
+        .iter()
+        .filter(|a| a.event == oxbow_client::AckEvent::Persisted)
+        .nth(1)
+        .and_then(|a| a.fragment_number.clone())
+        .unwrap();
+    // Read back with the official S3 SDK: one PNG (a one-second fragment, one image a
+    // second) under the prefix, with KVS's metadata.
+    let s3 = aws_sdk_s3::Client::from_conf(
+        aws_sdk_s3::Config::builder()
+            .behavior_version(aws_sdk_s3::config::BehaviorVersion::latest())
+            .region(aws_sdk_s3::config::Region::new("us-east-1"))
+            .endpoint_url(&endpoint)
+            .force_path_style(true)
+            .credentials_provider(aws_sdk_s3::config::Credentials::new(
+                "s3key", "s3secret", None, None, "test",
+            ))
+            .build(),
+    );
+    let mut keys = Vec::new();
+    for _ in 0..100 {
+        let listed = s3
+            .list_objects_v2()
+            .bucket("cams")
+            .prefix("yard/")
+            .send()
+            .await;
+        keys = listed
+            .map(|l| {
+                l.contents()
+                    .iter()
+                    .filter_map(|o| o.key().map(str::to_string))
+                    .collect()
+            })
+            .unwrap_or_default();
+        if !keys.is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    // A fragment of 1.02 s, an image a second: two PNGs under the prefix.
+    assert_eq!(keys.len(), 2, "{keys:?}");
+    for key in &keys {
+        assert!(
+            key.starts_with("yard/123456789012_cam_") && key.ends_with(".png"),
+            "{keys:?}"
+        );
+        let head = s3
+            .head_object()
+            .bucket("cams")
+            .key(key)
+            .send()
+            .await
+            .unwrap();
+        let metadata = head.metadata().cloned().unwrap_or_default();
+        let get = |k: &str| {
+            metadata
+                .iter()
+                .find(|(m, _)| m.eq_ignore_ascii_case(k))
+                .map(|(_, v)| v.clone())
+        };
+        assert_eq!(
+            get("aws_kinesisvideo_fragment_number"),
+            Some(second.clone()),
+            "{metadata:?}"
+        );
+        assert_eq!(get("SITE").as_deref(), Some("yard"), "{metadata:?}");
+        assert_eq!(head.content_type(), Some("image/png"));
+        let bytes = s3
+            .get_object()
+            .bucket("cams")
+            .key(key)
+            .send()
+            .await
+            .unwrap();
+        let bytes = bytes.body.collect().await.unwrap().into_bytes();
+        let file = temp_dir("s3-image").join("i.png");
+        std::fs::write(&file, &bytes).unwrap();
+        assert_eq!(probe_image(&file), "png,320,240");
+    }
+}
+
+/// A child process stopped when the test ends, however it ends.
+struct KillOnDrop(std::process::Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
     }
 }

@@ -100,7 +100,6 @@ pub fn s3_client(target: &crate::config::S3Target) -> aws_sdk_s3::Client {
     aws_sdk_s3::Client::from_conf(config)
 }
 
-
 impl FragmentEvents {
     /// Starts the worker.
     pub fn start(context: Context) -> Self {
@@ -462,14 +461,21 @@ async fn images(
             .collect();
         let ticks: Vec<u64> = offsets
             .iter()
-            .map(|o| ((fragment.producer_ts_ms + o).max(0) as u64) * u64::from(track.timescale) / 1000)
+            .map(|o| {
+                ((fragment.producer_ts_ms + o).max(0) as u64) * u64::from(track.timescale) / 1000
+            })
             .collect();
-        let frames = oxbow_images::frames_at(&track, &samples, &ticks).map_err(|e| e.to_string())?;
+        let frames =
+            oxbow_images::frames_at(&track, &samples, &ticks).map_err(|e| e.to_string())?;
         let mut out = Vec::new();
         for (offset, frame) in offsets.iter().zip(frames) {
             let Some(frame) = frame else { continue };
             let bytes = oxbow_images::encode(&frame, size, format).map_err(|e| e.to_string())?;
-            let base = if producer { fragment.producer_ts_ms } else { fragment.server_ts_ms };
+            let base = if producer {
+                fragment.producer_ts_ms
+            } else {
+                fragment.server_ts_ms
+            };
             let key = format!(
                 "{prefix}{account}_{name}_{}_{}.{extension}",
                 base + offset,
@@ -477,14 +483,27 @@ async fn images(
             );
             // The object metadata KVS sets (`x-amz-meta-<name>`), custom tags included.
             let mut metadata = vec![
-                ("aws_kinesisvideo_fragment_number".to_string(), number.clone()),
-                ("aws_kinesisvideo_producer_timestamp".to_string(), (fragment.producer_ts_ms + offset).to_string()),
-                ("aws_kinesisvideo_server_timestamp".to_string(), (fragment.server_ts_ms + offset).to_string()),
+                (
+                    "aws_kinesisvideo_fragment_number".to_string(),
+                    number.clone(),
+                ),
+                (
+                    "aws_kinesisvideo_producer_timestamp".to_string(),
+                    (fragment.producer_ts_ms + offset).to_string(),
+                ),
+                (
+                    "aws_kinesisvideo_server_timestamp".to_string(),
+                    (fragment.server_ts_ms + offset).to_string(),
+                ),
             ];
             for (k, v) in &custom {
                 metadata.push((k.clone(), v.as_str().unwrap_or_default().to_string()));
             }
-            out.push(Made { key, bytes, metadata });
+            out.push(Made {
+                key,
+                bytes,
+                metadata,
+            });
         }
         Ok(out)
     })
@@ -505,7 +524,9 @@ struct Made {
 
 /// The images as objects of the destination bucket, under its prefix, each retried.
 async fn put_objects(s3: &aws_sdk_s3::Client, uri: &str, images: Vec<Made>) -> Result<(), String> {
-    let rest = uri.strip_prefix("s3://").ok_or("not an s3:// destination")?;
+    let rest = uri
+        .strip_prefix("s3://")
+        .ok_or("not an s3:// destination")?;
     let (bucket, prefix) = rest.split_once('/').unwrap_or((rest, ""));
     let prefix = prefix.trim_matches('/');
     for image in images {
@@ -514,7 +535,11 @@ async fn put_objects(s3: &aws_sdk_s3::Client, uri: &str, images: Vec<Made>) -> R
         } else {
             format!("{prefix}/{}", image.key)
         };
-        let content_type = if key.ends_with(".png") { "image/png" } else { "image/jpeg" };
+        let content_type = if key.ends_with(".png") {
+            "image/png"
+        } else {
+            "image/jpeg"
+        };
         let mut last = None;
         for wait in std::iter::once(Duration::ZERO).chain(RETRIES) {
             tokio::time::sleep(wait).await;
@@ -523,7 +548,9 @@ async fn put_objects(s3: &aws_sdk_s3::Client, uri: &str, images: Vec<Made>) -> R
                 .bucket(bucket)
                 .key(&key)
                 .content_type(content_type)
-                .body(aws_sdk_s3::primitives::ByteStream::from(image.bytes.clone()));
+                .body(aws_sdk_s3::primitives::ByteStream::from(
+                    image.bytes.clone(),
+                ));
             for (k, v) in &image.metadata {
                 put = put.metadata(k, v);
             }

@@ -181,7 +181,10 @@ impl AppState {
                     account_id: config.account_id.clone(),
                     webhook_key: secrets.webhook,
                     image_root: config.data_dir.join("images"),
-                    s3: config.image_s3.as_ref().map(crate::fragment_events::s3_client),
+                    s3: config
+                        .image_s3
+                        .as_ref()
+                        .map(crate::fragment_events::s3_client),
                 },
             ),
             catalog,

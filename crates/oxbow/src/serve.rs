@@ -63,10 +63,19 @@ pub struct ServeArgs {
     #[arg(long, env = "OXBOW_IMAGE_S3_ENDPOINT")]
     image_s3_endpoint: Option<String>,
     /// The access key for --image-s3-endpoint.
-    #[arg(long, env = "OXBOW_IMAGE_S3_ACCESS_KEY_ID", requires = "image_s3_endpoint")]
+    #[arg(
+        long,
+        env = "OXBOW_IMAGE_S3_ACCESS_KEY_ID",
+        requires = "image_s3_endpoint"
+    )]
     image_s3_access_key_id: Option<String>,
     /// The secret key for --image-s3-endpoint.
-    #[arg(long, env = "OXBOW_IMAGE_S3_SECRET_ACCESS_KEY", hide_env_values = true, requires = "image_s3_endpoint")]
+    #[arg(
+        long,
+        env = "OXBOW_IMAGE_S3_SECRET_ACCESS_KEY",
+        hide_env_values = true,
+        requires = "image_s3_endpoint"
+    )]
     image_s3_secret_access_key: Option<String>,
     /// The address the embedded TURN server's relayed sockets bind to and clients are told
     /// (default: the --turn-listen address, or 127.0.0.1 when that is 0.0.0.0). Set it to an
@@ -234,12 +243,15 @@ impl ServeArgs {
         config.iot_trusted_cas = self.iot_trusted_cas;
         config.turn_listen = (!self.no_turn).then_some(self.turn_listen);
         config.turn_tls_listen = Some(self.turn_tls_listen);
-        config.image_s3 = self.image_s3_endpoint.clone().map(|endpoint| oxbow_server::config::S3Target {
-            endpoint,
-            region: config.region.clone(),
-            access_key_id: self.image_s3_access_key_id.clone().unwrap_or_default(),
-            secret_access_key: self.image_s3_secret_access_key.clone().unwrap_or_default(),
-        });
+        config.image_s3 =
+            self.image_s3_endpoint
+                .clone()
+                .map(|endpoint| oxbow_server::config::S3Target {
+                    endpoint,
+                    region: config.region.clone(),
+                    access_key_id: self.image_s3_access_key_id.clone().unwrap_or_default(),
+                    secret_access_key: self.image_s3_secret_access_key.clone().unwrap_or_default(),
+                });
         config.turn_external_ip = self.turn_external_ip;
         config.turn_max_kbps = self.turn_max_kbps;
         config.turn_max_allocations_per_channel = self.turn_max_allocations_per_channel;
