@@ -50,6 +50,52 @@ pub struct MediaArgs {
     /// Measure raw sequential write speed (dd with fsync) in this directory as the baseline.
     #[arg(long)]
     disk_baseline_dir: Option<PathBuf>,
+    /// Send this MKV file's frames (real H.264, fragment by fragment, looping) instead of
+    /// synthetic ones; live latency is then not measured.
+    #[arg(long)]
+    media: Option<PathBuf>,
+    /// Tag every Nth fragment AWS_KINESISVIDEO_IMAGE_GENERATION (0: none).
+    #[arg(long, default_value_t = 0)]
+    tag_images_every: u64,
+    /// Enable image generation on the streams (JPEG every second, to the server's image
+    /// destination `s3://bench/images`).
+    #[arg(long)]
+    image_generation: bool,
+}
+
+/// A file's stream header and its fragments' frames (relative timecode, element).
+struct FileMedia {
+    header: Bytes,
+    fragments: Vec<Vec<(i16, Bytes)>>,
+}
+
+impl FileMedia {
+    fn read(path: &std::path::Path) -> Result<Self, Box<dyn std::error::Error>> {
+        let mut reader = ChunkReader::default();
+        reader.push(&std::fs::read(path)?);
+        let (mut header, mut fragments) = (Vec::new(), Vec::new());
+        for event in reader.finish()? {
+            match event {
+                Event::Header(h) => {
+                    header.extend_from_slice(&h.ebml);
+                    header.extend(write::unknown_size(ids::SEGMENT));
+                    header.extend_from_slice(&h.info);
+                    header.extend_from_slice(&h.tracks);
+                }
+                Event::ClusterStart { .. } => fragments.push(Vec::new()),
+                Event::Frame(f) => {
+                    if let Some(last) = fragments.last_mut() {
+                        last.push((f.relative_timecode, f.element));
+                    }
+                }
+                _ => {}
+            }
+        }
+        Ok(Self {
+            header: Bytes::from(header),
+            fragments,
+        })
+    }
 }
 
 #[derive(Default)]
@@ -99,7 +145,24 @@ pub async fn media(args: MediaArgs) -> Result<(), Box<dyn std::error::Error>> {
                 &serde_json::json!({"StreamName": n, "DataRetentionInHours": args.retention_hours}),
             )
             .await?;
+        if args.image_generation {
+            client
+                .call_json(
+                    "/updateImageGenerationConfiguration",
+                    &serde_json::json!({"StreamName": n, "ImageGenerationConfiguration": {
+                        "Status": "ENABLED", "ImageSelectorType": "SERVER_TIMESTAMP",
+                        "DestinationConfig": {"Uri": "s3://bench/images", "DestinationRegion": args.target.region},
+                        "SamplingInterval": 1000, "Format": "JPEG"}}),
+                )
+                .await?;
+        }
     }
+    let file = args
+        .media
+        .as_deref()
+        .map(FileMedia::read)
+        .transpose()?
+        .map(Arc::new);
     let disk = args.disk_baseline_dir.as_deref().and_then(disk_baseline);
     let before = args.server_pid.and_then(super::proc_sample);
     let stats: Shared = Arc::default();
@@ -120,7 +183,8 @@ pub async fn media(args: MediaArgs) -> Result<(), Box<dyn std::error::Error>> {
     tokio::time::sleep(Duration::from_millis(200)).await;
     let mut producers = Vec::new();
     for (i, n) in names.iter().enumerate() {
-        let p = Producer::new(&args, i);
+        let mut p = Producer::new(&args, i);
+        p.file = file.clone();
         producers.push(tokio::spawn(p.run(
             client.clone(),
             n.clone(),
@@ -209,6 +273,9 @@ struct Producer {
     frames_per_fragment: u64,
     header: Bytes,
     seed: u8,
+    /// Real frames to send instead of synthetic ones.
+    file: Option<Arc<FileMedia>>,
+    tag_images_every: u64,
 }
 
 impl Producer {
@@ -229,6 +296,8 @@ impl Producer {
             frames_per_fragment: (args.fragment_ms * fps / 1000).max(1),
             header: Bytes::from(header),
             seed: i as u8,
+            file: None,
+            tag_images_every: args.tag_images_every,
         }
     }
 
@@ -257,7 +326,13 @@ impl Producer {
         let ack_task = {
             let sent_at = Arc::clone(&sent_at);
             let stats = Arc::clone(&stats);
-            let frag_bytes = (self.frame_bytes as u64 + 8) * self.frames_per_fragment;
+            let frag_bytes = match &self.file {
+                Some(f) => {
+                    let total: usize = f.fragments.iter().flatten().map(|(_, e)| e.len()).sum();
+                    (total / f.fragments.len().max(1)) as u64
+                }
+                None => (self.frame_bytes as u64 + 8) * self.frames_per_fragment,
+            };
             tokio::spawn(async move {
                 while let Some(a) = acks.recv().await {
                     let mut s = stats.lock().unwrap_or_else(|p| p.into_inner());
@@ -278,9 +353,11 @@ impl Producer {
                 }
             })
         };
-        tx.send(self.header.clone())
-            .await
-            .map_err(|e| e.to_string())?;
+        let header = match &self.file {
+            Some(f) => f.header.clone(),
+            None => self.header.clone(),
+        };
+        tx.send(header).await.map_err(|e| e.to_string())?;
         if idle {
             tokio::time::sleep_until(deadline.into()).await;
         } else {
@@ -297,6 +374,9 @@ impl Producer {
         deadline: Instant,
         sent_at: &Mutex<HashMap<u64, Instant>>,
     ) {
+        if let Some(file) = &self.file {
+            return self.send_file(file, tx, deadline, sent_at).await;
+        }
         let mut tick = tokio::time::interval(self.frame_interval);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         while Instant::now() < deadline {
@@ -314,6 +394,54 @@ impl Producer {
                     return;
                 }
             }
+            let end = Bytes::from(write::tags(&[("AWS_KINESISVIDEO_END_OF_FRAGMENT", "")]));
+            if tx.send(end).await.is_err() {
+                return;
+            }
+            if let Ok(mut m) = sent_at.lock() {
+                m.insert(timecode, Instant::now());
+            }
+        }
+    }
+}
+
+impl Producer {
+    /// The file's fragments in turn, each frame at its own time, every Nth fragment tagged
+    /// for image generation.
+    async fn send_file(
+        &self,
+        file: &FileMedia,
+        tx: &mpsc::Sender<Bytes>,
+        deadline: Instant,
+        sent_at: &Mutex<HashMap<u64, Instant>>,
+    ) {
+        let mut n = 0u64;
+        for frames in file.fragments.iter().cycle() {
+            if Instant::now() >= deadline || frames.is_empty() {
+                return;
+            }
+            let timecode = now_us() / 1000;
+            let started = Instant::now();
+            let mut cluster = Vec::new();
+            if self.tag_images_every > 0 && n % self.tag_images_every == 0 {
+                cluster.extend(write::tags(&[("AWS_KINESISVIDEO_IMAGE_GENERATION", "")]));
+            }
+            n += 1;
+            cluster.extend(write::unknown_size(ids::CLUSTER));
+            cluster.extend(write::uint(ids::TIMECODE, timecode));
+            if tx.send(Bytes::from(cluster)).await.is_err() {
+                return;
+            }
+            for (relative, element) in frames {
+                let due = started + Duration::from_millis((*relative).max(0) as u64);
+                tokio::time::sleep_until(due.into()).await;
+                if tx.send(element.clone()).await.is_err() {
+                    return;
+                }
+            }
+            // The file's fragments last about the same: the next starts a frame later.
+            let last = frames.last().map(|f| f.0.max(0) as u64).unwrap_or(0);
+            tokio::time::sleep_until((started + Duration::from_millis(last + 40)).into()).await;
             let end = Bytes::from(write::tags(&[("AWS_KINESISVIDEO_END_OF_FRAGMENT", "")]));
             if tx.send(end).await.is_err() {
                 return;
