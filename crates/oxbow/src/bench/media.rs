@@ -415,18 +415,16 @@ impl Producer {
         deadline: Instant,
         sent_at: &Mutex<HashMap<u64, Instant>>,
     ) {
-        let mut n = 0u64;
-        for frames in file.fragments.iter().cycle() {
+        for (n, frames) in file.fragments.iter().cycle().enumerate() {
             if Instant::now() >= deadline || frames.is_empty() {
                 return;
             }
             let timecode = now_us() / 1000;
             let started = Instant::now();
             let mut cluster = Vec::new();
-            if self.tag_images_every > 0 && n % self.tag_images_every == 0 {
+            if self.tag_images_every > 0 && n as u64 % self.tag_images_every == 0 {
                 cluster.extend(write::tags(&[("AWS_KINESISVIDEO_IMAGE_GENERATION", "")]));
             }
-            n += 1;
             cluster.extend(write::unknown_size(ids::CLUSTER));
             cluster.extend(write::uint(ids::TIMECODE, timecode));
             if tx.send(Bytes::from(cluster)).await.is_err() {
