@@ -422,7 +422,7 @@ impl Producer {
             let timecode = now_us() / 1000;
             let started = Instant::now();
             let mut cluster = Vec::new();
-            if self.tag_images_every > 0 && n as u64 % self.tag_images_every == 0 {
+            if self.tag_images_every > 0 && (n as u64).is_multiple_of(self.tag_images_every) {
                 cluster.extend(write::tags(&[("AWS_KINESISVIDEO_IMAGE_GENERATION", "")]));
             }
             cluster.extend(write::unknown_size(ids::CLUSTER));
