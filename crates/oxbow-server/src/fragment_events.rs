@@ -214,6 +214,10 @@ fn bury(dead: &Mutex<VecDeque<DeadLetter>>, letter: DeadLetter) {
     dead.push_back(letter);
 }
 
+/// Images decoded at once: one core at most goes to image generation, so a burst of tagged
+/// fragments does not take the CPU that ingest and its acknowledgements need.
+static DECODING: Semaphore = Semaphore::const_new(1);
+
 async fn work(
     mut rx: mpsc::Receiver<(Tagged, Arc<StreamLog>)>,
     ctx: Arc<Context>,
@@ -441,7 +445,8 @@ async fn images(
     let producer = config["ImageSelectorType"] == "PRODUCER_TIMESTAMP";
     let (account, name) = (ctx.account_id.clone(), stream.name.clone());
     let (number, custom) = (t.fragment_number.clone(), custom.clone());
-    // Decoded and encoded off the async threads.
+    // Decoded and encoded off the async threads, one fragment at a time.
+    let _decoding = DECODING.acquire().await.map_err(|e| e.to_string())?;
     let made = tokio::task::spawn_blocking(move || -> Result<Vec<Made>, String> {
         let demuxed = oxbow_package::demux::demux(
             &header.ebml,
