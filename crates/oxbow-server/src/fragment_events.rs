@@ -79,6 +79,8 @@ pub struct Context {
     pub image_root: PathBuf,
     /// The S3-compatible server images go to, when one is configured.
     pub s3: Option<aws_sdk_s3::Client>,
+    /// The image generation thread (see [`decoder_thread`]).
+    pub decoder: std::sync::mpsc::SyncSender<DecodeJob>,
 }
 
 /// An S3 client for an S3-compatible server (path-style requests, its own key).
@@ -214,9 +216,46 @@ fn bury(dead: &Mutex<VecDeque<DeadLetter>>, letter: DeadLetter) {
     dead.push_back(letter);
 }
 
-/// Images decoded at once: one core at most goes to image generation, so a burst of tagged
-/// fragments does not take the CPU that ingest and its acknowledgements need.
-static DECODING: Semaphore = Semaphore::const_new(1);
+/// Image work for the decoding thread.
+pub type DecodeJob = Box<dyn FnOnce() + Send>;
+
+/// The one thread image generation decodes and encodes on, at the lowest scheduling priority
+/// (nice 19): it takes one core at most, and only what ingest and its acknowledgements leave.
+pub fn decoder_thread() -> std::sync::mpsc::SyncSender<DecodeJob> {
+    let (tx, rx) = std::sync::mpsc::sync_channel::<DecodeJob>(64);
+    let spawned = std::thread::Builder::new()
+        .name("oxbow-images".into())
+        .spawn(move || {
+            if let Err(e) = thread_priority::ThreadPriority::Min.set_for_current() {
+                tracing::debug!(error = ?e, "image generation runs at normal priority");
+            }
+            while let Ok(job) = rx.recv() {
+                job();
+            }
+        });
+    if let Err(e) = spawned {
+        tracing::error!(error = %e, "cannot start the image generation thread");
+    }
+    tx
+}
+
+/// Runs `work` on the decoding thread and waits for its answer.
+async fn on_decoder<T: Send + 'static>(
+    decoder: &std::sync::mpsc::SyncSender<DecodeJob>,
+    work: impl FnOnce() -> T + Send + 'static,
+) -> Result<T, String> {
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    let job: DecodeJob = Box::new(move || {
+        let _ = tx.send(work());
+    });
+    let decoder = decoder.clone();
+    // The queue is bounded: waiting for room happens off the async threads.
+    tokio::task::spawn_blocking(move || decoder.send(job))
+        .await
+        .map_err(|e| e.to_string())?
+        .map_err(|_| "the image generation thread is gone".to_string())?;
+    rx.await.map_err(|_| "the image generation thread dropped the work".to_string())
+}
 
 async fn work(
     mut rx: mpsc::Receiver<(Tagged, Arc<StreamLog>)>,
@@ -445,9 +484,8 @@ async fn images(
     let producer = config["ImageSelectorType"] == "PRODUCER_TIMESTAMP";
     let (account, name) = (ctx.account_id.clone(), stream.name.clone());
     let (number, custom) = (t.fragment_number.clone(), custom.clone());
-    // Decoded and encoded off the async threads, one fragment at a time.
-    let _decoding = DECODING.acquire().await.map_err(|e| e.to_string())?;
-    let made = tokio::task::spawn_blocking(move || -> Result<Vec<Made>, String> {
+    // Decoded and encoded on the low-priority image thread, one fragment at a time.
+    let made = on_decoder(&ctx.decoder, move || -> Result<Vec<Made>, String> {
         let demuxed = oxbow_package::demux::demux(
             &header.ebml,
             &header.segment_head,
@@ -512,8 +550,7 @@ async fn images(
         }
         Ok(out)
     })
-    .await
-    .map_err(|e| e.to_string())??;
+    .await??;
     match &ctx.s3 {
         Some(s3) => put_objects(s3, uri, made).await,
         None => write_files(&dir, made),

@@ -185,6 +185,7 @@ impl AppState {
                         .image_s3
                         .as_ref()
                         .map(crate::fragment_events::s3_client),
+                    decoder: crate::fragment_events::decoder_thread(),
                 },
             ),
             catalog,
