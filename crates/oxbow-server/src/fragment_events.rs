@@ -254,7 +254,8 @@ async fn on_decoder<T: Send + 'static>(
         .await
         .map_err(|e| e.to_string())?
         .map_err(|_| "the image generation thread is gone".to_string())?;
-    rx.await.map_err(|_| "the image generation thread dropped the work".to_string())
+    rx.await
+        .map_err(|_| "the image generation thread dropped the work".to_string())
 }
 
 async fn work(
