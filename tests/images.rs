@@ -213,3 +213,25 @@ async fn get_images_pages_scales_and_refuses_bad_requests() {
     let e = request().stream_name("nope").send().await.unwrap_err();
     assert_eq!(code(e), "ResourceNotFoundException");
 }
+
+#[tokio::test]
+async fn h265_images_are_media_errors() {
+    // No maintained H.265 decoder builds here without a system library: each image says so.
+    let server = TestServer::start();
+    create_stream_with(&server, "cam", 24).await;
+    put_file(&server, "cam", &hevc_fixture(), false).await;
+    let first = first_producer_ms(&server).await;
+    let out = archive_sdk(&server)
+        .get_images()
+        .stream_name("cam")
+        .image_selector_type(ImageSelectorType::ProducerTimestamp)
+        .start_timestamp(DateTime::from_millis(first))
+        .end_timestamp(DateTime::from_millis(first + 2000))
+        .sampling_interval(1000)
+        .format(Format::Jpeg)
+        .send()
+        .await
+        .unwrap();
+    let errors: Vec<_> = out.images().iter().map(|i| i.error().cloned()).collect();
+    assert_eq!(errors, vec![Some(ImageError::MediaError); 3]);
+}

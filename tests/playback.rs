@@ -534,33 +534,6 @@ async fn streams_that_cannot_be_packaged_get_the_documented_errors() {
     }
 }
 
-/// H.265 video alone (no audio), 25 fps with a key frame a second, made by ffmpeg once.
-fn hevc_fixture() -> std::path::PathBuf {
-    let path = std::env::temp_dir().join("oxbow-fixture-hevc-3s.mkv");
-    if path.exists() {
-        return path;
-    }
-    let tmp = temp_dir("hevc").join("f.mkv");
-    let status = Command::new("ffmpeg")
-        .args(["-y", "-loglevel", "error", "-f", "lavfi", "-i"])
-        .args([
-            "testsrc2=size=320x240:rate=25",
-            "-t",
-            "3",
-            "-c:v",
-            "libx265",
-        ])
-        .args(["-preset", "ultrafast", "-x265-params"])
-        .args(["keyint=25:min-keyint=25:scenecut=0:bframes=0:log-level=error"])
-        .args(["-f", "matroska"])
-        .arg(&tmp)
-        .status()
-        .expect("ffmpeg");
-    assert!(status.success(), "ffmpeg could not make H.265");
-    std::fs::rename(&tmp, &path).unwrap();
-    path
-}
-
 #[tokio::test]
 async fn h265_plays_in_fmp4_and_is_refused_in_mpeg_ts() {
     let server = TestServer::start();
