@@ -189,6 +189,12 @@ async fn a_notification_the_webhook_refuses_is_retried_then_kept_as_a_dead_lette
         "{letters}"
     );
     assert_eq!(letters["DeadLetters"].as_array().unwrap().len(), 1);
+    // The record outlives a restart.
+    let dir = server.data_dir.clone();
+    drop(server);
+    let again = TestServer::start_in(&dir, &[], true);
+    let after = admin(&again, "ListDeadLetters", serde_json::json!({})).await;
+    assert_eq!(after["DeadLetters"], letters["DeadLetters"]);
 }
 
 #[tokio::test]

@@ -3,7 +3,8 @@
 //! webhook, signed), and fragments tagged `AWS_KINESISVIDEO_IMAGE_GENERATION` become images in
 //! the stream's image destination. PutMedia only hands tags to a bounded queue (`watch` follows
 //! the stream's live feed, it never waits on the session); a full queue, a failing webhook or
-//! an image that cannot be written ends as a dead letter the admin can list, never silently.
+//! an image that cannot be written ends as a dead letter the admin can list (kept in
+//! `<data-dir>/dead-letters.jsonl` across restarts), never silently.
 
 use std::collections::VecDeque;
 use std::path::PathBuf;
@@ -49,12 +50,12 @@ pub struct Tagged {
 }
 
 /// Something that could not be delivered.
-#[derive(Debug, Clone, serde::Serialize)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "PascalCase")]
 pub struct DeadLetter {
     pub stream_arn: String,
     pub fragment_number: String,
-    pub kind: &'static str,
+    pub kind: String,
     pub destination: String,
     pub error: String,
     pub at_ms: i64,
@@ -63,7 +64,7 @@ pub struct DeadLetter {
 /// The service: a bounded queue, a worker, the webhook key, the dead letters.
 pub struct FragmentEvents {
     queue: mpsc::Sender<(Tagged, Arc<StreamLog>)>,
-    dead: Arc<Mutex<VecDeque<DeadLetter>>>,
+    dead: Arc<DeadLetters>,
     /// Stream incarnations followed now (one follower each, however many sessions).
     watched: Arc<Mutex<std::collections::HashSet<String>>>,
 }
@@ -106,7 +107,9 @@ impl FragmentEvents {
     /// Starts the worker.
     pub fn start(context: Context) -> Self {
         let (queue, rx) = mpsc::channel(QUEUE);
-        let dead = Arc::new(Mutex::new(VecDeque::new()));
+        let dead = Arc::new(DeadLetters::open(
+            context.image_root.with_file_name("dead-letters.jsonl"),
+        ));
         tokio::spawn(work(rx, Arc::new(context), Arc::clone(&dead)));
         Self {
             queue,
@@ -180,7 +183,7 @@ impl FragmentEvents {
                         DeadLetter {
                             stream_arn: arn.clone(),
                             fragment_number: tagged.fragment_number,
-                            kind: "QUEUE",
+                            kind: "QUEUE".into(),
                             destination: String::new(),
                             error: "too many tagged fragments waiting".into(),
                             at_ms: oxbow_core::time::now_ms(),
@@ -197,7 +200,37 @@ impl FragmentEvents {
 
     /// The dead letters, oldest first.
     pub fn dead_letters(&self) -> Vec<DeadLetter> {
-        self.dead
+        self.dead.snapshot()
+    }
+}
+
+/// The last dead letters, kept in memory and appended to a file in the data directory so
+/// they outlive a restart.
+pub struct DeadLetters {
+    list: Mutex<VecDeque<DeadLetter>>,
+    path: PathBuf,
+}
+
+impl DeadLetters {
+    /// The letters of earlier runs (the newest [`DEAD_LETTERS`] of the file) and where new
+    /// ones go.
+    fn open(path: PathBuf) -> Self {
+        let mut list: VecDeque<DeadLetter> = std::fs::read_to_string(&path)
+            .unwrap_or_default()
+            .lines()
+            .filter_map(|l| serde_json::from_str(l).ok())
+            .collect();
+        while list.len() > DEAD_LETTERS {
+            list.pop_front();
+        }
+        Self {
+            list: Mutex::new(list),
+            path,
+        }
+    }
+
+    fn snapshot(&self) -> Vec<DeadLetter> {
+        self.list
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .iter()
@@ -206,14 +239,30 @@ impl FragmentEvents {
     }
 }
 
-fn bury(dead: &Mutex<VecDeque<DeadLetter>>, letter: DeadLetter) {
-    tracing::warn!(stream = %letter.stream_arn, fragment = %letter.fragment_number, kind = letter.kind,
+fn bury(dead: &DeadLetters, letter: DeadLetter) {
+    tracing::warn!(stream = %letter.stream_arn, fragment = %letter.fragment_number, kind = %letter.kind,
         destination = %letter.destination, error = %letter.error, "fragment event not delivered");
-    let mut dead = dead.lock().unwrap_or_else(|e| e.into_inner());
-    if dead.len() == DEAD_LETTERS {
-        dead.pop_front();
+    let line = serde_json::to_string(&letter).unwrap_or_default() + "\n";
+    {
+        let mut list = dead.list.lock().unwrap_or_else(|e| e.into_inner());
+        if list.len() == DEAD_LETTERS {
+            list.pop_front();
+        }
+        list.push_back(letter);
     }
-    dead.push_back(letter);
+    // Appended off the async threads; a lost line costs the record, not the letter in memory.
+    let path = dead.path.clone();
+    tokio::task::spawn_blocking(move || {
+        use std::io::Write;
+        let appended = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&path)
+            .and_then(|mut f| f.write_all(line.as_bytes()));
+        if let Err(e) = appended {
+            tracing::warn!(path = %path.display(), error = %e, "cannot record a dead letter");
+        }
+    });
 }
 
 /// Image work for the decoding thread.
@@ -261,7 +310,7 @@ async fn on_decoder<T: Send + 'static>(
 async fn work(
     mut rx: mpsc::Receiver<(Tagged, Arc<StreamLog>)>,
     ctx: Arc<Context>,
-    dead: Arc<Mutex<VecDeque<DeadLetter>>>,
+    dead: Arc<DeadLetters>,
 ) {
     let slots = Arc::new(Semaphore::new(IN_FLIGHT));
     while let Some((tagged, log)) = rx.recv().await {
@@ -281,7 +330,7 @@ fn enabled(config: &Option<Value>) -> Option<&Value> {
     config.as_ref().filter(|c| c["Status"] == "ENABLED")
 }
 
-async fn handle(ctx: &Context, dead: &Mutex<VecDeque<DeadLetter>>, t: Tagged, log: Arc<StreamLog>) {
+async fn handle(ctx: &Context, dead: &DeadLetters, t: Tagged, log: Arc<StreamLog>) {
     // The configuration as it is now (it may have changed since the session began).
     let Ok(Some(stream)) = ctx.catalog.streams().get(&t.stream_name).await else {
         return;
@@ -289,10 +338,10 @@ async fn handle(ctx: &Context, dead: &Mutex<VecDeque<DeadLetter>>, t: Tagged, lo
     if stream.creation_ms != t.creation_ms {
         return;
     }
-    let letter = |kind: &'static str, destination: &str, error: String| DeadLetter {
+    let letter = |kind: &str, destination: &str, error: String| DeadLetter {
         stream_arn: stream.arn.clone(),
         fragment_number: t.fragment_number.clone(),
-        kind,
+        kind: kind.to_string(),
         destination: destination.to_string(),
         error,
         at_ms: oxbow_core::time::now_ms(),
