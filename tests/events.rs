@@ -442,3 +442,67 @@ impl Drop for KillOnDrop {
         let _ = self.0.wait();
     }
 }
+
+#[tokio::test]
+async fn notifications_reach_an_https_webhook_trusted_by_a_given_ca() {
+    // A CA of the test's own, trusted through --webhook-ca, and a certificate it issued for
+    // localhost.
+    use rcgen::{BasicConstraints, CertificateParams, IsCa, KeyPair};
+    let dir = temp_dir("tls-hook");
+    let (ca_file, cert, key) = (
+        dir.join("ca.pem"),
+        dir.join("cert.pem"),
+        dir.join("key.pem"),
+    );
+    let ca_key = KeyPair::generate().unwrap();
+    let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    let ca = ca_params.self_signed(&ca_key).unwrap();
+    let leaf_key = KeyPair::generate().unwrap();
+    let leaf = CertificateParams::new(vec!["localhost".to_string()])
+        .unwrap()
+        .signed_by(&leaf_key, &ca, &ca_key)
+        .unwrap();
+    std::fs::write(&ca_file, ca.pem()).unwrap();
+    std::fs::write(&cert, leaf.pem()).unwrap();
+    std::fs::write(&key, leaf_key.serialize_pem()).unwrap();
+    let mut hook = std::process::Command::new("python3")
+        .arg(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../../tests/webhook_tls.py"
+        ))
+        .args([&cert, &key, &dir])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let port = {
+        use std::io::BufRead;
+        let mut line = String::new();
+        std::io::BufReader::new(hook.stdout.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        line.trim().to_string()
+    };
+    let _hook = KillOnDrop(hook);
+    let server = TestServer::start_with(&["--webhook-ca", ca_file.to_str().unwrap()]);
+    create_stream_with(&server, "cam", 24).await;
+    notify_to(&server, "cam", &format!("https://localhost:{port}/hook")).await;
+    let body = tagged_fixture(2, now_ms(), &[("AWS_KINESISVIDEO_NOTIFICATION", "")]);
+    put_raw(&server, "cam", vec![(0, body)]).await;
+    let received = dir.join("received-0.json");
+    for _ in 0..100 {
+        if received.exists() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let envelope: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&received).expect("the https webhook was called"))
+            .unwrap();
+    let message: serde_json::Value =
+        serde_json::from_str(envelope["Message"].as_str().unwrap()).unwrap();
+    assert_eq!(message["NotificationType"], "PERSISTED");
+    assert!(std::fs::read_to_string(dir.join("received-0.sig"))
+        .unwrap()
+        .starts_with("sha256="));
+}

@@ -37,6 +37,8 @@ pub struct ServerConfig {
     /// Where image generation writes `s3://bucket/prefix` destinations: an S3-compatible
     /// server; `None` writes them under `<data_dir>/images/` instead.
     pub image_s3: Option<S3Target>,
+    /// CA files (PEM) trusted for https:// notification webhooks besides the system's.
+    pub webhook_cas: Vec<PathBuf>,
     /// The address relayed sockets bind to and clients are told about (default: the listen
     /// address, or 127.0.0.1 when that is unspecified).
     pub turn_external_ip: Option<std::net::IpAddr>,
@@ -188,6 +190,7 @@ impl ServerConfig {
             turn_listen: None,
             turn_tls_listen: None,
             image_s3: None,
+            webhook_cas: Vec::new(),
             turn_external_ip: None,
             turn_max_kbps: 5_000,
             turn_max_allocations_per_channel: 50,

@@ -82,6 +82,8 @@ pub struct Context {
     pub s3: Option<aws_sdk_s3::Client>,
     /// The image generation thread (see [`decoder_thread`]).
     pub decoder: std::sync::mpsc::SyncSender<DecodeJob>,
+    /// TLS for https:// webhooks.
+    pub tls: tokio_rustls::TlsConnector,
 }
 
 /// An S3 client for an S3-compatible server (path-style requests, its own key).
@@ -426,7 +428,7 @@ async fn notify(ctx: &Context, uri: &str, topic: &str, message: &Value) -> Resul
     let mut last = String::new();
     for (attempt, wait) in std::iter::once(Duration::ZERO).chain(RETRIES).enumerate() {
         tokio::time::sleep(wait).await;
-        match post(uri, &body, &signature).await {
+        match post(&ctx.tls, uri, &body, &signature).await {
             Ok(()) => return Ok(()),
             Err(e) => {
                 tracing::debug!(%uri, attempt, error = %e, "notification not delivered yet");
@@ -440,47 +442,71 @@ async fn notify(ctx: &Context, uri: &str, topic: &str, message: &Value) -> Resul
     ))
 }
 
-/// One POST to an `http://host[:port]/path` URL; Ok on a 2xx answer.
-async fn post(uri: &str, body: &str, signature: &str) -> Result<(), String> {
-    use http_body_util::{BodyExt, Full};
-    let rest = uri
-        .strip_prefix("http://")
-        .ok_or_else(|| format!("{uri}: only http:// webhooks are delivered"))?;
+/// One POST to an `http://` or `https://` `host[:port]/path` URL; Ok on a 2xx answer.
+async fn post(
+    tls: &tokio_rustls::TlsConnector,
+    uri: &str,
+    body: &str,
+    signature: &str,
+) -> Result<(), String> {
+    let (secure, rest) = match (uri.strip_prefix("https://"), uri.strip_prefix("http://")) {
+        (Some(rest), _) => (true, rest),
+        (None, Some(rest)) => (false, rest),
+        _ => return Err(format!("{uri}: webhooks are http:// or https:// URLs")),
+    };
     let (authority, path) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
     let path = if path.is_empty() { "/" } else { path };
-    let addr = if authority.contains(':') {
-        authority.to_string()
-    } else {
-        format!("{authority}:80")
+    let (host, addr) = match authority.rsplit_once(':') {
+        Some((host, _)) => (host.to_string(), authority.to_string()),
+        None => (
+            authority.to_string(),
+            format!("{authority}:{}", if secure { 443 } else { 80 }),
+        ),
     };
     let attempt = async {
         let tcp = tokio::net::TcpStream::connect(&addr)
             .await
             .map_err(|e| e.to_string())?;
-        let (mut sender, conn) =
-            hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(tcp))
-                .await
-                .map_err(|e| e.to_string())?;
-        tokio::spawn(conn);
         let req = http::Request::post(path)
             .header("host", authority)
             .header("content-type", "application/json")
             .header("x-amz-sns-message-type", "Notification")
             .header("x-oxbow-signature", signature)
-            .body(Full::new(Bytes::from(body.to_string())))
+            .body(http_body_util::Full::new(Bytes::from(body.to_string())))
             .map_err(|e| e.to_string())?;
-        let resp = sender.send_request(req).await.map_err(|e| e.to_string())?;
-        let status = resp.status();
-        let _ = resp.into_body().collect().await;
-        if status.is_success() {
-            Ok(())
+        if secure {
+            let name = rustls::pki_types::ServerName::try_from(host.clone())
+                .map_err(|e| format!("{host}: {e}"))?;
+            let stream = tls.connect(name, tcp).await.map_err(|e| e.to_string())?;
+            exchange(stream, req).await
         } else {
-            Err(format!("the webhook answered {status}"))
+            exchange(tcp, req).await
         }
     };
     tokio::time::timeout(Duration::from_secs(10), attempt)
         .await
         .map_err(|_| "the webhook did not answer within 10 s".to_string())?
+}
+
+/// Sends one request on a fresh connection; Ok on a 2xx answer.
+async fn exchange<S>(io: S, req: http::Request<http_body_util::Full<Bytes>>) -> Result<(), String>
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    use http_body_util::BodyExt;
+    let (mut sender, conn) =
+        hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(io))
+            .await
+            .map_err(|e| e.to_string())?;
+    tokio::spawn(conn);
+    let resp = sender.send_request(req).await.map_err(|e| e.to_string())?;
+    let status = resp.status();
+    let _ = resp.into_body().collect().await;
+    if status.is_success() {
+        Ok(())
+    } else {
+        Err(format!("the webhook answered {status}"))
+    }
 }
 
 /// Images of a tagged fragment written under the destination: `<root>/<bucket>/<prefix>/`

@@ -235,6 +235,7 @@ impl Server {
         let keys = state::ServerKeys {
             playback: key("playback-session.key")?,
             webhook: key("notification-webhook.key")?,
+            webhook_tls: tls::client_connector(&config.webhook_cas)?,
         };
         let state = Arc::new(AppState::new(
             Arc::new(catalog),

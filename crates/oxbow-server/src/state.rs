@@ -129,6 +129,8 @@ pub struct ServerKeys {
     pub playback: Vec<u8>,
     /// Signs notification webhooks.
     pub webhook: Vec<u8>,
+    /// Trusts https:// webhooks.
+    pub webhook_tls: tokio_rustls::TlsConnector,
 }
 
 impl AppState {
@@ -186,6 +188,7 @@ impl AppState {
                         .as_ref()
                         .map(crate::fragment_events::s3_client),
                     decoder: crate::fragment_events::decoder_thread(),
+                    tls: secrets.webhook_tls,
                 },
             ),
             catalog,

@@ -62,6 +62,26 @@ pub fn acceptor(id: &Identity) -> Result<TlsAcceptor, ServerError> {
     Ok(TlsAcceptor::from(Arc::new(server)))
 }
 
+/// The connector Oxbow's own outgoing HTTPS (notification webhooks) uses: the system's root
+/// certificates and any CA files given.
+pub fn client_connector(extra_cas: &[PathBuf]) -> Result<tokio_rustls::TlsConnector, ServerError> {
+    let mut roots = rustls::RootCertStore::empty();
+    for cert in rustls_native_certs::load_native_certs().certs {
+        let _ = roots.add(cert);
+    }
+    for path in extra_cas {
+        for cert in load_certs(path)? {
+            roots.add(cert).map_err(tls_err)?;
+        }
+    }
+    let config = rustls::ClientConfig::builder_with_provider(provider())
+        .with_safe_default_protocol_versions()
+        .map_err(tls_err)?
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    Ok(tokio_rustls::TlsConnector::from(Arc::new(config)))
+}
+
 /// The acceptor of the TURN-over-TLS listener: the main certificate, no ALPN (TURN clients
 /// offer none, or `stun.turn`).
 pub fn turn_acceptor(id: &Identity) -> Result<TlsAcceptor, ServerError> {

@@ -62,6 +62,10 @@ pub struct ServeArgs {
     /// server (path-style, e.g. http://127.0.0.1:9000) instead of <data-dir>/images/.
     #[arg(long, env = "OXBOW_IMAGE_S3_ENDPOINT")]
     image_s3_endpoint: Option<String>,
+    /// A PEM CA file trusted for https:// notification webhooks besides the system's roots
+    /// (repeatable).
+    #[arg(long = "webhook-ca")]
+    webhook_cas: Vec<PathBuf>,
     /// The access key for --image-s3-endpoint.
     #[arg(
         long,
@@ -243,6 +247,7 @@ impl ServeArgs {
         config.iot_trusted_cas = self.iot_trusted_cas;
         config.turn_listen = (!self.no_turn).then_some(self.turn_listen);
         config.turn_tls_listen = Some(self.turn_tls_listen);
+        config.webhook_cas = self.webhook_cas.clone();
         config.image_s3 =
             self.image_s3_endpoint
                 .clone()
