@@ -667,3 +667,45 @@ async fn ffmpeg_and_gstreamer_play_a_live_low_latency_stream() {
     // coalesce: a decoded frame reaching the sink shows it plays (none does when it cannot).
     assert!(gstreamer >= 1, "GStreamer rendered {gstreamer} frames");
 }
+
+#[tokio::test]
+async fn hls_starts_a_new_init_segment_after_a_change_of_codec_private_data() {
+    // Two producers one after the other, 320x240 then 640x360: the stream's header changes,
+    // and the playlist starts a new init segment after a discontinuity (KVS supports this for
+    // HLS).
+    let server = TestServer::start();
+    let (small, before) = stored(&server, "cam", 2).await;
+    let large = fixture_sized(2, "640x360");
+    put_file(&server, "cam", &large, false).await;
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    let url = hls_session(
+        &server,
+        HlsPlaybackMode::OnDemand,
+        ContainerFormat::FragmentedMp4,
+        Some(before),
+    )
+    .await;
+    let (base, video) = base_and_video(&url);
+    let playlist = fetch(&format!("{base}{video}")).body;
+    let maps: Vec<&str> = playlist
+        .lines()
+        .filter(|l| l.starts_with("#EXT-X-MAP"))
+        .collect();
+    assert_eq!(maps.len(), 2, "{playlist}");
+    assert_ne!(maps[0], maps[1]);
+    assert_eq!(
+        playlist.matches("#EXT-X-DISCONTINUITY\n").count(),
+        1,
+        "{playlist}"
+    );
+    // ffmpeg plays on into the second file. (It decodes 86 of the 100 frames: it keeps the
+    // first init segment's decoder across the switch and drops frames until it recovers; see
+    // docs/compatibility.md.)
+    let first = decoded_frames_of(small.to_str().unwrap(), "v:0");
+    let both = first + decoded_frames_of(large.to_str().unwrap(), "v:0");
+    let decoded = decoded_frames_of(&url, "v:0");
+    assert!(
+        decoded > first + 25 && decoded <= both,
+        "{decoded} of {both}"
+    );
+}

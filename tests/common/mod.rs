@@ -561,7 +561,17 @@ pub async fn attach_new_policy(
 /// Real media: H.264 (one key frame a second, 25 fps) and AAC, made by ffmpeg once per test
 /// process and cached in the temp directory.
 pub fn fixture(seconds: u32) -> PathBuf {
-    let path = std::env::temp_dir().join(format!("oxbow-fixture-{seconds}s.mkv"));
+    fixture_sized(seconds, "320x240")
+}
+
+/// The same media at another picture size (`640x360`).
+pub fn fixture_sized(seconds: u32, size: &str) -> PathBuf {
+    let name = if size == "320x240" {
+        format!("oxbow-fixture-{seconds}s.mkv")
+    } else {
+        format!("oxbow-fixture-{seconds}s-{size}.mkv")
+    };
+    let path = std::env::temp_dir().join(name);
     if path.exists() {
         return path;
     }
@@ -574,7 +584,7 @@ pub fn fixture(seconds: u32) -> PathBuf {
             "-f",
             "lavfi",
             "-i",
-            "testsrc2=size=320x240:rate=25",
+            &format!("testsrc2=size={size}:rate=25"),
         ])
         .args([
             "-f",
