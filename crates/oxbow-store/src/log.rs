@@ -366,6 +366,11 @@ impl StreamLog {
         self.lock().entries.iter().map(|e| e.meta).collect()
     }
 
+    /// The index entry of fragment `seq`, if the index holds it.
+    pub fn meta(&self, seq: u64) -> Option<FragmentMeta> {
+        find(&self.lock().entries, seq).map(|e| e.meta)
+    }
+
     /// Whether the index holds fragment `seq`.
     pub fn contains(&self, seq: u64) -> bool {
         find(&self.lock().entries, seq).is_some()

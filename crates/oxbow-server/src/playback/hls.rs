@@ -103,10 +103,7 @@ pub async fn resource(state: &Arc<AppState>, call: &Call) -> Result<Reply, ApiEr
 }
 
 fn belongs(session: &Session, log: &StreamLog, seq: u64) -> bool {
-    log.fragments()
-        .iter()
-        .find(|m| m.seq == seq)
-        .is_some_and(|m| select::serves(session, m))
+    log.meta(seq).is_some_and(|m| select::serves(session, &m))
 }
 
 const M3U8: &str = "application/vnd.apple.mpegurl";

@@ -148,7 +148,7 @@ pub async fn part(
         return Ok(b);
     }
     let header = |id| segments::header(log, id);
-    let stored_now = |log: &StreamLog| log.fragments().iter().any(|m| m.seq == seq);
+    let stored_now = |log: &StreamLog| log.contains(seq);
     let exists = |log: &StreamLog| -> bool {
         stored_now(log)
             || arriving(log, header, track_number, Some(seq))

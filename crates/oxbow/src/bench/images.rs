@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use clap::Args;
 
-use super::{median, proc_sample, Target};
+use super::{cpu_since, median, proc_sample, Target};
 
 #[derive(Args)]
 pub struct ImagesArgs {
@@ -68,12 +68,7 @@ pub async fn images(args: ImagesArgs) -> Result<(), Box<dyn std::error::Error>> 
             .as_array()
             .map(|a| a.iter().filter(|i| i.get("ImageContent").is_some()).count())
             .unwrap_or(0);
-        let cpu = args
-            .server_pid
-            .and_then(proc_sample)
-            .map(|s| s.0)
-            .zip(cpu0)
-            .map(|(a, b)| a - b);
+        let cpu = cpu_since(args.server_pid, cpu0);
         let rate = images as f64 / secs;
         rates.push(rate);
         let line = match cpu {

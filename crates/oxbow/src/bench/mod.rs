@@ -131,6 +131,14 @@ pub fn proc_sample(pid: u32) -> Option<(f64, u64)> {
     Some((ticks as f64 / 100.0, rss_kb * 1024))
 }
 
+/// CPU seconds the server (`pid`) used since `before` (a [`proc_sample`] CPU reading).
+pub fn cpu_since(pid: Option<u32>, before: Option<f64>) -> Option<f64> {
+    pid.and_then(proc_sample)
+        .map(|s| s.0)
+        .zip(before)
+        .map(|(now, then)| now - then)
+}
+
 /// The `q` quantile of sorted samples (nearest rank).
 pub fn percentile(sorted: &[u64], q: f64) -> f64 {
     if sorted.is_empty() {

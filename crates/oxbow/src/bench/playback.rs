@@ -13,7 +13,7 @@ use clap::Args;
 use http_body_util::BodyExt;
 
 use super::control::BenchError;
-use super::{median, proc_sample, Target};
+use super::{cpu_since, median, proc_sample, Target};
 
 #[derive(Args)]
 pub struct PlaybackArgs {
@@ -155,6 +155,12 @@ async fn load(
     ))
 }
 
+/// Requests per second and MB per second of a run.
+fn rates(requests: u64, bytes: u64, seconds: u64) -> (f64, f64) {
+    let s = seconds.max(1) as f64;
+    (requests as f64 / s, bytes as f64 / s / 1e6)
+}
+
 pub async fn playback(args: PlaybackArgs) -> Result<(), Box<dyn std::error::Error>> {
     let client = args.target.client()?;
     let stream = "bench-playback";
@@ -268,16 +274,8 @@ pub async fn playback(args: PlaybackArgs) -> Result<(), Box<dyn std::error::Erro
             args.players,
         )
         .await?;
-        let cpu = args
-            .server_pid
-            .and_then(proc_sample)
-            .map(|s| s.0)
-            .zip(cpu0)
-            .map(|(a, b)| a - b);
-        let (rps, mbps) = (
-            r as f64 / args.seconds as f64,
-            b as f64 / args.seconds as f64 / 1e6,
-        );
+        let cpu = cpu_since(args.server_pid, cpu0);
+        let (rps, mbps) = rates(r, b, args.seconds);
         println!(
             "run {}: oxbow  {:>8.0} req/s {:>8.1} MB/s{}",
             run + 1,
@@ -298,10 +296,7 @@ pub async fn playback(args: PlaybackArgs) -> Result<(), Box<dyn std::error::Erro
                 args.players,
             )
             .await?;
-            let (rps, mbps) = (
-                r as f64 / args.seconds as f64,
-                b as f64 / args.seconds as f64 / 1e6,
-            );
+            let (rps, mbps) = rates(r, b, args.seconds);
             println!(
                 "run {}: static {:>8.0} req/s {:>8.1} MB/s",
                 run + 1,
