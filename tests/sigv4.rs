@@ -164,7 +164,7 @@ fn unknown_paths_and_case_sensitivity() {
     assert_eq!(r.status, 404);
     // A KVS operation that is not built yet says so.
     {
-        let (path, name) = ("/joinStorageSession", "JoinStorageSession");
+        let (path, name) = ("/joinStorageSessionAsViewer", "JoinStorageSessionAsViewer");
         let r = post_ok(&server, path, "{}");
         assert_eq!(
             (r.status, r.error_type()),

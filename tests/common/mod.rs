@@ -70,7 +70,10 @@ impl TestServer {
             .args(args)
             .env_remove("OXBOW_ROOT_ACCESS_KEY_ID")
             .env_remove("OXBOW_ROOT_SECRET_ACCESS_KEY")
-            .env("RUST_LOG", "warn")
+            .env(
+                "RUST_LOG",
+                std::env::var("OXBOW_TEST_LOG").unwrap_or_else(|_| "warn".into()),
+            )
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit());
         if fixed_keys {
@@ -182,6 +185,21 @@ pub fn client_for(url: &str, key: &str, secret: &str) -> aws_sdk_kinesisvideo::C
         .credentials_provider(Credentials::new(key, secret, None, None, "oxbow-tests"))
         .build();
     aws_sdk_kinesisvideo::Client::from_conf(config)
+}
+
+/// The official WebRTC storage client (JoinStorageSession) for `url`, signing as `key`.
+pub fn storage_client_for(
+    url: &str,
+    key: &str,
+    secret: &str,
+) -> aws_sdk_kinesisvideowebrtcstorage::Client {
+    let config = aws_sdk_kinesisvideowebrtcstorage::Config::builder()
+        .behavior_version(BehaviorVersion::latest())
+        .region(Region::new(REGION))
+        .endpoint_url(url)
+        .credentials_provider(Credentials::new(key, secret, None, None, "oxbow-tests"))
+        .build();
+    aws_sdk_kinesisvideowebrtcstorage::Client::from_conf(config)
 }
 
 /// The official signaling client (GetIceServerConfig, SendAlexaOfferToMaster) for `url`.

@@ -63,6 +63,55 @@ pub fn annex_b(
     out
 }
 
+/// The NAL units of an Annex B byte stream (3- or 4-byte start codes), without start codes.
+pub fn nal_units(stream: &[u8]) -> Vec<&[u8]> {
+    let mut starts = Vec::new();
+    let mut i = 0;
+    while i + 3 <= stream.len() {
+        if stream[i] == 0 && stream[i + 1] == 0 && stream[i + 2] == 1 {
+            starts.push(i + 3);
+            i += 3;
+        } else {
+            i += 1;
+        }
+    }
+    let mut out = Vec::with_capacity(starts.len());
+    for (n, &start) in starts.iter().enumerate() {
+        let mut end = starts.get(n + 1).map_or(stream.len(), |next| next - 3);
+        // A 4-byte start code's leading zero (and any trailing zeros) belong to no unit.
+        while end > start && stream[end - 1] == 0 {
+            end -= 1;
+        }
+        if end > start {
+            out.push(&stream[start..end]);
+        }
+    }
+    out
+}
+
+/// NAL units as one access unit with 4-byte big-endian lengths (Matroska's and MP4's form).
+pub fn length_prefixed<'a>(nals: impl IntoIterator<Item = &'a [u8]>) -> Vec<u8> {
+    let mut out = Vec::new();
+    for nal in nals {
+        out.extend_from_slice(&(nal.len() as u32).to_be_bytes());
+        out.extend_from_slice(nal);
+    }
+    out
+}
+
+/// The avcC record (AVCDecoderConfigurationRecord) for one SPS and one PPS, with 4-byte
+/// NAL lengths; `None` if the SPS is too short to carry a profile and level.
+pub fn avc_config(sps: &[u8], pps: &[u8]) -> Option<Vec<u8>> {
+    let profile = sps.get(1..4)?;
+    let mut out = vec![1, profile[0], profile[1], profile[2], 0xFF, 0xE1];
+    out.extend_from_slice(&u16::try_from(sps.len()).ok()?.to_be_bytes());
+    out.extend_from_slice(sps);
+    out.push(1);
+    out.extend_from_slice(&u16::try_from(pps.len()).ok()?.to_be_bytes());
+    out.extend_from_slice(pps);
+    Some(out)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -81,5 +130,37 @@ mod tests {
         assert_eq!(&key[6..18], &sets[..]);
         assert_eq!(&key[18..], &[0, 0, 0, 1, 0x65, 9]);
         assert_eq!(annex_b(&au, 4, &sets, false).len(), 6 + 6);
+    }
+
+    #[test]
+    fn annex_b_back_to_length_prefixed_units_and_avcc() {
+        let stream = [
+            0, 0, 0, 1, 0x67, 0x42, 0xC0, 0x1E, 0, 0, 1, 0x68, 0xCE, 0, 0, 0, 1, 0x65, 0, 0, 3, 1,
+        ];
+        let nals = nal_units(&stream);
+        assert_eq!(
+            nals,
+            vec![
+                &[0x67, 0x42, 0xC0, 0x1E][..],
+                &[0x68, 0xCE],
+                &[0x65, 0, 0, 3, 1]
+            ]
+        );
+        assert_eq!(
+            length_prefixed(nals.iter().copied().skip(2)),
+            [0, 0, 0, 5, 0x65, 0, 0, 3, 1]
+        );
+        let avcc = avc_config(nals[0], nals[1]).unwrap();
+        assert_eq!(
+            avcc,
+            [1, 0x42, 0xC0, 0x1E, 0xFF, 0xE1, 0, 4, 0x67, 0x42, 0xC0, 0x1E, 1, 0, 2, 0x68, 0xCE]
+        );
+        // And back: the parameter sets of the record are the ones it was made of.
+        assert_eq!(
+            parameter_sets(&avcc),
+            [0, 0, 0, 1, 0x67, 0x42, 0xC0, 0x1E, 0, 0, 0, 1, 0x68, 0xCE]
+        );
+        assert!(nal_units(&[0, 0, 0]).is_empty());
+        assert_eq!(avc_config(&[0x67], &[0x68]), None);
     }
 }

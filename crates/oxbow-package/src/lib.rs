@@ -9,6 +9,8 @@
 //! - [`dash`]: MPEG-DASH manifests.
 //! - [`mp4`]: whole MP4 files (clips).
 //! - [`ts`]: MPEG-2 transport stream segments.
+//! - [`annexb`], [`sps`]: H.264 between Annex B and length-prefixed framing, and the picture
+//!   size a parameter set declares (for recorders of bare H.264, such as WebRTC).
 //!
 //! Everything is a pure function of its input: the server reads fragments and serves bytes.
 
@@ -22,6 +24,7 @@ pub mod fmp4;
 pub mod hls;
 pub mod mp4;
 pub mod parts;
+pub mod sps;
 pub mod track;
 pub mod ts;
 

@@ -199,6 +199,17 @@ impl ServerConfig {
         }
     }
 
+    /// Where WebRTC media reaches this server (TURN relays, storage sessions): the external
+    /// IP if set, else the listen address, or 127.0.0.1 when that is unspecified.
+    pub fn media_ip(&self) -> std::net::IpAddr {
+        let listen = self.turn_listen.unwrap_or(self.listen).ip();
+        self.turn_external_ip.unwrap_or(if listen.is_unspecified() {
+            std::net::IpAddr::from([127, 0, 0, 1])
+        } else {
+            listen
+        })
+    }
+
     pub(crate) fn check(&self) -> Result<(), ServerError> {
         let bad = |m: String| Err(ServerError::Config(m));
         if self.account_id.len() != 12 || !self.account_id.chars().all(|c| c.is_ascii_digit()) {

@@ -34,6 +34,7 @@ mod sessions;
 mod signaling;
 mod stall;
 mod state;
+mod storage_session;
 mod sts;
 mod tls;
 mod turn;
@@ -196,13 +197,7 @@ impl Server {
         };
         let (turn, turn_handle) = match (&config.turn, config.turn_listen) {
             (None, Some(addr)) => {
-                let external = config
-                    .turn_external_ip
-                    .unwrap_or(if addr.ip().is_unspecified() {
-                        std::net::IpAddr::from([127, 0, 0, 1])
-                    } else {
-                        addr.ip()
-                    });
+                let external = config.media_ip();
                 let limits = turn::TurnLimits {
                     max_kbps: config.turn_max_kbps,
                     max_allocations_per_channel: config.turn_max_allocations_per_channel,
@@ -335,6 +330,7 @@ const KVS_ROUTES: &[RouteFn] = &[
     signaling::route,
     ice::route,
     alexa::route,
+    storage_session::api::route,
     unbuilt::route,
 ];
 

@@ -48,6 +48,8 @@ pub struct AppState {
     /// GetClip and GetImages calls working at once (a clip may hold 200 MB; images decode
     /// video on a blocking thread).
     pub heavy_permits: tokio::sync::Semaphore,
+    /// WebRTC storage sessions recording channels into streams, one per channel.
+    pub storage_sessions: crate::storage_session::StorageSessions,
     /// Turns true when the server starts shutting down: long-lived sessions (PutMedia) end
     /// then, so their clients reconnect at once instead of waiting on a draining server.
     pub draining: tokio::sync::watch::Sender<bool>,
@@ -191,6 +193,7 @@ impl AppState {
                     tls: secrets.webhook_tls,
                 },
             ),
+            storage_sessions: crate::storage_session::StorageSessions::new(config.media_ip()),
             catalog,
             config,
             keys,

@@ -9,10 +9,8 @@ use crate::api::{Call, Handled, Operation};
 use crate::state::AppState;
 
 /// The operations not built yet, by path.
-const NOT_BUILT: [(&str, &str); 2] = [
-    ("/joinStorageSession", "JoinStorageSession"),
-    ("/joinStorageSessionAsViewer", "JoinStorageSessionAsViewer"),
-];
+const NOT_BUILT: [(&str, &str); 1] =
+    [("/joinStorageSessionAsViewer", "JoinStorageSessionAsViewer")];
 
 pub fn route(parts: &http::request::Parts) -> Option<Box<dyn Operation>> {
     if parts.method != http::Method::POST {

@@ -165,6 +165,7 @@ pub async fn delete(state: &AppState, req: DeleteChannel) -> Reply {
             .await
             .map_err(lookup::storage_error::<ChannelRecord>)?;
     }
+    state.storage_sessions.stop(&c.arn);
     tracing::info!(arn = %c.arn, "signaling channel deleted");
     Ok(None)
 }

@@ -84,7 +84,7 @@ pub async fn update(state: &AppState, req: UpdateMediaStorage) -> Reply {
     if let Some(arn) = stream_arn {
         stored["StreamARN"] = arn.into();
     }
-    lookup::update(
+    let updated = lookup::update(
         state,
         &channel,
         Need::Active,
@@ -94,6 +94,9 @@ pub async fn update(state: &AppState, req: UpdateMediaStorage) -> Reply {
         },
     )
     .await?;
+    // A running storage session records under the configuration it started with: any change
+    // ends it (its last fragment completed); the camera's next join starts the new one.
+    state.storage_sessions.stop(&updated.arn);
     Ok(None)
 }
 
@@ -166,6 +169,7 @@ pub async fn unmap_stream(state: &AppState, stream_arn: &str) -> Result<(), ApiE
                 Ok(())
             })
             .await?;
+            state.storage_sessions.stop(&c.arn);
         }
     }
     Ok(())

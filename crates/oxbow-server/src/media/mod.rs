@@ -13,6 +13,7 @@ mod reader;
 pub use crate::resource::FragmentNumber;
 pub use body::ChannelBody;
 pub use put::put_media;
+pub(crate) use put::{start_ingest, Session as IngestSession};
 
 use std::borrow::Cow;
 use std::sync::Arc;

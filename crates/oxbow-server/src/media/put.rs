@@ -107,37 +107,20 @@ pub async fn put_media(
     let req = PutRequest::from_headers(headers)?;
     let target = req.stream.resolve(&state, &mut Checks::new())?;
     let stream: StreamRecord = lookup::get(&state, &target, Need::Active).await?;
-    super::check_rate(&state, &media_key(&stream), "PutMedia")?;
-    let log = super::open_log(&state.store, &media_key(&stream)).await?;
-    // Tagged fragments (notifications, image generation) are followed beside the session.
-    let creation_ms = stream.creation_ms;
-    state.fragment_events.watch(&stream, &log, move |seq| {
-        FragmentNumber::new(creation_ms, seq).to_string()
-    });
     let (acks, out) = ChannelBody::new(ACK_QUEUE);
-    let limits = &state.config.limits;
-    let ingest = Ingest::new(
-        ingest_limits(limits),
-        Now::current(),
-        stream.creation_ms,
-        req.relative,
-        req.producer_start_ms,
-        log.latest_header(),
-    );
-    let driver = Driver {
-        epoch: log.claim_writer(),
-        log,
-        acks,
-        ack_timeout: Duration::from_millis(limits.write_stall_timeout_ms),
-        max_bytes_per_sec: limits.put_max_bytes_per_sec,
-        draining: state.draining.subscribe(),
-        check: stream_check(Arc::clone(&state), stream.clone()),
-    };
-    let name = stream.name;
-    tokio::spawn(tracing::Instrument::instrument(
-        driver.run(ingest, body),
+    let name = stream.name.clone();
+    start_ingest(
+        &state,
+        stream,
+        Session {
+            relative: req.relative,
+            producer_start_ms: req.producer_start_ms,
+            acks,
+        },
+        body,
         tracing::info_span!("put_media", stream = %name),
-    ));
+    )
+    .await?;
     let mut response = Response::new(boxed(out));
     *response.status_mut() = StatusCode::OK;
     response.headers_mut().insert(
@@ -152,6 +135,60 @@ pub async fn put_media(
         http::HeaderValue::from_static("close"),
     );
     Ok(response)
+}
+
+/// How an ingest session's body is read, and where its acks go.
+pub(crate) struct Session {
+    /// Cluster timecodes are relative to the producer start timestamp.
+    pub relative: bool,
+    pub producer_start_ms: Option<i64>,
+    pub acks: mpsc::Sender<Bytes>,
+}
+
+/// Runs the PutMedia rules over `body` (MKV) into `stream`, on a task of its own: numbering,
+/// durability, live readers and fragment events exactly as for PutMedia, whoever produces the
+/// bytes (a producer's request body, or a WebRTC storage session's recorder).
+pub(crate) async fn start_ingest<B>(
+    state: &Arc<AppState>,
+    stream: StreamRecord,
+    session: Session,
+    body: B,
+    span: tracing::Span,
+) -> Result<(), ApiError>
+where
+    B: http_body::Body<Data = Bytes> + Unpin + Send + 'static,
+    B::Error: std::fmt::Display + Send,
+{
+    super::check_rate(state, &media_key(&stream), "PutMedia")?;
+    let log = super::open_log(&state.store, &media_key(&stream)).await?;
+    // Tagged fragments (notifications, image generation) are followed beside the session.
+    let creation_ms = stream.creation_ms;
+    state.fragment_events.watch(&stream, &log, move |seq| {
+        FragmentNumber::new(creation_ms, seq).to_string()
+    });
+    let limits = &state.config.limits;
+    let ingest = Ingest::new(
+        ingest_limits(limits),
+        Now::current(),
+        stream.creation_ms,
+        session.relative,
+        session.producer_start_ms,
+        log.latest_header(),
+    );
+    let driver = Driver {
+        epoch: log.claim_writer(),
+        log,
+        acks: session.acks,
+        ack_timeout: Duration::from_millis(limits.write_stall_timeout_ms),
+        max_bytes_per_sec: limits.put_max_bytes_per_sec,
+        draining: state.draining.subscribe(),
+        check: stream_check(Arc::clone(state), stream),
+    };
+    tokio::spawn(tracing::Instrument::instrument(
+        driver.run(ingest, body),
+        span,
+    ));
+    Ok(())
 }
 
 /// Acks queued for a producer that is slow to read them; past this the session waits (and

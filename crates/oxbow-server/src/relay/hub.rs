@@ -234,7 +234,10 @@ impl Hub {
             Role::Master => ch.master,
             Role::Viewer(id) => match ch.viewers.get(id) {
                 Some(old) => Some(*old),
-                None if ch.viewers.len() >= self.limits.max_viewers => {
+                None if !is_internal(id)
+                    && ch.viewers.keys().filter(|v| !is_internal(v)).count()
+                        >= self.limits.max_viewers =>
+                {
                     return Err(Refused::TooManyViewers)
                 }
                 None => None,
@@ -453,6 +456,12 @@ impl Hub {
     }
 }
 
+/// Oxbow's own participants (a WebRTC storage session) use client ids starting `AWS_`, which
+/// clients are refused; they take no viewer's place.
+fn is_internal(client_id: &str) -> bool {
+    client_id.starts_with("AWS_")
+}
+
 fn id_byte(b: u8) -> bool {
     b.is_ascii_alphanumeric() || b == b'_' || b == b'-' || b == b'.'
 }
@@ -591,6 +600,13 @@ mod tests {
         assert_eq!(out, vec![(b, Out::Close)]);
         // Another channel has its own count.
         hub.connect(now, "arn:other", TTL, viewer("c")).unwrap();
+        // Oxbow's own storage session takes no viewer's place, and counts for none.
+        hub.connect(now, CH, TTL, viewer("AWS_STORAGE_SESSION"))
+            .unwrap();
+        assert_eq!(
+            hub.connect(now, CH, TTL, viewer("c")).err(),
+            Some(Refused::TooManyViewers)
+        );
     }
 
     #[test]

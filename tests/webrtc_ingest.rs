@@ -1,0 +1,455 @@
+//! WebRTC ingestion: a channel linked to a stream (UpdateMediaStorageConfiguration) is recorded
+//! by Oxbow's storage session. A headless Chromium page is the camera, with the official KVS
+//! WebRTC JS SDK's SignalingClient and the browser's own RTCPeerConnection (relay-only, through
+//! Oxbow's TURN); JoinStorageSession is called with the official Rust SDK; what was recorded is
+//! read back with GetMedia and judged by ffprobe. Also: JoinStorageSession's errors and seed
+//! 004's authorization. The browser test needs Debian's `chromium`, `node` and
+//! `tests/browser/setup.sh` (`.ci/run` does all three).
+
+mod common;
+
+use std::path::Path;
+use std::process::Command;
+use std::time::Duration;
+
+use common::{admin, attach_new_policy, client_for, storage_client_for, TestServer};
+use serde_json::{json, Value};
+
+fn browser_dir() -> std::path::PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/browser")
+}
+
+/// A stream with retention and a channel whose media is stored in it; returns their ARNs.
+async fn linked(kv: &aws_sdk_kinesisvideo::Client, name: &str) -> (String, String) {
+    let stream = kv
+        .create_stream()
+        .stream_name(name)
+        .data_retention_in_hours(1)
+        .send()
+        .await
+        .unwrap()
+        .stream_arn
+        .unwrap();
+    let channel = kv
+        .create_signaling_channel()
+        .channel_name(name)
+        .send()
+        .await
+        .unwrap()
+        .channel_arn
+        .unwrap();
+    kv.update_media_storage_configuration()
+        .channel_arn(&channel)
+        .media_storage_configuration(
+            aws_sdk_kinesisvideo::types::MediaStorageConfiguration::builder()
+                .status(aws_sdk_kinesisvideo::types::MediaStorageConfigurationStatus::Enabled)
+                .stream_arn(&stream)
+                .build()
+                .unwrap(),
+        )
+        .send()
+        .await
+        .unwrap();
+    (stream, channel)
+}
+
+/// The IceServer list GetIceServerConfig gives the camera, as RTCPeerConnection takes it.
+async fn ice_servers(plain: &str, arn: &str) -> Value {
+    let out = common::signaling_client_for(plain)
+        .get_ice_server_config()
+        .channel_arn(arn)
+        .send()
+        .await
+        .unwrap();
+    Value::Array(
+        out.ice_server_list()
+            .iter()
+            .map(
+                |s| json!({"urls": s.uris(), "username": s.username(), "credential": s.password()}),
+            )
+            .collect(),
+    )
+}
+
+/// Fragments ListFragments reports for `stream`, through `url`.
+async fn fragment_count(url: &str, stream: &str) -> usize {
+    use aws_sdk_kinesisvideoarchivedmedia::config::{BehaviorVersion, Credentials, Region};
+    use aws_sdk_kinesisvideoarchivedmedia::primitives::DateTime;
+    use aws_sdk_kinesisvideoarchivedmedia::types::{
+        FragmentSelector, FragmentSelectorType, TimestampRange,
+    };
+    let config = aws_sdk_kinesisvideoarchivedmedia::Config::builder()
+        .behavior_version(BehaviorVersion::latest())
+        .region(Region::new(common::REGION))
+        .endpoint_url(url)
+        .credentials_provider(Credentials::new(
+            common::ACCESS_KEY,
+            common::SECRET_KEY,
+            None,
+            None,
+            "t",
+        ))
+        .build();
+    aws_sdk_kinesisvideoarchivedmedia::Client::from_conf(config)
+        .list_fragments()
+        .stream_name(stream)
+        .max_results(1000)
+        .fragment_selector(
+            FragmentSelector::builder()
+                .fragment_selector_type(FragmentSelectorType::ServerTimestamp)
+                .timestamp_range(
+                    TimestampRange::builder()
+                        .start_timestamp(DateTime::from_secs(0))
+                        .end_timestamp(DateTime::from_secs(4_000_000_000))
+                        .build()
+                        .unwrap(),
+                )
+                .build()
+                .unwrap(),
+        )
+        .send()
+        .await
+        .unwrap()
+        .fragments()
+        .len()
+}
+
+/// Everything GetMedia sends from the earliest fragment, with the official SDK, through `url`.
+async fn get_media_all(url: &str, stream: &str) -> Vec<u8> {
+    use aws_sdk_kinesisvideomedia::config::{BehaviorVersion, Credentials, Region};
+    let config = aws_sdk_kinesisvideomedia::Config::builder()
+        .behavior_version(BehaviorVersion::latest())
+        .region(Region::new(common::REGION))
+        .endpoint_url(url)
+        .credentials_provider(Credentials::new(
+            common::ACCESS_KEY,
+            common::SECRET_KEY,
+            None,
+            None,
+            "t",
+        ))
+        .build();
+    let out = aws_sdk_kinesisvideomedia::Client::from_conf(config)
+        .get_media()
+        .stream_name(stream)
+        .start_selector(common::selector(
+            aws_sdk_kinesisvideomedia::types::StartSelectorType::Earliest,
+        ))
+        .send()
+        .await
+        .unwrap();
+    out.payload.collect().await.unwrap().into_bytes().to_vec()
+}
+
+/// ffprobe's view of a file: its streams and format.
+fn probe(path: &Path) -> Value {
+    let out = Command::new("ffprobe")
+        .args([
+            "-v",
+            "error",
+            "-count_frames",
+            "-show_streams",
+            "-show_format",
+        ])
+        .args(["-of", "json"])
+        .arg(path)
+        .output()
+        .expect("ffprobe");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+#[tokio::test]
+async fn a_browser_camera_records_into_a_stream_through_the_storage_session() {
+    let dir = browser_dir();
+    assert!(
+        dir.join("node_modules/playwright-core").exists() && dir.join("kvs-webrtc.min.js").exists(),
+        "run tests/browser/setup.sh first"
+    );
+    let server = TestServer::start_with(&["--tls-self-signed", "--http-listen", "127.0.0.1:0"]);
+    let plain = server.banner_value("plain HTTP also on ");
+    let kv = client_for(&plain, common::ACCESS_KEY, common::SECRET_KEY);
+    let (_, channel) = linked(&kv, "webrtc-cam").await;
+    let endpoints = kv
+        .get_signaling_channel_endpoint()
+        .channel_arn(&channel)
+        .single_master_channel_endpoint_configuration(
+            aws_sdk_kinesisvideo::types::SingleMasterChannelEndpointConfiguration::builder()
+                .protocols(aws_sdk_kinesisvideo::types::ChannelProtocol::Wss)
+                .protocols(aws_sdk_kinesisvideo::types::ChannelProtocol::Webrtc)
+                .role(aws_sdk_kinesisvideo::types::ChannelRole::Master)
+                .build(),
+        )
+        .send()
+        .await
+        .unwrap();
+    let endpoint = |p: &str| {
+        endpoints
+            .resource_endpoint_list()
+            .iter()
+            .find(|e| e.protocol().map(|x| x.as_str()) == Some(p))
+            .and_then(|e| e.resource_endpoint())
+            .unwrap()
+            .to_string()
+    };
+    let (wss, webrtc) = (endpoint("WSS"), endpoint("WEBRTC"));
+    assert!(webrtc.starts_with("https://"), "{webrtc}");
+    // The camera's join: the session's offer waits in the channel (its message TTL) until the
+    // camera's signaling connection opens. (The WEBRTC endpoint is this server; the SDK
+    // reaches it over the plain listener beside TLS, which needs no CA.)
+    storage_client_for(&plain, common::ACCESS_KEY, common::SECRET_KEY)
+        .join_storage_session()
+        .channel_arn(&channel)
+        .send()
+        .await
+        .expect("JoinStorageSession");
+    let record_ms = 6_000;
+    let cfg = json!({
+        "wss": wss,
+        "region": "us-east-1",
+        "channelArn": channel,
+        "accessKeyId": common::ACCESS_KEY,
+        "secretAccessKey": common::SECRET_KEY,
+        "iceMaster": ice_servers(&plain, &channel).await,
+        "relayOnly": true,
+        "recordMs": record_ms,
+    });
+    let run = tokio::task::spawn_blocking(move || {
+        Command::new("node")
+            .arg(dir.join("ingest.mjs"))
+            .env("OXBOW_INGEST", cfg.to_string())
+            .output()
+            .expect("node")
+    });
+    let out = tokio::time::timeout(Duration::from_secs(120), run)
+        .await
+        .expect("the camera page finishes in time")
+        .unwrap();
+    let log =
+        String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{log}");
+    let result: Value = log
+        .lines()
+        .find_map(|l| l.strip_prefix("RESULT "))
+        .map(|r| serde_json::from_str(r).unwrap())
+        .unwrap_or_else(|| panic!("{log}"));
+    println!("{result}");
+    assert_eq!(result["session"], "AWS_STORAGE_SESSION", "{log}");
+    // The camera reached the session through Oxbow's TURN server only.
+    assert_eq!(result["local"], "relay", "{log}");
+    let recorded_ms = result["recordedMs"].as_f64().unwrap();
+
+    // The camera hung up: the session completes the last fragment. Wait until the fragment
+    // list stops growing.
+    let mut last = usize::MAX;
+    let mut since = std::time::Instant::now();
+    for _ in 0..60 {
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        let n = fragment_count(&plain, "webrtc-cam").await;
+        if n != last {
+            (last, since) = (n, std::time::Instant::now());
+        } else if since.elapsed() > Duration::from_secs(5) {
+            break;
+        }
+    }
+    assert!(last >= 3, "{last} fragments");
+
+    let mkv = tokio::time::timeout(Duration::from_secs(30), get_media_all(&plain, "webrtc-cam"))
+        .await
+        .expect("GetMedia ends once it has sent what was recorded");
+    let path = common::temp_dir("webrtc-ingest").join("recorded.mkv");
+    std::fs::write(&path, &mkv).unwrap();
+    // GetMedia sends one MKV document per fragment; ffmpeg reads them in a row, and notes
+    // each new Segment (not an error of the media).
+    let p = probe(&path);
+    let streams = p["streams"].as_array().unwrap();
+    let video = streams.iter().find(|s| s["codec_type"] == "video").unwrap();
+    assert_eq!(video["codec_name"], "h264", "{p}");
+    assert_eq!(
+        (video["width"].as_u64(), video["height"].as_u64()),
+        (Some(640), Some(480))
+    );
+    let audio = streams.iter().find(|s| s["codec_type"] == "audio").unwrap();
+    assert_eq!(audio["codec_name"], "opus", "{p}");
+    let audio_frames: u64 = audio["nb_read_frames"].as_str().unwrap().parse().unwrap();
+    // The video the camera sent is stored, frame for frame (it sent `framesSent` when it
+    // read its statistics, a few more before hanging up), and spans the time it recorded.
+    let pts = video_pts(&path);
+    let sent = result["framesSent"].as_u64().unwrap();
+    assert!(
+        pts.len() as u64 >= sent.saturating_sub(2) && pts.len() as u64 <= sent + 10,
+        "{} frames stored, {sent} sent",
+        pts.len()
+    );
+    let span_ms = (pts[pts.len() - 1] - pts[0]) * 1000.0;
+    assert!(
+        (span_ms - recorded_ms).abs() < 1_000.0,
+        "recorded {recorded_ms} ms, stored {span_ms} ms of video"
+    );
+    // Opus at 20 ms a packet over the same time.
+    assert!(
+        (audio_frames as f64 - span_ms / 20.0).abs() < 75.0,
+        "{audio_frames} audio packets in {span_ms} ms"
+    );
+    let decode = Command::new("ffmpeg")
+        .args(["-v", "error", "-i"])
+        .arg(&path)
+        .args(["-f", "null", "-"])
+        .output()
+        .unwrap();
+    let errors: Vec<_> = String::from_utf8_lossy(&decode.stderr)
+        .lines()
+        .filter(|l| !l.contains("unknown-length element with ID 0x18538067"))
+        .map(str::to_string)
+        .collect();
+    assert!(
+        decode.status.success() && errors.is_empty(),
+        "decoding errors: {errors:?}"
+    );
+}
+
+/// The presentation times (s) of the video packets of a file, in order.
+fn video_pts(path: &Path) -> Vec<f64> {
+    let out = Command::new("ffprobe")
+        .args([
+            "-v",
+            "error",
+            "-select_streams",
+            "v",
+            "-show_entries",
+            "packet=pts_time",
+        ])
+        .args(["-of", "csv=p=0"])
+        .arg(path)
+        .output()
+        .expect("ffprobe");
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(|l| l.trim().trim_end_matches(',').parse().ok())
+        .collect()
+}
+
+/// Seed 004's policy for a master participant with ingestion, with or without PutMedia on
+/// the stream.
+fn seed_004_policy(channel: &str, stream: &str, put_media: bool) -> Value {
+    let mut stream_actions = vec![
+        "kinesisvideo:GetDataEndpoint",
+        "kinesisvideo:DescribeStream",
+    ];
+    if put_media {
+        stream_actions.push("kinesisvideo:PutMedia");
+    }
+    json!({"Version": "2012-10-17", "Statement": [
+        {"Effect": "Allow", "Action": [
+            "kinesisvideo:DescribeSignalingChannel", "kinesisvideo:DescribeMediaStorageConfiguration",
+            "kinesisvideo:GetSignalingChannelEndpoint", "kinesisvideo:GetIceServerConfig",
+            "kinesisvideo:ConnectAsMaster", "kinesisvideo:JoinStorageSession"],
+         "Resource": channel},
+        {"Effect": "Allow", "Action": stream_actions, "Resource": stream}]})
+}
+
+async fn user_with(server: &TestServer, name: &str, policy: &Value) -> (String, String) {
+    admin(server, "CreateUser", json!({ "UserName": name })).await;
+    attach_new_policy(server, name, policy, "UserName", name).await;
+    let k = admin(server, "CreateAccessKey", json!({ "UserName": name })).await;
+    (
+        k["AccessKey"]["AccessKeyId"].as_str().unwrap().into(),
+        k["AccessKey"]["SecretAccessKey"].as_str().unwrap().into(),
+    )
+}
+
+/// The error code and HTTP status of a failed JoinStorageSession.
+async fn join_error(url: &str, key: &str, secret: &str, channel: &str) -> (String, u16) {
+    let e = storage_client_for(url, key, secret)
+        .join_storage_session()
+        .channel_arn(channel)
+        .send()
+        .await
+        .expect_err("JoinStorageSession should fail");
+    let status = e.raw_response().map(|r| r.status().as_u16()).unwrap_or(0);
+    let code = aws_sdk_kinesisvideowebrtcstorage::error::ProvideErrorMetadata::code(&e)
+        .unwrap_or_default()
+        .to_string();
+    (code, status)
+}
+
+#[tokio::test]
+async fn join_storage_session_errors_and_seed_004_authorization() {
+    let server = TestServer::start();
+    let kv = server.client();
+    let (stream, channel) = linked(&kv, "seed4-cam").await;
+    let root = (common::ACCESS_KEY, common::SECRET_KEY);
+
+    // A channel that does not exist, a malformed ARN, a channel without storage.
+    let missing = channel.replace("seed4-cam", "no-such-channel");
+    assert_eq!(
+        join_error(&server.url, root.0, root.1, &missing).await,
+        ("ResourceNotFoundException".into(), 404)
+    );
+    assert_eq!(
+        join_error(&server.url, root.0, root.1, "arn:aws:nope").await,
+        ("InvalidArgumentException".into(), 400)
+    );
+    let plain_channel = kv
+        .create_signaling_channel()
+        .channel_name("not-stored")
+        .send()
+        .await
+        .unwrap()
+        .channel_arn
+        .unwrap();
+    assert_eq!(
+        join_error(&server.url, root.0, root.1, &plain_channel).await,
+        ("InvalidArgumentException".into(), 400)
+    );
+
+    // Seed 004's policy as written: the join is allowed.
+    let (key, secret) =
+        user_with(&server, "cam-ok", &seed_004_policy(&channel, &stream, true)).await;
+    storage_client_for(&server.url, &key, &secret)
+        .join_storage_session()
+        .channel_arn(&channel)
+        .send()
+        .await
+        .expect("seed 004's policy allows the join");
+    // Without PutMedia on the stream the recording could not be written on its behalf: 403.
+    let (key, secret) = user_with(
+        &server,
+        "cam-no-put",
+        &seed_004_policy(&channel, &stream, false),
+    )
+    .await;
+    assert_eq!(
+        join_error(&server.url, &key, &secret, &channel).await,
+        ("AccessDeniedException".into(), 403)
+    );
+    // Without JoinStorageSession on the channel: 403 before anything is looked up.
+    let only_stream = json!({"Version": "2012-10-17", "Statement": [{"Effect": "Allow",
+        "Action": "kinesisvideo:*", "Resource": stream}]});
+    let (key, secret) = user_with(&server, "cam-no-join", &only_stream).await;
+    assert_eq!(
+        join_error(&server.url, &key, &secret, &channel).await,
+        ("AccessDeniedException".into(), 403)
+    );
+
+    // Disabling storage ends the session; a join then says the channel does not store.
+    kv.update_media_storage_configuration()
+        .channel_arn(&channel)
+        .media_storage_configuration(
+            aws_sdk_kinesisvideo::types::MediaStorageConfiguration::builder()
+                .status(aws_sdk_kinesisvideo::types::MediaStorageConfigurationStatus::Disabled)
+                .build()
+                .unwrap(),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        join_error(&server.url, root.0, root.1, &channel).await,
+        ("InvalidArgumentException".into(), 400)
+    );
+}
