@@ -218,45 +218,15 @@ async fn a_browser_camera_records_into_a_stream_through_the_storage_session() {
         "relayOnly": true,
         "recordMs": record_ms,
     });
-    let run = tokio::task::spawn_blocking(move || {
-        Command::new("node")
-            .arg(dir.join("ingest.mjs"))
-            .env("OXBOW_INGEST", cfg.to_string())
-            .output()
-            .expect("node")
-    });
-    let out = tokio::time::timeout(Duration::from_secs(120), run)
-        .await
-        .expect("the camera page finishes in time")
-        .unwrap();
-    let log =
-        String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
-    assert!(out.status.success(), "{log}");
-    let result: Value = log
-        .lines()
-        .find_map(|l| l.strip_prefix("RESULT "))
-        .map(|r| serde_json::from_str(r).unwrap())
-        .unwrap_or_else(|| panic!("{log}"));
-    println!("{result}");
-    assert_eq!(result["session"], "AWS_STORAGE_SESSION", "{log}");
+    let result = record(&dir, &cfg).await;
+    assert_eq!(result["session"], "AWS_STORAGE_SESSION", "{result}");
     // The camera reached the session through Oxbow's TURN server only.
-    assert_eq!(result["local"], "relay", "{log}");
+    assert_eq!(result["local"], "relay", "{result}");
     let recorded_ms = result["recordedMs"].as_f64().unwrap();
 
-    // The camera hung up: the session completes the last fragment. Wait until the fragment
-    // list stops growing.
-    let mut last = usize::MAX;
-    let mut since = std::time::Instant::now();
-    for _ in 0..60 {
-        tokio::time::sleep(Duration::from_millis(500)).await;
-        let n = fragment_count(&plain, "webrtc-cam").await;
-        if n != last {
-            (last, since) = (n, std::time::Instant::now());
-        } else if since.elapsed() > Duration::from_secs(5) {
-            break;
-        }
-    }
-    assert!(last >= 3, "{last} fragments");
+    // The camera hung up: the session completes the last fragment.
+    let first_fragments = settled_fragments(&plain, "webrtc-cam").await;
+    assert!(first_fragments >= 3, "{first_fragments} fragments");
 
     let mkv = tokio::time::timeout(Duration::from_secs(30), get_media_all(&plain, "webrtc-cam"))
         .await
@@ -310,6 +280,78 @@ async fn a_browser_camera_records_into_a_stream_through_the_storage_session() {
         decode.status.success() && errors.is_empty(),
         "decoding errors: {errors:?}"
     );
+
+    // The camera comes back (a reconnect): it joins again and recording resumes in the same
+    // stream, after what it recorded before.
+    storage_client_for(&plain, common::ACCESS_KEY, common::SECRET_KEY)
+        .join_storage_session()
+        .channel_arn(&channel)
+        .send()
+        .await
+        .expect("JoinStorageSession again");
+    let mut cfg = cfg;
+    cfg["recordMs"] = json!(3_000);
+    let again = record(&dir, &cfg).await;
+    assert!(settled_fragments(&plain, "webrtc-cam").await > first_fragments);
+    let mkv = tokio::time::timeout(Duration::from_secs(30), get_media_all(&plain, "webrtc-cam"))
+        .await
+        .unwrap();
+    std::fs::write(&path, &mkv).unwrap();
+    let all = video_pts(&path);
+    let sent_again = again["framesSent"].as_u64().unwrap() as usize;
+    assert!(
+        all.len() + 2 >= pts.len() + sent_again,
+        "{} frames after the reconnect, {} before plus {sent_again} sent",
+        all.len(),
+        pts.len()
+    );
+    assert!(
+        all.windows(2).all(|w| w[1] > w[0]),
+        "timestamps go forward across the reconnect"
+    );
+}
+
+/// Runs the camera page with `cfg`; its result.
+async fn record(dir: &Path, cfg: &Value) -> Value {
+    let (dir, cfg) = (dir.to_path_buf(), cfg.to_string());
+    let run = tokio::task::spawn_blocking(move || {
+        Command::new("node")
+            .arg(dir.join("ingest.mjs"))
+            .env("OXBOW_INGEST", cfg)
+            .output()
+            .expect("node")
+    });
+    let out = tokio::time::timeout(Duration::from_secs(120), run)
+        .await
+        .expect("the camera page finishes in time")
+        .unwrap();
+    let log =
+        String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{log}");
+    let result = log
+        .lines()
+        .find_map(|l| l.strip_prefix("RESULT "))
+        .map(|r| serde_json::from_str(r).unwrap())
+        .unwrap_or_else(|| panic!("{log}"));
+    println!("{result}");
+    result
+}
+
+/// The fragment count once it has stopped growing for 5 s (the session has completed the
+/// last fragment of a camera that hung up).
+async fn settled_fragments(url: &str, stream: &str) -> usize {
+    let mut last = usize::MAX;
+    let mut since = std::time::Instant::now();
+    for _ in 0..60 {
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        let n = fragment_count(url, stream).await;
+        if n != last {
+            (last, since) = (n, std::time::Instant::now());
+        } else if since.elapsed() > Duration::from_secs(5) {
+            break;
+        }
+    }
+    last
 }
 
 /// The presentation times (s) of the video packets of a file, in order.
