@@ -162,21 +162,6 @@ fn unknown_paths_and_case_sensitivity() {
     assert_eq!(r.error_type(), "UnknownOperationException");
     let r = post_ok(&server, "/nothing", "{}");
     assert_eq!(r.status, 404);
-    // A KVS operation that is not built yet says so.
-    {
-        let (path, name) = ("/joinStorageSessionAsViewer", "JoinStorageSessionAsViewer");
-        let r = post_ok(&server, path, "{}");
-        assert_eq!(
-            (r.status, r.error_type()),
-            (501, "NotImplementedException"),
-            "{path}"
-        );
-        let message = r.json()["Message"].as_str().unwrap().to_string();
-        assert!(
-            message.starts_with(&format!("{name} is a Kinesis Video Streams operation")),
-            "{message}"
-        );
-    }
     let r = post_ok(
         &server,
         "/TagResource",

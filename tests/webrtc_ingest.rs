@@ -207,6 +207,14 @@ async fn a_browser_camera_records_into_a_stream_through_the_storage_session() {
         .send()
         .await
         .expect("JoinStorageSession");
+    // A viewer joins the session too (it may join before it connects, like the camera).
+    storage_client_for(&plain, common::ACCESS_KEY, common::SECRET_KEY)
+        .join_storage_session_as_viewer()
+        .channel_arn(&channel)
+        .client_id("viewer-1")
+        .send()
+        .await
+        .expect("JoinStorageSessionAsViewer");
     let record_ms = 6_000;
     let cfg = json!({
         "wss": wss,
@@ -215,6 +223,8 @@ async fn a_browser_camera_records_into_a_stream_through_the_storage_session() {
         "accessKeyId": common::ACCESS_KEY,
         "secretAccessKey": common::SECRET_KEY,
         "iceMaster": ice_servers(&plain, &channel).await,
+        "iceViewer": ice_servers(&plain, &channel).await,
+        "viewer": "viewer-1",
         "relayOnly": true,
         "recordMs": record_ms,
     });
@@ -222,6 +232,22 @@ async fn a_browser_camera_records_into_a_stream_through_the_storage_session() {
     assert_eq!(result["session"], "AWS_STORAGE_SESSION", "{result}");
     // The camera reached the session through Oxbow's TURN server only.
     assert_eq!(result["local"], "relay", "{result}");
+    // The viewer decoded the camera's video, forwarded by the session, as it played.
+    let watched = &result["viewer"];
+    assert_eq!(watched["from"], "AWS_STORAGE_SESSION", "{result}");
+    assert_eq!(
+        (
+            watched["videoWidth"].as_u64(),
+            watched["videoHeight"].as_u64()
+        ),
+        (Some(640), Some(480)),
+        "{result}"
+    );
+    let (before, after) = (
+        watched["framesBefore"].as_u64().unwrap(),
+        watched["framesAfter"].as_u64().unwrap(),
+    );
+    assert!(after > before + 10, "viewer frames {before} -> {after}");
     let recorded_ms = result["recordedMs"].as_f64().unwrap();
 
     // The camera hung up: the session completes the last fragment.
@@ -291,6 +317,7 @@ async fn a_browser_camera_records_into_a_stream_through_the_storage_session() {
         .expect("JoinStorageSession again");
     let mut cfg = cfg;
     cfg["recordMs"] = json!(3_000);
+    cfg["viewer"] = Value::Null;
     let again = record(&dir, &cfg).await;
     assert!(settled_fragments(&plain, "webrtc-cam").await > first_fragments);
     let mkv = tokio::time::timeout(Duration::from_secs(30), get_media_all(&plain, "webrtc-cam"))
@@ -476,6 +503,66 @@ async fn join_storage_session_errors_and_seed_004_authorization() {
     assert_eq!(
         join_error(&server.url, &key, &secret, &channel).await,
         ("AccessDeniedException".into(), 403)
+    );
+
+    // Viewers through the session: three seats; a fourth is refused with the message the JS
+    // SDK's example looks for; the same client id joining again keeps its seat.
+    let viewer = |id: &'static str| {
+        let (url, channel) = (server.url.clone(), channel.clone());
+        async move {
+            storage_client_for(&url, root.0, root.1)
+                .join_storage_session_as_viewer()
+                .channel_arn(&channel)
+                .client_id(id)
+                .send()
+                .await
+        }
+    };
+    tokio::time::sleep(Duration::from_millis(1_100)).await;
+    for id in ["v1", "v2", "v3", "v2"] {
+        viewer(id).await.unwrap_or_else(|e| panic!("{id}: {e:?}"));
+    }
+    let refused = viewer("v4").await.expect_err("a fourth viewer");
+    assert_eq!(
+        aws_sdk_kinesisvideowebrtcstorage::error::ProvideErrorMetadata::code(&refused),
+        Some("ClientLimitExceededException")
+    );
+    assert!(
+        aws_sdk_kinesisvideowebrtcstorage::error::ProvideErrorMetadata::message(&refused)
+            .unwrap()
+            .contains("maximum number of viewers connected to the session"),
+        "{refused:?}"
+    );
+    // The C SDK's form of a viewer's join (JoinStorageSession with a clientId) is a viewer's
+    // join too: the seats are still full. (Joins are limited to 5 a second per channel.)
+    tokio::time::sleep(Duration::from_millis(1_100)).await;
+    let r = common::post_ok(
+        &server,
+        "/joinStorageSession",
+        &json!({"channelArn": channel, "clientId": "v5"}).to_string(),
+    );
+    assert_eq!(
+        (r.status, r.error_type()),
+        (400, "ClientLimitExceededException")
+    );
+    // A client id must be given to JoinStorageSessionAsViewer, and not be one of Oxbow's.
+    let r = common::post_ok(
+        &server,
+        "/joinStorageSessionAsViewer",
+        &json!({"channelArn": channel}).to_string(),
+    );
+    assert_eq!(
+        (r.status, r.error_type()),
+        (400, "InvalidArgumentException")
+    );
+    let r = common::post_ok(
+        &server,
+        "/joinStorageSessionAsViewer",
+        &json!({"channelArn": channel, "clientId": "AWS_STORAGE_SESSION"}).to_string(),
+    );
+    assert_eq!(
+        (r.status, r.error_type()),
+        (400, "InvalidArgumentException")
     );
 
     // Disabling storage ends the session; a join then says the channel does not store.

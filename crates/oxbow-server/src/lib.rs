@@ -38,7 +38,6 @@ mod storage_session;
 mod sts;
 mod tls;
 mod turn;
-mod unbuilt;
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -331,7 +330,6 @@ const KVS_ROUTES: &[RouteFn] = &[
     ice::route,
     alexa::route,
     storage_session::api::route,
-    unbuilt::route,
 ];
 
 /// What the IoT credentials provider's mutual-TLS listener serves.

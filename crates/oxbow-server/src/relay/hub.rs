@@ -367,12 +367,20 @@ impl Hub {
                 "The message rate of this connection is over its limit.",
             );
         }
-        // A viewer always talks to the master (any recipient is ignored); the master must
-        // name the viewer.
-        let recipient = match (&c.role, &msg.recipient) {
-            (Role::Viewer(_), _) => Role::Master,
-            (Role::Master, Some(v)) => Role::Viewer(v.clone()),
-            (Role::Master, None) => {
+        // A viewer talks to the master (any recipient is ignored), except on a channel whose
+        // storage session runs: peers then talk to the session, not to each other (the JS SDK
+        // lets viewers name no recipient). The master must name the viewer. Oxbow's own
+        // participant may name a viewer or send to the master.
+        let session = self
+            .channels
+            .get(&c.channel)
+            .and_then(|ch| ch.viewers.keys().find(|v| is_internal(v)).cloned());
+        let recipient = match (&c.role, &msg.recipient, session) {
+            (Role::Viewer(me), Some(v), _) if is_internal(me) => Role::Viewer(v.clone()),
+            (Role::Viewer(me), _, Some(session)) if !is_internal(me) => Role::Viewer(session),
+            (Role::Viewer(_), _, _) => Role::Master,
+            (Role::Master, Some(v), _) => Role::Viewer(v.clone()),
+            (Role::Master, None, _) => {
                 return fail(
                     "InvalidArgumentException",
                     400,
@@ -580,6 +588,34 @@ mod tests {
             r#"{"action":"ICE_CANDIDATE","messagePayload":"eA=="}"#,
         );
         assert_eq!(out[0].0, m2);
+    }
+
+    #[test]
+    fn a_storage_session_reaches_viewers_and_viewers_reach_it() {
+        let now = Instant::now();
+        let mut hub = Hub::new(HubLimits::default());
+        let (master, _) = hub.connect(now, CH, TTL, Role::Master).unwrap();
+        let (v1, _) = hub.connect(now, CH, TTL, viewer("v1")).unwrap();
+        let (session, _) = hub
+            .connect(now, CH, TTL, viewer("AWS_STORAGE_SESSION"))
+            .unwrap();
+        let offer = r#"{"action":"SDP_OFFER","recipientClientId":"v1","messagePayload":"x"}"#;
+        let out = hub.message(now, session, offer);
+        assert_eq!(out.len(), 1);
+        assert_eq!(out[0].0, v1);
+        assert_eq!(text(&out, v1)[0]["senderClientId"], "AWS_STORAGE_SESSION");
+        // While the session runs, a viewer's messages (the JS SDK names no recipient) go to
+        // it, whatever recipient they name.
+        let answer = r#"{"action":"SDP_ANSWER","messagePayload":"y"}"#;
+        assert_eq!(hub.message(now, v1, answer)[0].0, session);
+        let sideways = r#"{"action":"SDP_OFFER","recipientClientId":"v2","messagePayload":"z"}"#;
+        assert_eq!(hub.message(now, v1, sideways)[0].0, session);
+        // Without a recipient the session talks to the master.
+        let to_master = r#"{"action":"SDP_OFFER","messagePayload":"z"}"#;
+        assert_eq!(hub.message(now, session, to_master)[0].0, master);
+        // Once the session is gone, viewers reach the master again.
+        hub.disconnect(session);
+        assert_eq!(hub.message(now, v1, answer)[0].0, master);
     }
 
     #[test]

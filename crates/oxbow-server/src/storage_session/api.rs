@@ -1,19 +1,23 @@
-//! JoinStorageSession (`POST /joinStorageSession`, on the WEBRTC endpoint): a camera asks the
-//! channel's storage session to offer to it. Judged as seed 004 says: the caller needs
-//! `kinesisvideo:JoinStorageSession` on the channel, and, since the recording is written on
-//! its behalf, DescribeStream, GetDataEndpoint and PutMedia on the stream the channel stores
-//! into. The 200 comes at once; the offer follows over the signaling WebSocket.
+//! JoinStorageSession and JoinStorageSessionAsViewer (`POST /joinStorageSession`,
+//! `POST /joinStorageSessionAsViewer`, on the WEBRTC endpoint): a camera, or a viewer naming
+//! its `clientId`, asks the channel's storage session to offer to it. Judged as seed 004 says:
+//! the operation's action on the channel, and, since media is stored on the caller's behalf,
+//! DescribeStream, GetDataEndpoint and PutMedia on the stream the channel stores into ("both
+//! Master and Viewer roles"). The 200 comes at once for a camera; a viewer's comes once it has
+//! a seat (at most three). The offer follows over the signaling WebSocket.
 //!
-//! The C SDK sends a viewer's join to this same path with a `clientId`; viewers through the
-//! storage session are not served by this version (see `unbuilt.rs` for the viewer API).
+//! The C SDK sends a viewer's join to `/joinStorageSession` with a `clientId`: that is a
+//! viewer's join too.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use http::{Method, StatusCode};
 use oxbow_catalog::{ChannelRecord, StreamRecord};
 use oxbow_core::validate::{self as v, Checks};
 use oxbow_core::{ApiError, ErrorKind};
 use serde::Deserialize;
+use tokio::sync::oneshot;
 
 use super::{session, Command, Delivery};
 use crate::api::{Call, Handled, Judged, Operation};
@@ -26,12 +30,24 @@ use crate::state::AppState;
 /// Joins per second per channel (ClientLimitExceeded past it).
 const TPS_PER_CHANNEL: u32 = 5;
 
+/// How long a viewer's join waits for its session to seat it.
+const SEAT_WAIT: Duration = Duration::from_secs(5);
+
 pub fn route(parts: &http::request::Parts) -> Option<Box<dyn Operation>> {
-    (parts.method == Method::POST && parts.uri.path() == "/joinStorageSession")
-        .then(|| Box::new(JoinStorageSession) as Box<dyn Operation>)
+    if parts.method != Method::POST {
+        return None;
+    }
+    let action = match parts.uri.path() {
+        "/joinStorageSession" => "kinesisvideo:JoinStorageSession",
+        "/joinStorageSessionAsViewer" => "kinesisvideo:JoinStorageSessionAsViewer",
+        _ => return None,
+    };
+    Some(Box::new(Join { action }))
 }
 
-struct JoinStorageSession;
+struct Join {
+    action: &'static str,
+}
 
 /// The body, in the camelCase the API uses (and the PascalCase of the rest of KVS, which a
 /// hand-written client may send).
@@ -49,11 +65,11 @@ fn channel_arn(body: &[u8]) -> Option<String> {
         .and_then(|r| r.channel_arn)
 }
 
-impl Operation for JoinStorageSession {
+impl Operation for Join {
     fn access<'a>(&'a self, _state: &'a AppState, call: &'a Call) -> Judged<'a> {
         Box::pin(async move {
             Some(Access {
-                action: "kinesisvideo:JoinStorageSession",
+                action: self.action,
                 resource: channel_arn(call.bytes())
                     .map(Arc::from)
                     .unwrap_or_else(crate::access::anything),
@@ -63,7 +79,8 @@ impl Operation for JoinStorageSession {
     }
 
     fn handle<'a>(&'a self, state: &'a Arc<AppState>, call: Call) -> Handled<'a> {
-        Box::pin(async move { join(state, call).await })
+        let as_viewer = self.action.ends_with("AsViewer");
+        Box::pin(async move { join(state, call, as_viewer).await })
     }
 
     /// AccessDeniedException is 403 on this API, as its reference declares.
@@ -72,25 +89,21 @@ impl Operation for JoinStorageSession {
     }
 }
 
-async fn join(state: &Arc<AppState>, call: Call) -> Result<Reply, ApiError> {
+async fn join(state: &Arc<AppState>, call: Call, as_viewer: bool) -> Result<Reply, ApiError> {
     let req: Request = crate::input::parse(call.bytes())?;
     let mut checks = Checks::new();
     checks.string("channelArn", req.channel_arn.as_deref(), &v::RESOURCE_ARN);
-    let target = channel_arn_target(state, req.channel_arn.as_deref(), &mut checks)?;
-    if let Some(id) = req.client_id.as_deref() {
-        check_client_id(id)?;
-        return Err(ApiError::new(
-            ErrorKind::NotImplemented,
-            "Viewers joining a storage session (JoinStorageSession with a clientId) are not implemented by this version of Oxbow.",
-        ));
+    if as_viewer {
+        checks.required("clientId", req.client_id.as_ref());
     }
+    let target = channel_arn_target(state, req.channel_arn.as_deref(), &mut checks)?;
+    let viewer = req.client_id.as_deref().map(check_client_id).transpose()?;
     let channel: ChannelRecord = lookup::get(state, &target, Need::Active).await?;
-    state.limit_rate(
-        &channel.arn,
-        "JoinStorageSession",
-        TPS_PER_CHANNEL,
-        "channel",
-    )?;
+    let op = match viewer {
+        None => "JoinStorageSession",
+        Some(_) => "JoinStorageSessionAsViewer",
+    };
+    state.limit_rate(&channel.arn, op, TPS_PER_CHANNEL, "channel")?;
     let Some(stream_arn) = stored_in(&channel) else {
         return Err(ApiError::invalid_argument(
             "The channel's media storage configuration is not ENABLED: call UpdateMediaStorageConfiguration first.",
@@ -118,21 +131,43 @@ async fn join(state: &Arc<AppState>, call: Call) -> Result<Reply, ApiError> {
         ErrorKind::ResourceNotFound,
     )?;
     let stream: StreamRecord = lookup::get(state, &stream_target, Need::Active).await?;
-    // The newest join wins: a running session offers again; otherwise one starts.
-    match state
-        .storage_sessions
-        .command(&channel.arn, Command::JoinMaster)
-    {
-        Ok(()) => {}
-        Err(Delivery::Busy) => {
-            return Err(ApiError::new(
-                ErrorKind::ClientLimitExceeded,
-                "The storage session of this channel is busy; call again.",
-            ))
+    // A running session takes the join (the newest camera wins); otherwise one starts.
+    let (command, seated) = match viewer {
+        None => (Command::JoinMaster, None),
+        Some(id) => {
+            let (tx, rx) = oneshot::channel();
+            let command = Command::JoinViewer {
+                client_id: id.to_string(),
+                seated: tx,
+            };
+            (command, Some(rx))
         }
+    };
+    match state.storage_sessions.command(&channel.arn, command) {
+        Ok(()) => {}
+        Err(Delivery::Busy) => return Err(busy()),
         Err(Delivery::NotRunning(first)) => session::start(state, channel, stream, first).await?,
     }
+    if let Some(seated) = seated {
+        match tokio::time::timeout(SEAT_WAIT, seated).await {
+            Ok(Ok(true)) => {}
+            Ok(Ok(false)) => {
+                return Err(ApiError::new(
+                    ErrorKind::ClientLimitExceeded,
+                    "The maximum number of viewers connected to the session has been reached.",
+                ))
+            }
+            _ => return Err(busy()),
+        }
+    }
     Ok(json(StatusCode::OK, bytes::Bytes::new()))
+}
+
+fn busy() -> ApiError {
+    ApiError::new(
+        ErrorKind::ClientLimitExceeded,
+        "The storage session of this channel is busy; call again.",
+    )
 }
 
 /// The stream an ENABLED media storage configuration names.

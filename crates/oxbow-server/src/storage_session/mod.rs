@@ -4,6 +4,8 @@
 //! joins the channel's signaling as an internal participant, offers to the camera, receives
 //! H.264 and Opus (`peer.rs`), and turns them into the MKV a PutMedia producer would send
 //! (`recorder.rs`), which goes through the PutMedia rules into the stream (`session.rs`).
+//! Viewers that call JoinStorageSessionAsViewer get the camera's media forwarded by the
+//! session (no transcoding).
 //!
 //! - [`StorageSessions`]: the sessions running, one per channel (held by `AppState`, so it
 //!   knows nothing of it: `api` and `session` start and drive sessions).
@@ -11,10 +13,12 @@
 //! - `session`: the async driver of one session (socket, signaling, ingest).
 //! - `peer`: the session's peer toward the camera, sans-IO around str0m.
 //! - `recorder`: frames into Matroska, pure.
+//! - `seats`: who may watch through the session (three viewers, held seats), pure.
 
 pub mod api;
 mod peer;
 mod recorder;
+mod seats;
 mod session;
 
 use std::collections::HashMap;
@@ -32,6 +36,12 @@ pub const SESSION_CLIENT_ID: &str = "AWS_STORAGE_SESSION";
 pub(crate) enum Command {
     /// The master called JoinStorageSession: offer to it (again); the newest call wins.
     JoinMaster,
+    /// A viewer called JoinStorageSessionAsViewer: offer to it, if it gets a seat; the answer
+    /// says whether it did.
+    JoinViewer {
+        client_id: String,
+        seated: tokio::sync::oneshot::Sender<bool>,
+    },
     /// The channel's media storage was disabled or the channel deleted: stop recording.
     Stop,
 }

@@ -3,6 +3,7 @@
 //! recording feeds. Every decision is the peer's, the recorder's or the ingest's; this only
 //! moves bytes and time between them.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -16,10 +17,11 @@ use tokio::sync::mpsc;
 
 use super::peer::{Peer, PeerOutput};
 use super::recorder::{Chunk, RecorderLimits};
+use super::seats::{SeatRules, Seats};
 use super::{Command, SESSION_CLIENT_ID};
 use crate::deadline::sleep_until;
 use crate::media::ChannelBody;
-use crate::media::{start_ingest, IngestSession as Session};
+use crate::media::{start_ingest, IngestSession};
 use crate::relay::{Out, Role};
 use crate::state::AppState;
 
@@ -91,26 +93,205 @@ async fn run(
         }
     };
     tracing::info!(%local, "storage session started");
-    let limits = RecorderLimits::default();
+    let mut s = Session {
+        state,
+        stream,
+        socket,
+        local,
+        conn,
+        camera: None,
+        viewers: HashMap::new(),
+        seats: Seats::new(SeatRules::default()),
+        camera_seen: None,
+        idle_since: Instant::now(),
+    };
     let mut draining = state.draining.subscribe();
-    let mut camera: Option<Camera> = None;
-    let mut idle_since = Instant::now();
     let mut buf = vec![0u8; 2048];
-    let mut outputs = Vec::new();
     loop {
-        if let Some(cam) = camera.as_mut() {
-            cam.peer.poll(Instant::now(), now_ms(), &mut outputs);
-            let mut ended = None;
-            for out in outputs.drain(..) {
-                match out {
-                    PeerOutput::Transmit { to, data } => {
-                        if let Err(e) = socket.send_to(&data, to).await {
-                            tracing::debug!(error = %e, %to, "storage session: send failed");
-                        }
+        s.poll_all().await;
+        tokio::select! {
+            command = commands.recv() => match command {
+                Some(Command::JoinMaster) => {
+                    if !s.join_master() {
+                        break;
                     }
-                    PeerOutput::Media(chunk) => feed(state, &stream, cam, chunk).await,
+                }
+                Some(Command::JoinViewer { client_id, seated }) => {
+                    let _ = seated.send(s.join_viewer(&client_id));
+                }
+                Some(Command::Stop) | None => break,
+            },
+            out = inbox.recv() => match out {
+                Some(Out::Text(text)) => s.signal(&text),
+                Some(Out::Close) | None => {
+                    tracing::info!("storage session: its signaling connection was closed");
+                    break;
+                }
+            },
+            received = s.socket.recv_from(&mut buf) => match received {
+                Ok((n, from)) => s.receive(from, &buf[..n]),
+                Err(e) => tracing::debug!(error = %e, "storage session: receive failed"),
+            },
+            _ = sleep_until(Some(s.deadline())) => {
+                if !s.tick() {
+                    tracing::info!("storage session: no camera or viewer for a minute; ending");
+                    break;
+                }
+            }
+            _ = draining.wait_for(|d| *d) => break,
+        }
+    }
+    state.relay.disconnect(conn);
+    tracing::info!("storage session ended");
+}
+
+/// One session's peers and what ties them to the world.
+struct Session<'a> {
+    state: &'a Arc<AppState>,
+    stream: StreamRecord,
+    socket: UdpSocket,
+    local: std::net::SocketAddr,
+    conn: crate::relay::ConnId,
+    camera: Option<Camera>,
+    viewers: HashMap<String, Peer>,
+    seats: Seats,
+    /// When a camera was last connected.
+    camera_seen: Option<Instant>,
+    /// Since when the session has had no peer at all.
+    idle_since: Instant,
+}
+
+impl Session<'_> {
+    fn join_master(&mut self) -> bool {
+        let limits = RecorderLimits::default();
+        let Some((peer, offer)) = Peer::camera(Instant::now(), self.local, limits) else {
+            tracing::error!("storage session: no offer could be made");
+            return false;
+        };
+        // The newest join wins: a camera before it (and its ingest) ends here.
+        self.camera = Some(Camera { peer, media: None });
+        let message = json!({"action": "SDP_OFFER", "messagePayload": offer});
+        self.state.relay.message(self.conn, &message.to_string());
+        tracing::info!("storage session: offer sent to the master");
+        true
+    }
+
+    fn join_viewer(&mut self, id: &str) -> bool {
+        let now = Instant::now();
+        if !self.seats.admit(now, id) {
+            return false;
+        }
+        let Some((peer, offer)) = Peer::viewer(now, self.local) else {
+            self.seats.leave(now, id);
+            return false;
+        };
+        // The same client id joining again replaces its peer.
+        self.viewers.insert(id.to_string(), peer);
+        let message =
+            json!({"action": "SDP_OFFER", "recipientClientId": id, "messagePayload": offer});
+        self.state.relay.message(self.conn, &message.to_string());
+        tracing::info!(viewer = id, "storage session: offer sent to a viewer");
+        true
+    }
+
+    /// A relayed signaling event: the master's carry no sender id, a viewer's its own.
+    fn signal(&mut self, text: &str) {
+        let Ok(event) = serde_json::from_str::<Value>(text) else {
+            return;
+        };
+        let (Some(kind), Some(payload)) = (
+            event["messageType"].as_str(),
+            event["messagePayload"].as_str(),
+        ) else {
+            return;
+        };
+        tracing::debug!(kind, from = ?event["senderClientId"].as_str(), "storage session: signaling message");
+        let peer = match event["senderClientId"].as_str() {
+            Some(viewer) => self.viewers.get_mut(viewer),
+            None => self.camera.as_mut().map(|c| &mut c.peer),
+        };
+        if let Some(peer) = peer {
+            peer.signal(kind, payload);
+        }
+    }
+
+    /// A datagram, for whichever peer it belongs to.
+    fn receive(&mut self, from: std::net::SocketAddr, data: &[u8]) {
+        let now = Instant::now();
+        let peers = self
+            .camera
+            .as_mut()
+            .map(|c| &mut c.peer)
+            .into_iter()
+            .chain(self.viewers.values_mut());
+        for peer in peers {
+            if peer.accepts(now, from, data) {
+                peer.receive(now, from, data);
+                return;
+            }
+        }
+    }
+
+    /// When something is next due: a peer's timer, a viewer's time without a camera, the
+    /// end of an idle session.
+    fn deadline(&self) -> Instant {
+        let mut t = self.idle_since + IDLE;
+        if let Some(cam) = &self.camera {
+            t = t.min(cam.peer.poll_timeout());
+        }
+        for (id, peer) in &self.viewers {
+            t = t.min(peer.poll_timeout());
+            if let Some(joined) = self.seats.joined(id) {
+                t = t.min(self.seats.deadline(joined, self.camera_seen));
+            }
+        }
+        t
+    }
+
+    /// Time passed; false once the session has been idle too long.
+    fn tick(&mut self) -> bool {
+        let now = Instant::now();
+        if let Some(cam) = self.camera.as_mut() {
+            cam.peer.tick(now);
+        }
+        let camera_seen = self.camera_seen;
+        let mut gone = Vec::new();
+        for (id, peer) in self.viewers.iter_mut() {
+            peer.tick(now);
+            let joined = self.seats.joined(id).unwrap_or(now);
+            if now >= self.seats.deadline(joined, camera_seen) {
+                tracing::info!(viewer = %id, "storage session: no camera for three minutes; the viewer goes");
+                gone.push(id.clone());
+            }
+        }
+        for id in gone {
+            self.viewers.remove(&id);
+            self.seats.leave(now, &id);
+        }
+        let idle = self.camera.is_none() && self.viewers.is_empty();
+        !(idle && now >= self.idle_since + IDLE)
+    }
+
+    /// Drains every peer: datagrams out, recorded media to the ingest, the camera's frames
+    /// on to the viewers, key frame requests back to the camera.
+    async fn poll_all(&mut self) {
+        let mut out = Vec::new();
+        let mut keyframe = false;
+        let mut frames = Vec::new();
+        if let Some(cam) = self.camera.as_mut() {
+            cam.peer.poll(Instant::now(), now_ms(), &mut out);
+            let mut ended = None;
+            for o in out.drain(..) {
+                match o {
+                    PeerOutput::Transmit { to, data } => send(&self.socket, to, &data).await,
+                    PeerOutput::Media(chunk) => feed(self.state, &self.stream, cam, chunk).await,
+                    PeerOutput::Frame(f) => frames.push(f),
+                    PeerOutput::KeyframeWanted => {}
                     PeerOutput::End(why) => ended = Some(why),
                 }
+            }
+            if cam.peer.is_connected() {
+                self.camera_seen = Some(Instant::now());
             }
             if let Some(why) = ended {
                 let c = cam.peer.counts();
@@ -122,77 +303,57 @@ async fn run(
                     dropped_video = c.dropped_video,
                     "storage session: camera gone; its last fragment is completed"
                 );
-                camera = None;
-                idle_since = Instant::now();
+                self.camera = None;
             }
         }
-        let deadline = match &camera {
-            Some(cam) => cam.peer.poll_timeout(),
-            None => idle_since + IDLE,
-        };
-        tokio::select! {
-            command = commands.recv() => match command {
-                Some(Command::JoinMaster) => {
-                    let Some((peer, offer)) = Peer::offer(Instant::now(), local, limits) else {
-                        tracing::error!("storage session: no offer could be made");
-                        break;
-                    };
-                    // The newest join wins: a camera before it (and its ingest) ends here.
-                    camera = Some(Camera { peer, media: None });
-                    let message = json!({"action": "SDP_OFFER", "messagePayload": offer});
-                    state.relay.message(conn, &message.to_string());
-                    tracing::info!("storage session: offer sent to the master");
+        let mut gone = Vec::new();
+        for (id, peer) in self.viewers.iter_mut() {
+            // str0m's rule: each mutation (a forwarded frame) is followed by a drain.
+            let mut ended = None;
+            for f in frames.iter().map(Some).chain([None]) {
+                if let Some(f) = f {
+                    peer.forward(f);
                 }
-                Some(Command::Stop) | None => break,
-            },
-            out = inbox.recv() => match out {
-                Some(Out::Text(text)) => {
-                    if let Some(cam) = camera.as_mut() {
-                        signal(&mut cam.peer, &text);
+                peer.poll(Instant::now(), now_ms(), &mut out);
+                for o in out.drain(..) {
+                    match o {
+                        PeerOutput::Transmit { to, data } => send(&self.socket, to, &data).await,
+                        PeerOutput::KeyframeWanted => keyframe = true,
+                        PeerOutput::End(why) => ended = Some(why),
+                        PeerOutput::Media(_) | PeerOutput::Frame(_) => {}
                     }
                 }
-                Some(Out::Close) | None => {
-                    tracing::info!("storage session: its signaling connection was closed");
+                if ended.is_some() {
                     break;
                 }
-            },
-            received = socket.recv_from(&mut buf) => match received {
-                Ok((n, from)) => {
-                    if let Some(cam) = camera.as_mut() {
-                        cam.peer.receive(Instant::now(), from, &buf[..n]);
-                    }
-                }
-                Err(e) => tracing::debug!(error = %e, "storage session: receive failed"),
-            },
-            _ = sleep_until(Some(deadline)) => match camera.as_mut() {
-                Some(cam) => cam.peer.tick(Instant::now()),
-                None => {
-                    tracing::info!("storage session: no camera for a minute; ending");
-                    break;
-                }
-            },
-            _ = draining.wait_for(|d| *d) => break,
+            }
+            if let Some(why) = ended {
+                tracing::info!(viewer = %id, ?why, "storage session: viewer gone");
+                gone.push(id.clone());
+            }
+        }
+        let now = Instant::now();
+        for id in gone {
+            self.viewers.remove(&id);
+            self.seats.leave(now, &id);
+        }
+        if keyframe {
+            if let Some(cam) = self.camera.as_mut() {
+                cam.peer.request_keyframe();
+            }
+        }
+        if self.camera.is_none() && self.viewers.is_empty() {
+            self.idle_since = self.idle_since.max(now);
+        } else {
+            self.idle_since = now;
         }
     }
-    state.relay.disconnect(conn);
-    tracing::info!("storage session ended");
 }
 
-/// A relayed signaling event for the session; only the master's (no sender id) concern it.
-fn signal(peer: &mut Peer, text: &str) {
-    let Ok(event) = serde_json::from_str::<Value>(text) else {
-        return;
-    };
-    if event.get("senderClientId").is_some() {
-        return;
+async fn send(socket: &UdpSocket, to: std::net::SocketAddr, data: &[u8]) {
+    if let Err(e) = socket.send_to(data, to).await {
+        tracing::debug!(error = %e, %to, "storage session: send failed");
     }
-    let (Some(kind), Some(payload)) = (
-        event["messageType"].as_str(),
-        event["messagePayload"].as_str(),
-    ) else {
-        return;
-    };
-    peer.signal(kind, payload);
 }
 
 /// Hands recorded bytes to the camera's ingest, starting one at each new Segment (the one
@@ -211,7 +372,7 @@ async fn feed(state: &Arc<AppState>, stream: &StreamRecord, cam: &mut Camera, ch
         let started = start_ingest(
             state,
             stream.clone(),
-            Session {
+            IngestSession {
                 relative: false,
                 producer_start_ms: None,
                 acks,
