@@ -3,6 +3,7 @@
 
 mod control;
 mod images;
+mod ingest;
 mod media;
 mod playback;
 mod policy;
@@ -30,6 +31,9 @@ pub enum BenchCommand {
     /// One stored stream watched by many HLS players, against the same bytes from a static
     /// file server; a new player's time to first media; GetClip throughput.
     Playback(playback::PlaybackArgs),
+    /// Many WebRTC cameras recorded at once by storage sessions: frames stored against frames
+    /// sent, live latency from camera to GetMedia reader, server CPU per session.
+    Ingest(ingest::IngestArgs),
     /// Many WebRTC signaling connections held open: server memory per connection against its
     /// memory before, and offer relay latency while they are held.
     Signaling(signaling::SignalingArgs),
@@ -44,6 +48,7 @@ pub async fn run(cmd: BenchCommand) -> Result<(), Box<dyn std::error::Error>> {
         BenchCommand::Signaling(args) => signaling::signaling(args).await,
         BenchCommand::Playback(args) => playback::playback(args).await,
         BenchCommand::Images(args) => images::images(args).await,
+        BenchCommand::Ingest(args) => ingest::ingest(args).await,
     }
 }
 

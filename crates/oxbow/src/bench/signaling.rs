@@ -42,7 +42,8 @@ pub struct SignalingArgs {
     pub server_pid: Option<u32>,
 }
 
-type Ws = tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<TcpStream>>;
+pub(super) type Ws =
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<TcpStream>>;
 
 async fn create_channel(addr: &str, t: &Target, name: &str) -> Result<String, BenchError> {
     let body = format!(r#"{{"ChannelName":"{name}"}}"#);
@@ -74,7 +75,12 @@ async fn create_channel(addr: &str, t: &Target, name: &str) -> Result<String, Be
         .ok_or_else(|| BenchError::Http(format!("CreateSignalingChannel: HTTP {status}")))
 }
 
-async fn open(addr: &str, t: &Target, arn: &str, client: Option<&str>) -> Result<Ws, String> {
+pub(super) async fn open(
+    addr: &str,
+    t: &Target,
+    arn: &str,
+    client: Option<&str>,
+) -> Result<Ws, String> {
     let mut params = vec![("X-Amz-ChannelARN", arn)];
     if let Some(c) = client {
         params.push(("X-Amz-ClientId", c));
