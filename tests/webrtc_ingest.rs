@@ -307,6 +307,22 @@ async fn a_browser_camera_records_into_a_stream_through_the_storage_session() {
         "decoding errors: {errors:?}"
     );
 
+    // Players read the recording too: HLS (fMP4 and MPEG-TS) and GetClip give the video
+    // (the Opus track is left out: KVS's playback takes AAC only), every stored frame.
+    for container in ["FRAGMENTED_MP4", "MPEG_TS"] {
+        let url = hls_url(&plain, "webrtc-cam", container).await;
+        let frames = played_video_frames(&url);
+        assert_eq!(frames, pts.len(), "HLS {container}: {url}");
+    }
+    let clip = get_clip(&plain, "webrtc-cam").await;
+    let clip_path = path.with_file_name("clip.mp4");
+    std::fs::write(&clip_path, &clip).unwrap();
+    assert_eq!(
+        played_video_frames(clip_path.to_str().unwrap()),
+        pts.len(),
+        "GetClip"
+    );
+
     // The camera comes back (a reconnect): it joins again and recording resumes in the same
     // stream, after what it recorded before.
     storage_client_for(&plain, common::ACCESS_KEY, common::SECRET_KEY)
@@ -379,6 +395,102 @@ async fn settled_fragments(url: &str, stream: &str) -> usize {
         }
     }
     last
+}
+
+fn archive_client(url: &str) -> aws_sdk_kinesisvideoarchivedmedia::Client {
+    use aws_sdk_kinesisvideoarchivedmedia::config::{BehaviorVersion, Credentials, Region};
+    let config = aws_sdk_kinesisvideoarchivedmedia::Config::builder()
+        .behavior_version(BehaviorVersion::latest())
+        .region(Region::new(common::REGION))
+        .endpoint_url(url)
+        .credentials_provider(Credentials::new(
+            common::ACCESS_KEY,
+            common::SECRET_KEY,
+            None,
+            None,
+            "t",
+        ))
+        .build();
+    aws_sdk_kinesisvideoarchivedmedia::Client::from_conf(config)
+}
+
+/// An ON_DEMAND HLS session over the last ten minutes of `stream`.
+async fn hls_url(url: &str, stream: &str, container: &str) -> String {
+    use aws_sdk_kinesisvideoarchivedmedia::primitives::DateTime;
+    use aws_sdk_kinesisvideoarchivedmedia::types::*;
+    let now = common::now_ms() as i64;
+    archive_client(url)
+        .get_hls_streaming_session_url()
+        .stream_name(stream)
+        .playback_mode(HlsPlaybackMode::OnDemand)
+        .container_format(ContainerFormat::from(container))
+        .hls_fragment_selector(
+            HlsFragmentSelector::builder()
+                .fragment_selector_type(HlsFragmentSelectorType::ServerTimestamp)
+                .timestamp_range(
+                    HlsTimestampRange::builder()
+                        .start_timestamp(DateTime::from_millis(now - 600_000))
+                        .end_timestamp(DateTime::from_millis(now))
+                        .build(),
+                )
+                .build(),
+        )
+        .send()
+        .await
+        .unwrap()
+        .hls_streaming_session_url
+        .unwrap()
+}
+
+/// GetClip over the last ten minutes of `stream`.
+async fn get_clip(url: &str, stream: &str) -> Vec<u8> {
+    use aws_sdk_kinesisvideoarchivedmedia::primitives::DateTime;
+    use aws_sdk_kinesisvideoarchivedmedia::types::*;
+    let now = common::now_ms() as i64;
+    let out = archive_client(url)
+        .get_clip()
+        .stream_name(stream)
+        .clip_fragment_selector(
+            ClipFragmentSelector::builder()
+                .fragment_selector_type(ClipFragmentSelectorType::ServerTimestamp)
+                .timestamp_range(
+                    ClipTimestampRange::builder()
+                        .start_timestamp(DateTime::from_millis(now - 600_000))
+                        .end_timestamp(DateTime::from_millis(now))
+                        .build()
+                        .unwrap(),
+                )
+                .build()
+                .unwrap(),
+        )
+        .send()
+        .await
+        .unwrap();
+    out.payload.collect().await.unwrap().into_bytes().to_vec()
+}
+
+/// Video frames ffprobe decodes from a file or URL (self-signed TLS is not verified).
+fn played_video_frames(input: &str) -> usize {
+    let out = Command::new("ffprobe")
+        .args(["-v", "error", "-select_streams", "v", "-count_frames"])
+        .args(["-show_entries", "stream=nb_read_frames", "-of", "csv=p=0"])
+        .arg(input)
+        .output()
+        .expect("ffprobe");
+    // (a master playlist may list the stream once per variant: the first is read)
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| l.trim().trim_end_matches(','))
+        .find(|l| !l.is_empty())
+        .unwrap_or_default()
+        .parse()
+        .unwrap_or_else(|_| {
+            panic!(
+                "{input}: [{}] {}",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            )
+        })
 }
 
 /// The presentation times (s) of the video packets of a file, in order.

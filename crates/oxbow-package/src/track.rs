@@ -141,6 +141,14 @@ pub fn playable_tracks(infos: &[TrackInfo], allow_h265: bool) -> Result<Vec<Trac
     if infos.is_empty() || infos.len() > 2 {
         return Err(unsupported());
     }
+    // Oxbow's WebRTC storage sessions record Opus audio (KVS transcodes it to AAC, which Oxbow
+    // cannot): such a stream plays as its video alone rather than not at all.
+    let infos = match infos {
+        [video, opus] if opus.codec_id == "A_OPUS" && video.track_type == 1 => {
+            std::slice::from_ref(video)
+        }
+        _ => infos,
+    };
     let tracks = infos
         .iter()
         .map(Track::from_mkv)
@@ -290,5 +298,11 @@ mod tests {
         assert!(playable_tracks(std::slice::from_ref(&hevc), true).is_ok());
         // MPEG-TS carries no H.265 in KVS.
         assert!(playable_tracks(&[hevc], false).is_err());
+        // A recorded WebRTC stream (H.264 and Opus) plays as its video; Opus alone does not.
+        let opus = info(2, "A_OPUS", Some(b"OpusHead"));
+        let avc = info(1, "V_MPEG4/ISO/AVC", Some(AVCC));
+        let played = playable_tracks(&[avc, opus.clone()], true).unwrap();
+        assert_eq!((played.len(), played[0].codec), (1, Codec::H264));
+        assert!(playable_tracks(&[opus], true).is_err());
     }
 }
