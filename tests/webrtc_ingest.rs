@@ -73,24 +73,11 @@ async fn ice_servers(plain: &str, arn: &str) -> Value {
 
 /// Fragments ListFragments reports for `stream`, through `url`.
 async fn fragment_count(url: &str, stream: &str) -> usize {
-    use aws_sdk_kinesisvideoarchivedmedia::config::{BehaviorVersion, Credentials, Region};
     use aws_sdk_kinesisvideoarchivedmedia::primitives::DateTime;
     use aws_sdk_kinesisvideoarchivedmedia::types::{
         FragmentSelector, FragmentSelectorType, TimestampRange,
     };
-    let config = aws_sdk_kinesisvideoarchivedmedia::Config::builder()
-        .behavior_version(BehaviorVersion::latest())
-        .region(Region::new(common::REGION))
-        .endpoint_url(url)
-        .credentials_provider(Credentials::new(
-            common::ACCESS_KEY,
-            common::SECRET_KEY,
-            None,
-            None,
-            "t",
-        ))
-        .build();
-    aws_sdk_kinesisvideoarchivedmedia::Client::from_conf(config)
+    archive_client(url)
         .list_fragments()
         .stream_name(stream)
         .max_results(1000)
