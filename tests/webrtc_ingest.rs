@@ -235,6 +235,13 @@ async fn a_browser_camera_records_into_a_stream_through_the_storage_session() {
         watched["framesAfter"].as_u64().unwrap(),
     );
     assert!(after > before + 10, "viewer frames {before} -> {after}");
+    // And the viewer's microphone reached the camera through the session (50 packets a
+    // second while the viewer watched, about three seconds).
+    let talked_back = result["audioReceived"].as_u64().unwrap();
+    assert!(
+        talked_back > 50,
+        "the camera received {talked_back} audio packets"
+    );
     let recorded_ms = result["recordedMs"].as_f64().unwrap();
 
     // The camera hung up: the session completes the last fragment.
@@ -322,6 +329,10 @@ async fn a_browser_camera_records_into_a_stream_through_the_storage_session() {
     cfg["recordMs"] = json!(3_000);
     cfg["viewer"] = Value::Null;
     let again = record(&dir, &cfg).await;
+    assert_eq!(
+        again["audioReceived"], 0,
+        "no viewer, nothing to hear: {again}"
+    );
     assert!(settled_fragments(&plain, "webrtc-cam").await > first_fragments);
     let mkv = tokio::time::timeout(Duration::from_secs(30), get_media_all(&plain, "webrtc-cam"))
         .await

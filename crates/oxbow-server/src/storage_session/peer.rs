@@ -64,7 +64,7 @@ pub enum PeerOutput {
 /// What the peer is for.
 enum Kind {
     Camera { recorder: Box<Recorder> },
-    Viewer { audio: Mid },
+    Viewer,
 }
 
 pub struct Peer {
@@ -74,6 +74,7 @@ pub struct Peer {
     /// Candidates that came before the answer, added once it is applied.
     early: Vec<Candidate>,
     video: Mid,
+    audio: Mid,
     started: Instant,
     connected: bool,
     disconnected_since: Option<Instant>,
@@ -98,7 +99,8 @@ fn decode_payload(payload: &str) -> Option<Value> {
 }
 
 impl Peer {
-    /// A peer toward the camera, receiving H.264 and Opus, and the SDP offer payload to send.
+    /// A peer toward the camera, receiving H.264 and Opus (and sending it a viewer's Opus),
+    /// and the SDP offer payload to send.
     pub fn camera(
         now: Instant,
         local: SocketAddr,
@@ -110,22 +112,18 @@ impl Peer {
         Self::offer(now, local, Direction::RecvOnly, kind)
     }
 
-    /// A peer toward a viewer, sending it the camera's H.264 and Opus.
+    /// A peer toward a viewer, sending it the camera's H.264 and Opus, and receiving the
+    /// viewer's own Opus, if it sends any.
     pub fn viewer(now: Instant, local: SocketAddr) -> Option<(Self, String)> {
-        // (the audio mid is set by `offer`)
-        Self::offer(
-            now,
-            local,
-            Direction::SendOnly,
-            Kind::Viewer { audio: Mid::new() },
-        )
+        Self::offer(now, local, Direction::SendOnly, Kind::Viewer)
     }
 
+    /// `video_dir` is the direction of video; audio goes both ways.
     fn offer(
         now: Instant,
         local: SocketAddr,
-        dir: Direction,
-        mut kind: Kind,
+        video_dir: Direction,
+        kind: Kind,
     ) -> Option<(Self, String)> {
         let mut rtc = RtcConfig::new()
             .clear_codecs()
@@ -135,11 +133,8 @@ impl Peer {
         rtc.add_local_candidate(Candidate::host(local, "udp").ok()?);
         let mut change = rtc.sdp_api();
         let stream = Some("kvs-storage-session".to_string());
-        let video = change.add_media(MediaKind::Video, dir, stream.clone(), None, None);
-        let audio = change.add_media(MediaKind::Audio, dir, stream, None, None);
-        if let Kind::Viewer { audio: a } = &mut kind {
-            *a = audio;
-        }
+        let video = change.add_media(MediaKind::Video, video_dir, stream.clone(), None, None);
+        let audio = change.add_media(MediaKind::Audio, Direction::SendRecv, stream, None, None);
         let (offer, pending) = change.apply()?;
         let payload = description_payload("offer", &offer.to_sdp_string());
         Some((
@@ -149,6 +144,7 @@ impl Peer {
                 pending: Some(pending),
                 early: Vec::new(),
                 video,
+                audio,
                 started: now,
                 connected: false,
                 disconnected_since: None,
@@ -166,7 +162,7 @@ impl Peer {
     pub fn counts(&self) -> Counts {
         match &self.kind {
             Kind::Camera { recorder } => recorder.counts(),
-            Kind::Viewer { .. } => Counts::default(),
+            Kind::Viewer => Counts::default(),
         }
     }
 
@@ -254,7 +250,7 @@ impl Peer {
     fn silence(&self) -> Duration {
         match self.kind {
             Kind::Camera { .. } => CAMERA_SILENCE,
-            Kind::Viewer { .. } => VIEWER_SILENCE,
+            Kind::Viewer => VIEWER_SILENCE,
         }
     }
 
@@ -302,18 +298,17 @@ impl Peer {
         self.keyframe_now = true;
     }
 
-    /// Sends a camera frame on to this viewer (nothing before it is connected).
+    /// Sends a frame on (nothing before the peer is connected): the camera's video and
+    /// audio to a viewer, a viewer's audio to the camera.
     pub fn forward(&mut self, frame: &MediaData) {
-        let Kind::Viewer { audio } = self.kind else {
-            return;
-        };
         if !self.connected {
             return;
         }
-        let mid = if frame.params.spec().codec.is_audio() {
-            audio
-        } else {
-            self.video
+        let audio = frame.params.spec().codec.is_audio();
+        let mid = match (&self.kind, audio) {
+            (_, true) => self.audio,
+            (Kind::Viewer, false) => self.video,
+            (Kind::Camera { .. }, false) => return,
         };
         let Some(writer) = self.rtc.writer(mid) else {
             return;
@@ -393,7 +388,7 @@ impl Peer {
                 );
                 self.connected = true;
                 self.last_received = now;
-                if let Kind::Viewer { .. } = self.kind {
+                if let Kind::Viewer = self.kind {
                     out.push(PeerOutput::KeyframeWanted);
                 }
             }
@@ -409,7 +404,11 @@ impl Peer {
             Event::KeyframeRequest(_) => out.push(PeerOutput::KeyframeWanted),
             Event::MediaData(m) => {
                 let Kind::Camera { recorder } = &mut self.kind else {
-                    return; // a viewer's audio is not forwarded by this version
+                    // A viewer's audio, for the camera.
+                    if m.mid == self.audio {
+                        out.push(PeerOutput::Frame(Arc::new(m)));
+                    }
+                    return;
                 };
                 let age = now.saturating_duration_since(m.network_time);
                 let arrival_ms = wall_ms - age.as_millis() as i64;

@@ -30,6 +30,8 @@ const IDLE: Duration = Duration::from_secs(60);
 /// Recorded chunks waiting for the ingest at most; past it media is dropped to the next key
 /// frame rather than held (a live camera cannot be slowed down).
 const MEDIA_QUEUE: usize = 256;
+/// A viewer's hold on the camera's loudspeaker lapses after this much silence.
+const FLOOR_RELEASE: Duration = Duration::from_secs(1);
 /// Acks the session reads (for its log) from its ingest.
 const ACK_QUEUE: usize = 64;
 
@@ -104,6 +106,8 @@ async fn run(
         seats: Seats::new(SeatRules::default()),
         camera_seen: None,
         idle_since: Instant::now(),
+        floor: None,
+        to_camera: Vec::new(),
     };
     let mut draining = state.draining.subscribe();
     let mut buf = vec![0u8; 2048];
@@ -159,6 +163,10 @@ struct Session<'a> {
     camera_seen: Option<Instant>,
     /// Since when the session has had no peer at all.
     idle_since: Instant,
+    /// The viewer whose audio goes to the camera, and when it last sent some.
+    floor: Option<(String, Instant)>,
+    /// Viewer audio waiting to be forwarded to the camera.
+    to_camera: Vec<Arc<str0m::media::MediaData>>,
 }
 
 impl Session<'_> {
@@ -278,16 +286,28 @@ impl Session<'_> {
         let mut out = Vec::new();
         let mut keyframe = false;
         let mut frames = Vec::new();
+        let to_camera = std::mem::take(&mut self.to_camera);
         if let Some(cam) = self.camera.as_mut() {
-            cam.peer.poll(Instant::now(), now_ms(), &mut out);
             let mut ended = None;
-            for o in out.drain(..) {
-                match o {
-                    PeerOutput::Transmit { to, data } => send(&self.socket, to, &data).await,
-                    PeerOutput::Media(chunk) => feed(self.state, &self.stream, cam, chunk).await,
-                    PeerOutput::Frame(f) => frames.push(f),
-                    PeerOutput::KeyframeWanted => {}
-                    PeerOutput::End(why) => ended = Some(why),
+            // str0m's rule: each mutation (a forwarded frame) is followed by a drain.
+            for f in to_camera.iter().map(Some).chain([None]) {
+                if let Some(f) = f {
+                    cam.peer.forward(f);
+                }
+                cam.peer.poll(Instant::now(), now_ms(), &mut out);
+                for o in out.drain(..) {
+                    match o {
+                        PeerOutput::Transmit { to, data } => send(&self.socket, to, &data).await,
+                        PeerOutput::Media(chunk) => {
+                            feed(self.state, &self.stream, cam, chunk).await
+                        }
+                        PeerOutput::Frame(f) => frames.push(f),
+                        PeerOutput::KeyframeWanted => {}
+                        PeerOutput::End(why) => ended = Some(why),
+                    }
+                }
+                if ended.is_some() {
+                    break;
                 }
             }
             if cam.peer.is_connected() {
@@ -320,7 +340,22 @@ impl Session<'_> {
                         PeerOutput::Transmit { to, data } => send(&self.socket, to, &data).await,
                         PeerOutput::KeyframeWanted => keyframe = true,
                         PeerOutput::End(why) => ended = Some(why),
-                        PeerOutput::Media(_) | PeerOutput::Frame(_) => {}
+                        // A viewer's audio goes to the camera, one speaker at a time: the
+                        // floor is the first viewer's that talks, until it is silent a second.
+                        PeerOutput::Frame(f) => {
+                            let now = Instant::now();
+                            let free = match &self.floor {
+                                None => true,
+                                Some((holder, last)) => {
+                                    holder == id || now.duration_since(*last) >= FLOOR_RELEASE
+                                }
+                            };
+                            if free {
+                                self.floor = Some((id.clone(), now));
+                                self.to_camera.push(f);
+                            }
+                        }
+                        PeerOutput::Media(_) => {}
                     }
                 }
                 if ended.is_some() {
