@@ -1,10 +1,12 @@
 //! WebRTC ingestion: a channel linked to a stream (UpdateMediaStorageConfiguration) is recorded
-//! by Oxbow's storage session. A headless Chromium page is the camera, with the official KVS
-//! WebRTC JS SDK's SignalingClient and the browser's own RTCPeerConnection (relay-only, through
-//! Oxbow's TURN); JoinStorageSession is called with the official Rust SDK; what was recorded is
-//! read back with GetMedia and judged by ffprobe. Also: JoinStorageSession's errors and seed
-//! 004's authorization. The browser test needs Debian's `chromium`, `node` and
-//! `tests/browser/setup.sh` (`.ci/run` does all three).
+//! by Oxbow's storage session. Headless Chromium pages are the camera and a viewer, with the
+//! official KVS WebRTC JS SDK's SignalingClient, the browser's own RTCPeerConnection
+//! (relay-only, through Oxbow's TURN) and the AWS SDK for JavaScript's JoinStorageSession and
+//! JoinStorageSessionAsViewer, as the JS SDK's example uses them; a reconnect joins with the
+//! official Rust SDK. What was recorded is read back with GetMedia, HLS and GetClip and judged
+//! by ffprobe. Also: the joins' errors, the viewer seats and seed 004's authorization. The
+//! browser test needs Debian's `chromium`, `node` and `tests/browser/setup.sh` (`.ci/run` does
+//! all three).
 
 mod common;
 
@@ -154,7 +156,8 @@ fn probe(path: &Path) -> Value {
 async fn a_browser_camera_records_into_a_stream_through_the_storage_session() {
     let dir = browser_dir();
     assert!(
-        dir.join("node_modules/playwright-core").exists() && dir.join("kvs-webrtc.min.js").exists(),
+        dir.join("node_modules/playwright-core").exists()
+            && dir.join("kvs-storage.min.js").exists(),
         "run tests/browser/setup.sh first"
     );
     let server = TestServer::start_with(&["--tls-self-signed", "--http-listen", "127.0.0.1:0"]);
@@ -185,23 +188,9 @@ async fn a_browser_camera_records_into_a_stream_through_the_storage_session() {
     };
     let (wss, webrtc) = (endpoint("WSS"), endpoint("WEBRTC"));
     assert!(webrtc.starts_with("https://"), "{webrtc}");
-    // The camera's join: the session's offer waits in the channel (its message TTL) until the
-    // camera's signaling connection opens. (The WEBRTC endpoint is this server; the SDK
-    // reaches it over the plain listener beside TLS, which needs no CA.)
-    storage_client_for(&plain, common::ACCESS_KEY, common::SECRET_KEY)
-        .join_storage_session()
-        .channel_arn(&channel)
-        .send()
-        .await
-        .expect("JoinStorageSession");
-    // A viewer joins the session too (it may join before it connects, like the camera).
-    storage_client_for(&plain, common::ACCESS_KEY, common::SECRET_KEY)
-        .join_storage_session_as_viewer()
-        .channel_arn(&channel)
-        .client_id("viewer-1")
-        .send()
-        .await
-        .expect("JoinStorageSessionAsViewer");
+    // The first time, camera and viewer join from their pages, after their signaling
+    // connections open, with the AWS SDK for JavaScript (as the KVS JS SDK's example does):
+    // signed in the browser, across origins (CORS), on the WEBRTC endpoint.
     let record_ms = 6_000;
     let cfg = json!({
         "wss": wss,
@@ -212,6 +201,8 @@ async fn a_browser_camera_records_into_a_stream_through_the_storage_session() {
         "iceMaster": ice_servers(&plain, &channel).await,
         "iceViewer": ice_servers(&plain, &channel).await,
         "viewer": "viewer-1",
+        "webrtc": webrtc,
+        "joinFromPage": true,
         "relayOnly": true,
         "recordMs": record_ms,
     });
@@ -317,8 +308,9 @@ async fn a_browser_camera_records_into_a_stream_through_the_storage_session() {
         "GetClip"
     );
 
-    // The camera comes back (a reconnect): it joins again and recording resumes in the same
-    // stream, after what it recorded before.
+    // The camera comes back (a reconnect): it joins again — this time through the Rust SDK,
+    // before its signaling connection opens (the offer waits in the channel's message TTL) —
+    // and recording resumes in the same stream, after what it recorded before.
     storage_client_for(&plain, common::ACCESS_KEY, common::SECRET_KEY)
         .join_storage_session()
         .channel_arn(&channel)
@@ -328,6 +320,7 @@ async fn a_browser_camera_records_into_a_stream_through_the_storage_session() {
     let mut cfg = cfg;
     cfg["recordMs"] = json!(3_000);
     cfg["viewer"] = Value::Null;
+    cfg["joinFromPage"] = json!(false);
     let again = record(&dir, &cfg).await;
     assert_eq!(
         again["audioReceived"], 0,

@@ -9,6 +9,7 @@ import { launch, report, serveFiles } from './chromium.mjs';
 const cfg = JSON.parse(process.env.OXBOW_INGEST);
 const { server, origin } = await serveFiles({
   '/kvs-webrtc.min.js': 'text/javascript',
+  '/kvs-storage.min.js': 'text/javascript',
   '/peer.html': 'text/html',
 });
 const browser = await launch([
