@@ -342,6 +342,88 @@ async fn revoked_keys_and_expired_sessions_are_refused() {
     assert_eq!(unknown.unwrap_err().status, 403);
 }
 
+/// Role chaining: a role session assuming a role gets at most an hour (AWS's limit), however
+/// long the role's MaxSessionDuration, so a short session cannot stretch itself to 12 hours.
+#[tokio::test]
+async fn role_chaining_is_capped_at_one_hour() {
+    let server = TestServer::start();
+    let target = admin(
+        &server,
+        "CreateRole",
+        json!({"RoleName": "target", "MaxSessionDuration": 43_200}),
+    )
+    .await["Role"]["Arn"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    attach_new_policy(
+        &server,
+        "target",
+        &allow(&["kinesisvideo:List*"], "*"),
+        "RoleName",
+        "target",
+    )
+    .await;
+    let hop = admin(
+        &server,
+        "CreateRole",
+        json!({"RoleName": "hop", "MaxSessionDuration": 43_200}),
+    )
+    .await["Role"]["Arn"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    attach_new_policy(
+        &server,
+        "hop",
+        &allow(&["sts:AssumeRole"], &target),
+        "RoleName",
+        "hop",
+    )
+    .await;
+    // Not chained: the role's 12 hours are there to take.
+    let hop_session = assume_role(&server, &root(), &hop, "&DurationSeconds=43200").unwrap();
+    let direct = assume_role(&server, &root(), &target, "&DurationSeconds=43200");
+    assert!(direct.is_ok());
+    // Chained: more than an hour is STS's ValidationError; an hour is granted.
+    let refused = assume_role(&server, &hop_session, &target, "&DurationSeconds=7200").unwrap_err();
+    assert_eq!(refused.status, 400, "{}", refused.body);
+    assert_eq!(
+        xml_field(&refused.body, "Code").as_deref(),
+        Some("ValidationError")
+    );
+    assert!(refused.body.contains("role chaining"), "{}", refused.body);
+    let chained = assume_role(&server, &hop_session, &target, "&DurationSeconds=3600").unwrap();
+    sdk(&server, &chained).list_streams().send().await.unwrap();
+    // Without DurationSeconds the chained session runs an hour, not the role's twelve.
+    let body = {
+        let b = "Action=AssumeRole&Version=2011-06-15&RoleSessionName=chained&RoleArn=".to_string()
+            + &common::urlencode(&target);
+        let s = Signing {
+            service: "sts",
+            ..hop_session.signing()
+        };
+        request(
+            &server,
+            "POST",
+            "/",
+            Some("application/x-www-form-urlencoded"),
+            b.as_bytes(),
+            &s,
+        )
+        .body
+    };
+    let expires = xml_field(&body, "Expiration").unwrap();
+    let expires =
+        time::OffsetDateTime::parse(&expires, &time::format_description::well_known::Rfc3339)
+            .unwrap();
+    let left = expires - time::OffsetDateTime::now_utc();
+    assert!(
+        left <= time::Duration::seconds(3601) && left > time::Duration::seconds(3500),
+        "{left}"
+    );
+}
+
 /// The seed-004 style split: the viewer role may connect as viewer, not as master.
 #[tokio::test]
 async fn viewer_role_connects_as_viewer_not_master() {

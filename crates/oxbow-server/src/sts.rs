@@ -146,6 +146,9 @@ fn caller_identity(state: &AppState, key: &AccessKey) -> (&'static str, String) 
     )
 }
 
+/// The longest session a role session may get by assuming a role (AWS's role chaining limit).
+const CHAINED_MAX_SECONDS: i64 = 3600;
+
 fn role_name(arn: &str) -> Option<&str> {
     let (prefix, name) = arn.rsplit_once(":role/")?;
     let name = name.rsplit('/').next()?;
@@ -193,18 +196,30 @@ async fn assume_role(
     .filter(|r| r.arn == arn)
     .ok_or_else(denied)?;
     let min = state.config.min_session_seconds;
+    // A role session assuming a role again (role chaining) gets at most an hour, as in AWS:
+    // a short session cannot be stretched into a long one that outlives a revoked key.
+    let chained = key.principal.starts_with("role/");
+    let max = if chained {
+        role.max_session_seconds.min(CHAINED_MAX_SECONDS)
+    } else {
+        role.max_session_seconds
+    };
     let duration = match p.get("DurationSeconds") {
-        None => 3600.min(role.max_session_seconds),
-        Some(d) => d
-            .parse::<i64>()
-            .ok()
-            .filter(|d| (min..=role.max_session_seconds).contains(d))
-            .ok_or_else(|| {
-                ApiError::invalid_argument(format!(
+        None => 3600.min(max),
+        Some(d) => match d.parse::<i64>().ok() {
+            Some(d) if (min..=max).contains(&d) => d,
+            Some(d) if chained && d > max && d <= role.max_session_seconds => {
+                return Err(ApiError::invalid_argument(format!(
+                    "The requested DurationSeconds exceeds the 1 hour session limit for roles assumed by role chaining ({d} > {CHAINED_MAX_SECONDS})."
+                )))
+            }
+            _ => {
+                return Err(ApiError::invalid_argument(format!(
                     "The requested DurationSeconds exceeds the MaxSessionDuration set for this role ({}) or is below {min}.",
                     role.max_session_seconds
-                ))
-            })?,
+                )))
+            }
+        },
     };
     let session_policy = p.get("Policy").cloned();
     if let Some(doc) = &session_policy {
