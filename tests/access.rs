@@ -342,45 +342,25 @@ async fn revoked_keys_and_expired_sessions_are_refused() {
     assert_eq!(unknown.unwrap_err().status, 403);
 }
 
+/// A role with a 12-hour MaxSessionDuration and one policy document attached.
+async fn twelve_hour_role(server: &TestServer, name: &str, policy: &Value) -> String {
+    let r = admin(
+        server,
+        "CreateRole",
+        json!({"RoleName": name, "MaxSessionDuration": 43_200}),
+    )
+    .await;
+    attach_new_policy(server, name, policy, "RoleName", name).await;
+    r["Role"]["Arn"].as_str().unwrap().to_string()
+}
+
 /// Role chaining: a role session assuming a role gets at most an hour (AWS's limit), however
 /// long the role's MaxSessionDuration, so a short session cannot stretch itself to 12 hours.
 #[tokio::test]
 async fn role_chaining_is_capped_at_one_hour() {
     let server = TestServer::start();
-    let target = admin(
-        &server,
-        "CreateRole",
-        json!({"RoleName": "target", "MaxSessionDuration": 43_200}),
-    )
-    .await["Role"]["Arn"]
-        .as_str()
-        .unwrap()
-        .to_string();
-    attach_new_policy(
-        &server,
-        "target",
-        &allow(&["kinesisvideo:List*"], "*"),
-        "RoleName",
-        "target",
-    )
-    .await;
-    let hop = admin(
-        &server,
-        "CreateRole",
-        json!({"RoleName": "hop", "MaxSessionDuration": 43_200}),
-    )
-    .await["Role"]["Arn"]
-        .as_str()
-        .unwrap()
-        .to_string();
-    attach_new_policy(
-        &server,
-        "hop",
-        &allow(&["sts:AssumeRole"], &target),
-        "RoleName",
-        "hop",
-    )
-    .await;
+    let target = twelve_hour_role(&server, "target", &allow(&["kinesisvideo:List*"], "*")).await;
+    let hop = twelve_hour_role(&server, "hop", &allow(&["sts:AssumeRole"], &target)).await;
     // Not chained: the role's 12 hours are there to take.
     let hop_session = assume_role(&server, &root(), &hop, "&DurationSeconds=43200").unwrap();
     let direct = assume_role(&server, &root(), &target, "&DurationSeconds=43200");
