@@ -95,6 +95,14 @@ fn assume_role(
     role_arn: &str,
     extra: &str,
 ) -> Result<Creds, Raw> {
+    let r = assume_role_request(server, caller, role_arn, extra);
+    if r.status != 200 {
+        return Err(r);
+    }
+    Ok(sts_creds(&r))
+}
+
+fn assume_role_request(server: &TestServer, caller: &Creds, role_arn: &str, extra: &str) -> Raw {
     let body = format!(
         "Action=AssumeRole&Version=2011-06-15&RoleArn={}&RoleSessionName=tests{extra}",
         common::urlencode(role_arn)
@@ -103,22 +111,14 @@ fn assume_role(
         service: "sts",
         ..caller.signing()
     };
-    let r = request(
+    request(
         server,
         "POST",
         "/",
         Some("application/x-www-form-urlencoded; charset=utf-8"),
         body.as_bytes(),
         &s,
-    );
-    if r.status != 200 {
-        return Err(r);
-    }
-    Ok(Creds {
-        key: xml_field(&r.body, "AccessKeyId").unwrap(),
-        secret: xml_field(&r.body, "SecretAccessKey").unwrap(),
-        token: xml_field(&r.body, "SessionToken"),
-    })
+    )
 }
 
 fn root() -> Creds {
@@ -402,6 +402,84 @@ async fn role_chaining_is_capped_at_one_hour() {
         left <= time::Duration::seconds(3601) && left > time::Duration::seconds(3500),
         "{left}"
     );
+}
+
+/// A session belongs to the role it was issued for: deleting the role and creating another of
+/// the same name (with wider rights) gives the old session nothing, and each role has its own
+/// unique id, which AssumeRole reports as AWS does (`AROA…:session`).
+#[tokio::test]
+async fn a_recreated_role_is_not_the_role_old_sessions_were_issued_for() {
+    let server = TestServer::start();
+    let first = admin(&server, "CreateRole", json!({"RoleName": "flip"})).await;
+    attach_new_policy(
+        &server,
+        "flip-list",
+        &allow(&["kinesisvideo:List*"], "*"),
+        "RoleName",
+        "flip",
+    )
+    .await;
+    let arn = first["Role"]["Arn"].as_str().unwrap().to_string();
+    let first_id = first["Role"]["RoleId"].as_str().unwrap().to_string();
+    assert!(first_id.starts_with("AROA"), "{first}");
+    let (old, body) = assume_role_raw(&server, &root(), &arn);
+    assert_eq!(
+        xml_field(&body, "AssumedRoleId"),
+        Some(format!("{first_id}:tests"))
+    );
+    sdk(&server, &old).list_streams().send().await.unwrap();
+
+    admin(
+        &server,
+        "DetachPolicy",
+        json!({"PolicyName": "flip-list", "RoleName": "flip"}),
+    )
+    .await;
+    admin(&server, "DeleteRole", json!({"RoleName": "flip"})).await;
+    let second = admin(&server, "CreateRole", json!({"RoleName": "flip"})).await;
+    attach_new_policy(
+        &server,
+        "flip-all",
+        &allow(&["kinesisvideo:*"], "*"),
+        "RoleName",
+        "flip",
+    )
+    .await;
+    assert_ne!(second["Role"]["RoleId"], first["Role"]["RoleId"]);
+
+    // The old session: nothing, not even what it had (KVS's 401 denials).
+    let e = sdk(&server, &old).list_streams().send().await.unwrap_err();
+    assert_eq!(sdk_error(e), ("NotAuthorizedException".into(), 401));
+    let e = sdk(&server, &old)
+        .create_stream()
+        .stream_name("escalated")
+        .send()
+        .await
+        .unwrap_err();
+    assert_eq!(sdk_error(e), ("NotAuthorizedException".into(), 401));
+    // A new session of the new role has the new role's rights.
+    let (new, _) = assume_role_raw(&server, &root(), &arn);
+    sdk(&server, &new)
+        .create_stream()
+        .stream_name("allowed")
+        .send()
+        .await
+        .unwrap();
+}
+
+/// AssumeRole's credentials and the whole response body.
+fn assume_role_raw(server: &TestServer, caller: &Creds, arn: &str) -> (Creds, String) {
+    let r = assume_role_request(server, caller, arn, "");
+    assert_eq!(r.status, 200, "{}", r.body);
+    (sts_creds(&r), r.body)
+}
+
+fn sts_creds(r: &Raw) -> Creds {
+    Creds {
+        key: xml_field(&r.body, "AccessKeyId").unwrap(),
+        secret: xml_field(&r.body, "SecretAccessKey").unwrap(),
+        token: xml_field(&r.body, "SessionToken"),
+    }
 }
 
 /// The seed-004 style split: the viewer role may connect as viewer, not as master.

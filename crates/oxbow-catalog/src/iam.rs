@@ -37,6 +37,27 @@ pub struct RoleRecord {
     pub policies: Vec<String>,
     /// The longest session AssumeRole may grant (IAM's `MaxSessionDuration`, 1–12 h).
     pub max_session_seconds: i64,
+    /// IAM's unique id (`AROA…`), new for every role created, even under an old name. Empty
+    /// for roles stored before it existed: see [`RoleRecord::unique_id`].
+    #[serde(default)]
+    pub role_id: String,
+}
+
+/// The session context member that binds a role session to the role incarnation it was
+/// issued for: a role deleted and created again under the same name is another role, and
+/// the old sessions get nothing from it.
+pub const SESSION_ROLE_ID: &str = "oxbow:RoleId";
+
+impl RoleRecord {
+    /// The role's unique id; for a role stored before ids were kept, one derived from its
+    /// creation time, so it is stable and differs from any later role of the same name.
+    pub fn unique_id(&self) -> String {
+        if self.role_id.is_empty() {
+            format!("AROA{:016X}", self.created_ms)
+        } else {
+            self.role_id.clone()
+        }
+    }
 }
 
 impl Resource for RoleRecord {

@@ -17,7 +17,7 @@ use async_trait::async_trait;
 
 pub use iam::{
     CameraOwnerRecord, CertificateRecord, CertificateStatus, PolicyRecord, RoleAliasRecord,
-    RoleRecord, ThingRecord, UserRecord,
+    RoleRecord, ThingRecord, UserRecord, SESSION_ROLE_ID,
 };
 pub use model::{AccessKey, ChannelRecord, EdgeRecord, Lifecycle, Status, StreamRecord};
 pub use sqlite::SqliteCatalog;

@@ -17,7 +17,7 @@ use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
 use std::time::{Duration, Instant};
 
 use oxbow_auth::policy::{evaluate, Decision, Policy, Request, Vars};
-use oxbow_catalog::AccessKey;
+use oxbow_catalog::{AccessKey, SESSION_ROLE_ID};
 use oxbow_core::{ApiError, ErrorKind, ResourceType};
 use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
@@ -254,12 +254,19 @@ impl Authorizer {
                 .map_err(internal)?
                 .map(|u| u.policies)
                 .unwrap_or_default(),
+            // A session holds the rights of the role incarnation it was issued for only: a
+            // role deleted and created again under its name is not that role.
             Some(PrincipalRef::Role(name)) => self
                 .catalog
                 .roles()
                 .get(name)
                 .await
                 .map_err(internal)?
+                .filter(|r| {
+                    key.context
+                        .get(SESSION_ROLE_ID)
+                        .is_none_or(|id| *id == r.unique_id())
+                })
                 .map(|r| r.policies)
                 .unwrap_or_default(),
             _ => Vec::new(),

@@ -14,7 +14,7 @@ use std::sync::Arc;
 use bytes::Bytes;
 use http::{header, HeaderValue, Method, Response, StatusCode};
 use oxbow_auth::policy::{evaluate, Decision, Request as PolicyRequest, Vars};
-use oxbow_catalog::CertificateStatus;
+use oxbow_catalog::{CertificateStatus, SESSION_ROLE_ID};
 use oxbow_core::ApiError;
 use serde_json::json;
 
@@ -146,16 +146,11 @@ async fn issue(
     if evaluate(&policies, &question) != Decision::Allow {
         return Err(ACCESS_DENIED);
     }
-    if catalog
-        .roles()
-        .get(&alias.role)
-        .await
-        .map_err(failed)?
-        .is_none()
-    {
+    let Some(role) = catalog.roles().get(&alias.role).await.map_err(failed)? else {
         return Err(ACCESS_DENIED);
-    }
+    };
     let mut context = BTreeMap::new();
+    context.insert(SESSION_ROLE_ID.into(), role.unique_id());
     context.insert("credentials-iot:AwsCertificateId".into(), cert_id.clone());
     context.insert("aws:RoleSessionName".into(), cert_id);
     if let Some(t) = thing {

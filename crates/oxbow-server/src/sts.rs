@@ -12,7 +12,7 @@ use std::sync::Arc;
 use bytes::Bytes;
 use http::{header, HeaderValue, Response, StatusCode};
 use oxbow_auth::policy::Policy;
-use oxbow_catalog::AccessKey;
+use oxbow_catalog::{AccessKey, SESSION_ROLE_ID};
 use oxbow_core::validate::{self as v, Checks};
 use oxbow_core::{ApiError, ErrorKind};
 
@@ -227,6 +227,7 @@ async fn assume_role(
     }
     let mut context = BTreeMap::new();
     context.insert("aws:RoleSessionName".to_string(), session.to_string());
+    context.insert(SESSION_ROLE_ID.to_string(), role.unique_id());
     let creds = sessions::mint(
         state,
         SessionSpec {
@@ -247,7 +248,7 @@ async fn assume_role(
             creds.secret_access_key,
             creds.session_token.as_deref().unwrap_or_default(),
             sessions::expiration(&creds),
-            escape(&role.name),
+            escape(&role.unique_id()),
             escape(session),
             escape(&state.authz.principal_arn(&creds)),
         ),

@@ -17,7 +17,7 @@ fn user_json(u: &UserRecord) -> Value {
 }
 
 fn role_json(r: &RoleRecord) -> Value {
-    json!({"RoleName": r.name, "Arn": r.arn, "CreateDate": ms_to_json_seconds(r.created_ms),
+    json!({"RoleName": r.name, "RoleId": r.unique_id(), "Arn": r.arn, "CreateDate": ms_to_json_seconds(r.created_ms),
            "MaxSessionDuration": r.max_session_seconds, "AttachedPolicies": r.policies})
 }
 
@@ -399,6 +399,7 @@ pub async fn create_role(state: &AppState, a: &Args) -> Result<Value, ApiError> 
         created_ms: now_ms(),
         policies: Vec::new(),
         max_session_seconds: a.int("MaxSessionDuration", 3600, 3600, 43_200)?,
+        role_id: oxbow_core::ids::access_key_id("AROA"),
     };
     state
         .catalog
