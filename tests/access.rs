@@ -404,6 +404,63 @@ async fn role_chaining_is_capped_at_one_hour() {
     );
 }
 
+/// A trust policy with an ExternalId condition: the account's users who may assume roles
+/// get this one only with the agreed external id; a user it does not name gets nothing.
+#[tokio::test]
+async fn trust_policies_decide_who_assumes_a_role() {
+    let server = TestServer::start();
+    let trust = json!({"Version": "2012-10-17", "Statement": [
+        {"Effect": "Allow", "Principal": {"AWS": "123456789012"}, "Action": "sts:AssumeRole",
+         "Condition": {"StringEquals": {"sts:ExternalId": "agreed-id"}}},
+        {"Effect": "Deny", "Principal": {"AWS": "arn:aws:iam::123456789012:user/eve"},
+         "Action": "sts:AssumeRole"}]});
+    let r = admin(
+        &server,
+        "CreateRole",
+        json!({"RoleName": "partner", "AssumeRolePolicyDocument": trust.to_string()}),
+    )
+    .await;
+    assert_eq!(r["Role"]["AssumeRolePolicyDocument"], trust.to_string());
+    attach_new_policy(
+        &server,
+        "partner",
+        &allow(&["kinesisvideo:List*"], "*"),
+        "RoleName",
+        "partner",
+    )
+    .await;
+    let arn = r["Role"]["Arn"].as_str().unwrap().to_string();
+    let bob = user(&server, "bob", &[allow(&["sts:AssumeRole"], &arn)]).await;
+    let eve = user(&server, "eve", &[allow(&["sts:AssumeRole"], &arn)]).await;
+    assert_eq!(
+        assume_role(&server, &bob, &arn, "").unwrap_err().status,
+        403
+    );
+    assert_eq!(
+        assume_role(&server, &bob, &arn, "&ExternalId=wrong")
+            .unwrap_err()
+            .status,
+        403
+    );
+    let s = assume_role(&server, &bob, &arn, "&ExternalId=agreed-id").unwrap();
+    sdk(&server, &s).list_streams().send().await.unwrap();
+    assert_eq!(
+        assume_role(&server, &eve, &arn, "&ExternalId=agreed-id")
+            .unwrap_err()
+            .status,
+        403
+    );
+    // A malformed trust policy is refused when the role is made.
+    let e = common::media_client(&server)
+        .call_json(
+            "/admin/CreateRole",
+            &json!({"RoleName": "broken", "AssumeRolePolicyDocument": "{\"Statement\": 1}"}),
+        )
+        .await
+        .unwrap_err();
+    assert!(e.to_string().contains("AssumeRolePolicyDocument"), "{e}");
+}
+
 /// A session belongs to the role it was issued for: deleting the role and creating another of
 /// the same name (with wider rights) gives the old session nothing, and each role has its own
 /// unique id, which AssumeRole reports as AWS does (`AROA…:session`).
@@ -684,6 +741,9 @@ fn creds_of(v: &Value) -> Creds {
     }
 }
 
+/// Seed 003's trust policy for the camera role.
+const IOT_TRUST: &str = r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":{"Service":"credentials.iot.amazonaws.com"},"Action":"sts:AssumeRole"}]}"#;
+
 /// Seed 003's role (streams scoped by `${credentials-iot:ThingName}`), its role alias and
 /// the IoT policy that lets certificates assume it.
 async fn iot_setup(server: &TestServer) {
@@ -696,7 +756,22 @@ async fn iot_setup(server: &TestServer) {
         ],
         "arn:aws:kinesisvideo:*:*:stream/${credentials-iot:ThingName}/*",
     );
-    role(server, "KVSCameraCertificateBasedIAMRole", &role_policy).await;
+    // Seed 003's role, with its trust policy: only the IoT credentials provider assumes it.
+    admin(
+        server,
+        "CreateRole",
+        json!({"RoleName": "KVSCameraCertificateBasedIAMRole",
+               "AssumeRolePolicyDocument": IOT_TRUST}),
+    )
+    .await;
+    attach_new_policy(
+        server,
+        "KVSCameraCertificateBasedIAMRole",
+        &role_policy,
+        "RoleName",
+        "KVSCameraCertificateBasedIAMRole",
+    )
+    .await;
     admin(
         server,
         "CreateRoleAlias",
@@ -761,6 +836,41 @@ async fn iot_certificate_credentials_reach_only_the_devices_stream() {
         put_media(&server, &creds, "camera-b").await.unwrap_err(),
         "NotAuthorizedException"
     );
+
+    // The role trusts the credentials provider only: users, even root, cannot assume it...
+    let arn = admin(
+        &server,
+        "GetRole",
+        json!({"RoleName": "KVSCameraCertificateBasedIAMRole"}),
+    )
+    .await["Role"]["Arn"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let mallory = user(&server, "mallory", &[allow(&["sts:AssumeRole"], "*")]).await;
+    for caller in [&mallory, &root()] {
+        let refused = assume_role(&server, caller, &arn, "").unwrap_err();
+        assert_eq!(
+            (refused.status, xml_field(&refused.body, "Code")),
+            (403, Some("AccessDenied".into()))
+        );
+    }
+    // ... and a role that does not trust the provider gives devices nothing.
+    let account_only = json!({"Version": "2012-10-17", "Statement": [{"Effect": "Allow",
+        "Principal": {"AWS": "arn:aws:iam::123456789012:root"}, "Action": "sts:AssumeRole"}]});
+    let set_trust = |doc: String| {
+        admin(
+            &server,
+            "UpdateAssumeRolePolicy",
+            json!({"RoleName": "KVSCameraCertificateBasedIAMRole", "PolicyDocument": doc}),
+        )
+    };
+    set_trust(account_only.to_string()).await;
+    let (status, _) = curl_credentials(&iot_url, &ca, &dir_a, "camera-a");
+    assert_eq!(status, 403);
+    set_trust(IOT_TRUST.to_string()).await;
+    let (status, _) = curl_credentials(&iot_url, &ca, &dir_a, "camera-a");
+    assert_eq!(status, 200);
 
     // The thing must be the certificate's.
     let (status, body) = curl_credentials(&iot_url, &ca, &dir_a, "camera-b");

@@ -41,6 +41,10 @@ pub struct RoleRecord {
     /// for roles stored before it existed: see [`RoleRecord::unique_id`].
     #[serde(default)]
     pub role_id: String,
+    /// The trust policy (`AssumeRolePolicyDocument`): who may assume the role. None for roles
+    /// made without one, which trust the account, as every role did before trust policies.
+    #[serde(default)]
+    pub trust_policy: Option<String>,
 }
 
 /// The session context member that binds a role session to the role incarnation it was

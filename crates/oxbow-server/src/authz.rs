@@ -314,6 +314,20 @@ impl Authorizer {
     pub fn principal_arn(&self, key: &AccessKey) -> String {
         principal_arn(&self.account, key)
     }
+
+    /// The ARN a trust policy names the caller by: a user's or the root's own ARN, and for a
+    /// role session the role's ARN (as IAM matches assumed-role sessions).
+    pub fn trust_arn(&self, key: &AccessKey) -> String {
+        let (partition, account) = (&self.account.partition, &self.account.id);
+        match PrincipalRef::parse(&key.principal) {
+            Some(PrincipalRef::Role(name)) => format!("arn:{partition}:iam::{account}:role/{name}"),
+            _ => principal_arn(&self.account, key),
+        }
+    }
+
+    pub fn account_id(&self) -> &str {
+        &self.account.id
+    }
 }
 
 fn internal(e: oxbow_catalog::CatalogError) -> ApiError {

@@ -14,7 +14,11 @@ use std::sync::Arc;
 use bytes::Bytes;
 use http::{header, HeaderValue, Method, Response, StatusCode};
 use oxbow_auth::policy::{evaluate, Decision, Request as PolicyRequest, Vars};
+use oxbow_auth::policy::{Assumer, TrustPolicy};
 use oxbow_catalog::{CertificateStatus, SESSION_ROLE_ID};
+
+/// The service principal a role trusts to let the IoT credentials provider assume it.
+const IOT_CREDENTIALS_SERVICE: &str = "credentials.iot.amazonaws.com";
 use oxbow_core::ApiError;
 use serde_json::json;
 
@@ -149,6 +153,20 @@ async fn issue(
     let Some(role) = catalog.roles().get(&alias.role).await.map_err(failed)? else {
         return Err(ACCESS_DENIED);
     };
+    // The role must trust the credentials provider (when it has a trust policy at all).
+    let trusted = match &role.trust_policy {
+        None => true,
+        Some(doc) => TrustPolicy::parse(doc).is_ok_and(|t| {
+            t.allows(
+                Assumer::Service(IOT_CREDENTIALS_SERVICE),
+                "sts:AssumeRole",
+                &Default::default(),
+            )
+        }),
+    };
+    if !trusted {
+        return Err(ACCESS_DENIED);
+    }
     let mut context = BTreeMap::new();
     context.insert(SESSION_ROLE_ID.into(), role.unique_id());
     context.insert("credentials-iot:AwsCertificateId".into(), cert_id.clone());

@@ -12,6 +12,7 @@ use std::sync::Arc;
 use bytes::Bytes;
 use http::{header, HeaderValue, Response, StatusCode};
 use oxbow_auth::policy::Policy;
+use oxbow_auth::policy::{Assumer, TrustPolicy, Vars};
 use oxbow_catalog::{AccessKey, SESSION_ROLE_ID};
 use oxbow_core::validate::{self as v, Checks};
 use oxbow_core::{ApiError, ErrorKind};
@@ -195,6 +196,25 @@ async fn assume_role(
     }
     .filter(|r| r.arn == arn)
     .ok_or_else(denied)?;
+    // The role's trust policy must name the caller too (a role without one trusts the
+    // account, as roles did before trust policies).
+    if let Some(doc) = &role.trust_policy {
+        let trust = TrustPolicy::parse(doc)
+            .map_err(|e| ApiError::server("parse the role's stored trust policy", e))?;
+        let trust_arn = state.authz.trust_arn(key);
+        let who = Assumer::Aws {
+            arn: &trust_arn,
+            account: state.authz.account_id(),
+        };
+        let mut vars = Vars::new();
+        if let Some(id) = p.get("ExternalId") {
+            vars.insert("sts:ExternalId".into(), vec![id.clone()]);
+        }
+        vars.insert("aws:PrincipalArn".into(), vec![trust_arn.clone()]);
+        if !trust.allows(who, "sts:AssumeRole", &vars) {
+            return Err(denied());
+        }
+    }
     let min = state.config.min_session_seconds;
     // A role session assuming a role again (role chaining) gets at most an hour, as in AWS:
     // a short session cannot be stretched into a long one that outlives a revoked key.

@@ -13,7 +13,8 @@ Actions (kebab-case of the admin API's names):
   keys       create-access-key, list-access-keys, update-access-key (--status Inactive), delete-access-key
   policies   create-policy, update-policy (--policy-document file://p.json), get-policy, list-policies,
              delete-policy, attach-policy / detach-policy (--user-name | --role-name | --certificate-id)
-  roles      create-role, get-role, list-roles, delete-role
+  roles      create-role (--assume-role-policy-document file://trust.json), get-role, list-roles,
+             delete-role, update-assume-role-policy (--role-name --policy-document file://trust.json)
   IoT        create-role-alias, list-role-aliases, delete-role-alias, create-thing, list-things,
              delete-thing, create-keys-and-certificate (--set-as-active true), register-certificate,
              get-certificate, list-certificates, update-certificate (--new-status), delete-certificate,

@@ -6,6 +6,7 @@
 //! against many policies costs string comparisons, not parsing.
 
 mod condition;
+mod trust;
 mod wildcard;
 
 use std::collections::HashMap;
@@ -13,6 +14,7 @@ use std::collections::HashMap;
 use serde_json::Value;
 
 pub use condition::Condition;
+pub use trust::{Assumer, TrustPolicy};
 use wildcard::Pattern;
 
 /// Why a policy document was refused.

@@ -18,6 +18,7 @@ fn user_json(u: &UserRecord) -> Value {
 
 fn role_json(r: &RoleRecord) -> Value {
     json!({"RoleName": r.name, "RoleId": r.unique_id(), "Arn": r.arn, "CreateDate": ms_to_json_seconds(r.created_ms),
+           "AssumeRolePolicyDocument": r.trust_policy,
            "MaxSessionDuration": r.max_session_seconds, "AttachedPolicies": r.policies})
 }
 
@@ -400,6 +401,7 @@ pub async fn create_role(state: &AppState, a: &Args) -> Result<Value, ApiError> 
         policies: Vec::new(),
         max_session_seconds: a.int("MaxSessionDuration", 3600, 3600, 43_200)?,
         role_id: oxbow_core::ids::access_key_id("AROA"),
+        trust_policy: trust_document(a, "AssumeRolePolicyDocument")?,
     };
     state
         .catalog
@@ -410,6 +412,38 @@ pub async fn create_role(state: &AppState, a: &Args) -> Result<Value, ApiError> 
             oxbow_catalog::CatalogError::Exists => exists("role", &name),
             e => storage(e),
         })?;
+    Ok(json!({ "Role": role_json(&role) }))
+}
+
+/// An optional trust policy document from `member`, refused unless it parses.
+fn trust_document(a: &Args, member: &str) -> Result<Option<String>, ApiError> {
+    let Ok(doc) = a.text(member) else {
+        return Ok(None);
+    };
+    oxbow_auth::policy::TrustPolicy::parse(&doc)
+        .map_err(|e| ApiError::invalid_argument(format!("{member}: {e}")))?;
+    Ok(Some(doc))
+}
+
+/// UpdateAssumeRolePolicy: replaces a role's trust policy.
+pub async fn update_assume_role_policy(state: &AppState, a: &Args) -> Result<Value, ApiError> {
+    let name = a.req("RoleName", &v::IAM_NAME)?;
+    let Some(doc) = trust_document(a, "PolicyDocument")? else {
+        return Err(ApiError::invalid_argument("PolicyDocument is required."));
+    };
+    find(state.catalog.roles(), &name, "role").await?;
+    let role = state
+        .catalog
+        .roles()
+        .update(
+            &name,
+            Box::new(move |r: &mut RoleRecord| {
+                r.trust_policy = Some(doc);
+                Ok(())
+            }),
+        )
+        .await
+        .map_err(storage)?;
     Ok(json!({ "Role": role_json(&role) }))
 }
 

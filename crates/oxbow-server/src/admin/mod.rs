@@ -107,6 +107,7 @@ actions! {
     "GetRole" => id::get_role,
     "ListRoles" => |s, _| id::list_roles(s),
     "DeleteRole" => id::delete_role,
+    "UpdateAssumeRolePolicy" => id::update_assume_role_policy,
     "CreateRoleAlias" => iot::create_role_alias,
     "ListRoleAliases" => |s, _| iot::list_role_aliases(s),
     "DeleteRoleAlias" => iot::delete_role_alias,
