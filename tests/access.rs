@@ -461,6 +461,59 @@ async fn trust_policies_decide_who_assumes_a_role() {
     assert!(e.to_string().contains("AssumeRolePolicyDocument"), "{e}");
 }
 
+/// GetCallerIdentity names callers with the ids AWS uses: the account id for root, the user's
+/// `AIDA…` id, `AROA…:session` for a role session.
+#[tokio::test]
+async fn get_caller_identity_returns_aws_unique_ids() {
+    let server = TestServer::start();
+    let who = |c: &Creds| {
+        let s = Signing {
+            service: "sts",
+            ..c.signing()
+        };
+        let r = request(
+            &server,
+            "POST",
+            "/",
+            Some("application/x-www-form-urlencoded"),
+            b"Action=GetCallerIdentity&Version=2011-06-15",
+            &s,
+        );
+        assert_eq!(r.status, 200, "{}", r.body);
+        (
+            xml_field(&r.body, "UserId").unwrap(),
+            xml_field(&r.body, "Arn").unwrap(),
+        )
+    };
+    assert_eq!(
+        who(&root()),
+        (
+            "123456789012".to_string(),
+            "arn:aws:iam::123456789012:root".to_string()
+        )
+    );
+    let alice = user(&server, "alice", &[]).await;
+    let alice_id = admin(&server, "GetUser", json!({"UserName": "alice"})).await["User"]["UserId"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(alice_id.starts_with("AIDA"), "{alice_id}");
+    assert_eq!(
+        who(&alice),
+        (alice_id, "arn:aws:iam::123456789012:user/alice".to_string())
+    );
+    let r = admin(&server, "CreateRole", json!({"RoleName": "looker"})).await;
+    let role_id = r["Role"]["RoleId"].as_str().unwrap().to_string();
+    let session = assume_role(&server, &root(), r["Role"]["Arn"].as_str().unwrap(), "").unwrap();
+    assert_eq!(
+        who(&session),
+        (
+            format!("{role_id}:tests"),
+            "arn:aws:sts::123456789012:assumed-role/looker/tests".to_string()
+        )
+    );
+}
+
 /// A session belongs to the role it was issued for: deleting the role and creating another of
 /// the same name (with wider rights) gives the old session nothing, and each role has its own
 /// unique id, which AssumeRole reports as AWS does (`AROA…:session`).

@@ -18,6 +18,22 @@ pub struct UserRecord {
     /// Names of the attached policies.
     #[serde(default)]
     pub policies: Vec<String>,
+    /// IAM's unique id (`AIDA…`); empty for users stored before it existed: see
+    /// [`UserRecord::unique_id`].
+    #[serde(default)]
+    pub user_id: String,
+}
+
+impl UserRecord {
+    /// The user's unique id; for a user stored before ids were kept, one derived from its
+    /// creation time.
+    pub fn unique_id(&self) -> String {
+        if self.user_id.is_empty() {
+            format!("AIDA{:016X}", self.created_ms)
+        } else {
+            self.user_id.clone()
+        }
+    }
 }
 
 impl Resource for UserRecord {

@@ -19,7 +19,7 @@ use oxbow_core::{ApiError, ErrorKind};
 
 use crate::api::{Auth, Call, Handled, Operation, Payload};
 use crate::auth::STS_SERVICE;
-use crate::authz::{Access, RequestEnv};
+use crate::authz::{Access, PrincipalRef, RequestEnv};
 use crate::http::{full, Reply};
 use crate::sessions::{self, SessionSpec};
 use crate::state::AppState;
@@ -72,7 +72,7 @@ async fn handle(
     let params: HashMap<String, String> = form_urlencoded::parse(body).into_owned().collect();
     let result = match params.get("Action").map(String::as_str) {
         Some("AssumeRole") => assume_role(state, key, &params, env).await,
-        Some("GetCallerIdentity") => Ok(caller_identity(state, key)),
+        Some("GetCallerIdentity") => caller_identity(state, key).await,
         other => Err(ApiError::new(
             ErrorKind::InvalidArgument,
             format!("Unsupported STS action {}", other.unwrap_or("(none)")),
@@ -135,16 +135,39 @@ fn error(e: &ApiError, request_id: &str) -> Reply {
     )
 }
 
-fn caller_identity(state: &AppState, key: &AccessKey) -> (&'static str, String) {
-    (
+/// The caller as STS names it: its ARN, and the unique id AWS returns as `UserId` — the
+/// account id for root, the user's `AIDA…` id, `AROA…:session` for a role session.
+async fn caller_identity(
+    state: &AppState,
+    key: &AccessKey,
+) -> Result<(&'static str, String), ApiError> {
+    let user_id = match PrincipalRef::parse(&key.principal) {
+        Some(PrincipalRef::Root) => state.config.account_id.clone(),
+        Some(PrincipalRef::User(name)) => state
+            .catalog
+            .users()
+            .get(name)
+            .await
+            .map_err(|e| ApiError::dependency("read the user", e))?
+            .map_or_else(|| key.access_key_id.clone(), |u| u.unique_id()),
+        Some(PrincipalRef::Role(_)) => match (
+            key.context.get(SESSION_ROLE_ID),
+            key.context.get("aws:RoleSessionName"),
+        ) {
+            (Some(id), Some(session)) => format!("{id}:{session}"),
+            _ => key.access_key_id.clone(),
+        },
+        Some(PrincipalRef::Session) | None => key.access_key_id.clone(),
+    };
+    Ok((
         "GetCallerIdentity",
         format!(
             "<Arn>{}</Arn><UserId>{}</UserId><Account>{}</Account>",
             escape(&state.authz.principal_arn(key)),
-            escape(&key.access_key_id),
+            escape(&user_id),
             state.config.account_id
         ),
-    )
+    ))
 }
 
 /// The longest session a role session may get by assuming a role (AWS's role chaining limit).

@@ -12,7 +12,7 @@ use crate::authz::{PrincipalRef, ROOT};
 use crate::state::AppState;
 
 fn user_json(u: &UserRecord) -> Value {
-    json!({"UserName": u.name, "Arn": u.arn, "CreateDate": ms_to_json_seconds(u.created_ms),
+    json!({"UserName": u.name, "UserId": u.unique_id(), "Arn": u.arn, "CreateDate": ms_to_json_seconds(u.created_ms),
            "AttachedPolicies": u.policies})
 }
 
@@ -44,6 +44,7 @@ pub async fn create_user(state: &AppState, a: &Args) -> Result<Value, ApiError> 
         name: name.clone(),
         created_ms: now_ms(),
         policies: Vec::new(),
+        user_id: oxbow_core::ids::access_key_id("AIDA"),
     };
     state
         .catalog
