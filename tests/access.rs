@@ -450,6 +450,23 @@ async fn trust_policies_decide_who_assumes_a_role() {
             .status,
         403
     );
+    // Issuing is rate-limited per caller: a burst past 20 a second is STS's Throttling.
+    let codes: Vec<Option<String>> = (0..30)
+        .map(
+            |_| match assume_role(&server, &bob, &arn, "&ExternalId=agreed-id") {
+                Ok(_) => None,
+                Err(r) => xml_field(&r.body, "Code"),
+            },
+        )
+        .collect();
+    assert!(
+        codes.iter().any(|c| c.as_deref() == Some("Throttling")),
+        "{codes:?}"
+    );
+    assert!(
+        codes.iter().filter(|c| c.is_none()).count() >= 10,
+        "{codes:?}"
+    );
     // A malformed trust policy is refused when the role is made.
     let e = common::media_client(&server)
         .call_json(

@@ -105,6 +105,9 @@ fn failed(e: impl std::fmt::Display) -> Refusal {
 
 const ACCESS_DENIED: Refusal = (StatusCode::FORBIDDEN, "Access Denied");
 
+/// Credentials issued per second per certificate at most.
+const ISSUES_PER_SECOND: u32 = 10;
+
 async fn issue(
     state: &AppState,
     der: &[u8],
@@ -112,6 +115,14 @@ async fn issue(
     thing: Option<String>,
 ) -> Result<serde_json::Value, Refusal> {
     let cert_id = ca::certificate_id(der);
+    // Each certificate's issuance is rate-limited: a device in a loop cannot flood the
+    // catalog with sessions or starve the others.
+    if state
+        .limit_rate(&cert_id, "GetCredentials", ISSUES_PER_SECOND, "certificate")
+        .is_err()
+    {
+        return Err((StatusCode::TOO_MANY_REQUESTS, "Rate exceeded"));
+    }
     let catalog = &state.catalog;
     let cert = catalog
         .certificates()

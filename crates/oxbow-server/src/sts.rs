@@ -118,6 +118,7 @@ fn error(e: &ApiError, request_id: &str) -> Reply {
         MissingAuthenticationToken => ("MissingAuthenticationToken", 403),
         ExpiredToken => ("ExpiredToken", 400),
         RequestEntityTooLarge => ("ValidationError", 413),
+        ClientLimitExceeded => ("Throttling", 400),
         _ => ("InternalFailure", 500),
     };
     // STS says whose fault an error is: the caller's (Sender) or the service's (Receiver).
@@ -170,6 +171,9 @@ async fn caller_identity(
     ))
 }
 
+/// AssumeRole calls per second per caller at most.
+const ASSUME_ROLE_PER_SECOND: u32 = 20;
+
 /// The longest session a role session may get by assuming a role (AWS's role chaining limit).
 const CHAINED_MAX_SECONDS: i64 = 3600;
 
@@ -193,6 +197,13 @@ async fn assume_role(
         .string("roleSessionName", session, &v::ROLE_SESSION_NAME)
         .finish()?;
     let (arn, session) = (arn.unwrap_or_default(), session.unwrap_or_default());
+    // Sessions are issued at a bounded rate per caller (STS's Throttling past it).
+    state.limit_rate(
+        &state.authz.principal_arn(key),
+        "AssumeRole",
+        ASSUME_ROLE_PER_SECOND,
+        "caller",
+    )?;
     let access = Access {
         action: "sts:AssumeRole",
         resource: arn.into(),
@@ -321,6 +332,14 @@ mod tests {
             body.contains("<Type>Sender</Type><Code>ValidationError</Code>"),
             "{body}"
         );
+
+        let (status, body) = text(error(
+            &ApiError::new(ErrorKind::ClientLimitExceeded, "slow down"),
+            "r-3",
+        ))
+        .await;
+        assert_eq!(status, 400);
+        assert!(body.contains("<Code>Throttling</Code>"), "{body}");
 
         let failure = ApiError::dependency("read the role", std::io::Error::other("disk gone"));
         let (status, body) = text(error(&failure, "r-2")).await;
