@@ -478,6 +478,79 @@ async fn trust_policies_decide_who_assumes_a_role() {
     assert!(e.to_string().contains("AssumeRolePolicyDocument"), "{e}");
 }
 
+/// Session tags become the session's principal tags (`${aws:PrincipalTag/camera}` scopes it to
+/// one stream) when the trust policy allows sts:TagSession; a source identity is echoed,
+/// needs sts:SetSourceIdentity, and stays with the session through role chaining.
+#[tokio::test]
+async fn session_tags_and_source_identity() {
+    let server = TestServer::start();
+    let trust = |actions: &[&str]| {
+        json!({"Version": "2012-10-17", "Statement": [{"Effect": "Allow",
+            "Principal": {"AWS": "arn:aws:iam::123456789012:root"}, "Action": actions}]})
+        .to_string()
+    };
+    let r = admin(
+        &server,
+        "CreateRole",
+        json!({"RoleName": "tagged", "AssumeRolePolicyDocument":
+            trust(&["sts:AssumeRole", "sts:TagSession", "sts:SetSourceIdentity"])}),
+    )
+    .await;
+    let arn = r["Role"]["Arn"].as_str().unwrap().to_string();
+    let scoped = allow(
+        &["kinesisvideo:DescribeStream"],
+        "arn:aws:kinesisvideo:*:*:stream/${aws:PrincipalTag/camera}/*",
+    );
+    attach_new_policy(&server, "tagged", &scoped, "RoleName", "tagged").await;
+    create_stream(&server, "cam-1").await;
+    create_stream(&server, "cam-2").await;
+    let tags = "&Tags.member.1.Key=camera&Tags.member.1.Value=cam-1";
+    let r = assume_role_request(
+        &server,
+        &root(),
+        &arn,
+        &format!("{tags}&SourceIdentity=alice@example.com"),
+    );
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(
+        xml_field(&r.body, "SourceIdentity").as_deref(),
+        Some("alice@example.com")
+    );
+    let kv = sdk(&server, &sts_creds(&r));
+    kv.describe_stream()
+        .stream_name("cam-1")
+        .send()
+        .await
+        .unwrap();
+    let e = kv
+        .describe_stream()
+        .stream_name("cam-2")
+        .send()
+        .await
+        .unwrap_err();
+    assert_eq!(sdk_error(e).1, 401);
+    // Bad tags are STS's ValidationError.
+    let dup =
+        "&Tags.member.1.Key=a&Tags.member.1.Value=1&Tags.member.2.Key=A&Tags.member.2.Value=2";
+    let r = assume_role_request(&server, &root(), &arn, dup);
+    assert_eq!(
+        (r.status, xml_field(&r.body, "Code")),
+        (400, Some("ValidationError".into()))
+    );
+    // A trust policy without sts:TagSession refuses tags (and still allows no tags).
+    admin(
+        &server,
+        "UpdateAssumeRolePolicy",
+        json!({"RoleName": "tagged", "PolicyDocument": trust(&["sts:AssumeRole"])}),
+    )
+    .await;
+    let r = assume_role_request(&server, &root(), &arn, tags);
+    assert_eq!(r.status, 403, "{}", r.body);
+    let r = assume_role_request(&server, &root(), &arn, "&SourceIdentity=alice");
+    assert_eq!(r.status, 403, "{}", r.body);
+    assert_eq!(assume_role_request(&server, &root(), &arn, "").status, 200);
+}
+
 /// GetCallerIdentity names callers with the ids AWS uses: the account id for root, the user's
 /// `AIDA…` id, `AROA…:session` for a role session.
 #[tokio::test]

@@ -171,6 +171,45 @@ async fn caller_identity(
     ))
 }
 
+/// The context member (and condition key) holding a session's source identity.
+const SOURCE_IDENTITY: &str = "aws:SourceIdentity";
+/// IAM's session tag limits.
+const MAX_TAGS: usize = 50;
+
+/// `Tags.member.N.Key` / `.Value` of an AssumeRole form, in order, within IAM's limits.
+fn session_tags(p: &HashMap<String, String>) -> Result<Vec<(String, String)>, ApiError> {
+    let mut tags = Vec::new();
+    for n in 1.. {
+        let Some(k) = p.get(&format!("Tags.member.{n}.Key")) else {
+            break;
+        };
+        let v = p
+            .get(&format!("Tags.member.{n}.Value"))
+            .cloned()
+            .unwrap_or_default();
+        if k.is_empty() || k.len() > 128 || v.len() > 256 {
+            return Err(ApiError::invalid_argument(
+                "A session tag key must be 1-128 characters and its value at most 256.",
+            ));
+        }
+        if tags
+            .iter()
+            .any(|(seen, _): &(String, String)| seen.eq_ignore_ascii_case(k))
+        {
+            return Err(ApiError::invalid_argument(format!(
+                "Duplicate session tag key {k} (keys are case-insensitive)."
+            )));
+        }
+        tags.push((k.clone(), v));
+        if tags.len() > MAX_TAGS {
+            return Err(ApiError::invalid_argument(format!(
+                "At most {MAX_TAGS} session tags may be passed."
+            )));
+        }
+    }
+    Ok(tags)
+}
+
 /// AssumeRole calls per second per caller at most.
 const ASSUME_ROLE_PER_SECOND: u32 = 20;
 
@@ -196,6 +235,11 @@ async fn assume_role(
         .required("roleSessionName", session)
         .string("roleSessionName", session, &v::ROLE_SESSION_NAME)
         .finish()?;
+    let source_identity = p.get("SourceIdentity").map(String::as_str);
+    Checks::new()
+        .string("sourceIdentity", source_identity, &v::ROLE_SESSION_NAME)
+        .finish()?;
+    let tags = session_tags(p)?;
     let (arn, session) = (arn.unwrap_or_default(), session.unwrap_or_default());
     // Sessions are issued at a bounded rate per caller (STS's Throttling past it).
     state.limit_rate(
@@ -210,6 +254,31 @@ async fn assume_role(
         denied: ErrorKind::AccessDenied,
     };
     state.authz.authorize(key, &access, env).await?;
+    // Tagging the session and setting its source identity are permissions of their own.
+    let mut extra_actions = Vec::new();
+    if !tags.is_empty() {
+        extra_actions.push("sts:TagSession");
+    }
+    // A chained session keeps the source identity it has; setting one is asked only anew.
+    let inherited = key.context.get(SOURCE_IDENTITY).cloned();
+    if let (Some(asked), Some(had)) = (source_identity, &inherited) {
+        if asked != had {
+            return Err(ApiError::invalid_argument(
+                "The source identity of a role session cannot be changed by assuming another role.",
+            ));
+        }
+    }
+    if source_identity.is_some() && inherited.is_none() {
+        extra_actions.push("sts:SetSourceIdentity");
+    }
+    for action in &extra_actions {
+        let access = Access {
+            action,
+            resource: arn.into(),
+            denied: ErrorKind::AccessDenied,
+        };
+        state.authz.authorize(key, &access, env).await?;
+    }
     let denied = || {
         ApiError::new(
             ErrorKind::AccessDenied,
@@ -245,7 +314,11 @@ async fn assume_role(
             vars.insert("sts:ExternalId".into(), vec![id.clone()]);
         }
         vars.insert("aws:PrincipalArn".into(), vec![trust_arn.clone()]);
-        if !trust.allows(who, "sts:AssumeRole", &vars) {
+        let trusted = ["sts:AssumeRole"]
+            .iter()
+            .chain(&extra_actions)
+            .all(|action| trust.allows(who, action, &vars));
+        if !trusted {
             return Err(denied());
         }
     }
@@ -282,6 +355,14 @@ async fn assume_role(
     let mut context = BTreeMap::new();
     context.insert("aws:RoleSessionName".to_string(), session.to_string());
     context.insert(SESSION_ROLE_ID.to_string(), role.unique_id());
+    // Session tags are the session's principal tags (`${aws:PrincipalTag/key}` in policies).
+    for (k, v) in &tags {
+        context.insert(format!("aws:PrincipalTag/{k}"), v.clone());
+    }
+    let source_identity = source_identity.map(str::to_string).or(inherited);
+    if let Some(s) = &source_identity {
+        context.insert(SOURCE_IDENTITY.to_string(), s.clone());
+    }
     let creds = sessions::mint(
         state,
         SessionSpec {
@@ -297,7 +378,8 @@ async fn assume_role(
         format!(
             "<Credentials><AccessKeyId>{}</AccessKeyId><SecretAccessKey>{}</SecretAccessKey>\
              <SessionToken>{}</SessionToken><Expiration>{}</Expiration></Credentials>\
-             <AssumedRoleUser><AssumedRoleId>{}:{}</AssumedRoleId><Arn>{}</Arn></AssumedRoleUser>",
+             <AssumedRoleUser><AssumedRoleId>{}:{}</AssumedRoleId><Arn>{}</Arn></AssumedRoleUser>\
+             {}",
             creds.access_key_id,
             creds.secret_access_key,
             creds.session_token.as_deref().unwrap_or_default(),
@@ -305,6 +387,9 @@ async fn assume_role(
             escape(&role.unique_id()),
             escape(session),
             escape(&state.authz.principal_arn(&creds)),
+            source_identity
+                .map(|s| format!("<SourceIdentity>{}</SourceIdentity>", escape(&s)))
+                .unwrap_or_default(),
         ),
     ))
 }
