@@ -551,6 +551,59 @@ async fn session_tags_and_source_identity() {
     assert_eq!(assume_role_request(&server, &root(), &arn, "").status, 200);
 }
 
+/// Temporary credentials carry themselves: issuing them stores nothing (none of their key ids
+/// reaches the catalog's files), they survive a restart (the sealing key is kept in the data
+/// directory), and a token whose payload was changed is refused.
+#[tokio::test]
+async fn sessions_are_sealed_not_stored() {
+    let dir = common::temp_dir("sealed");
+    let server = TestServer::start_in(&dir, &[], true);
+    let arn = role(&server, "sealer", &allow(&["kinesisvideo:List*"], "*")).await;
+    let sessions: Vec<Creds> = (0..10)
+        .map(|_| assume_role(&server, &root(), &arn, "").unwrap())
+        .collect();
+    for s in &sessions {
+        sdk(&server, s).list_streams().send().await.unwrap();
+    }
+    let mut stored = Vec::new();
+    for entry in std::fs::read_dir(&dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path
+            .file_name()
+            .unwrap()
+            .to_string_lossy()
+            .starts_with("catalog")
+        {
+            stored.extend(std::fs::read(&path).unwrap());
+        }
+    }
+    assert!(!stored.is_empty(), "the catalog files were found");
+    let text = String::from_utf8_lossy(&stored);
+    for s in &sessions {
+        assert!(!text.contains(&s.key), "{} was stored", s.key);
+    }
+    // A changed payload breaks the seal.
+    let mut forged = sessions[0].clone();
+    let token = forged.token.clone().unwrap();
+    let mut parts: Vec<String> = token.split('.').map(str::to_string).collect();
+    parts[2] = parts[2].chars().rev().collect();
+    forged.token = Some(parts.join("."));
+    let e = sdk(&server, &forged)
+        .list_streams()
+        .send()
+        .await
+        .unwrap_err();
+    assert_eq!(sdk_error(e).1, 403);
+    // Restarted on the same data directory, the sessions still work.
+    server.stop();
+    let server = TestServer::start_in(&dir, &[], true);
+    sdk(&server, &sessions[9])
+        .list_streams()
+        .send()
+        .await
+        .unwrap();
+}
+
 /// GetCallerIdentity names callers with the ids AWS uses: the account id for root, the user's
 /// `AIDA…` id, `AROA…:session` for a role session.
 #[tokio::test]

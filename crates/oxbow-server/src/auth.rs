@@ -5,6 +5,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use crate::sealed_sessions::Keyring;
 use oxbow_auth::{ParsedAuth, Request};
 use oxbow_catalog::AccessKey;
 use oxbow_core::{time::now_ms, ApiError, ErrorKind};
@@ -40,15 +41,23 @@ pub struct KeyCache {
     /// The region signatures must name.
     region: String,
     entries: Mutex<KeyEntries>,
+    /// Opens the temporary credentials this server sealed (they are in no table).
+    sealed: Keyring,
 }
 
 impl KeyCache {
-    pub fn new(catalog: Arc<dyn Catalog>, region: &str) -> Self {
+    pub fn new(catalog: Arc<dyn Catalog>, region: &str, sealed: Keyring) -> Self {
         Self {
             catalog,
             region: region.to_string(),
             entries: Mutex::default(),
+            sealed,
         }
+    }
+
+    /// Seals a new temporary key (its token and secret filled in): nothing is stored.
+    pub fn seal(&self, key: AccessKey) -> AccessKey {
+        self.sealed.seal(key)
     }
 
     async fn get(&self, id: &str) -> Result<Option<Arc<AccessKey>>, ApiError> {
@@ -89,11 +98,21 @@ impl KeyCache {
         service: &str,
     ) -> Result<Arc<AccessKey>, ApiError> {
         let parsed = oxbow_auth::parse(req)?;
-        let key = self
-            .get(&parsed.access_key_id)
-            .await?
-            .filter(|k| k.active)
-            .ok_or_else(invalid_token)?;
+        // A sealed session carries itself; anything else (long-term keys, sessions issued
+        // before sessions were sealed) is in the catalog.
+        let sealed = parsed
+            .security_token
+            .as_deref()
+            .and_then(|t| self.sealed.open(t))
+            .filter(|k| k.access_key_id == parsed.access_key_id);
+        let key = match sealed {
+            Some(k) => Arc::new(k),
+            None => self
+                .get(&parsed.access_key_id)
+                .await?
+                .filter(|k| k.active)
+                .ok_or_else(invalid_token)?,
+        };
         check_session(&key, &parsed)?;
         oxbow_auth::verify(
             &parsed,

@@ -30,6 +30,7 @@ mod playback;
 mod reaper;
 mod relay;
 mod resource;
+mod sealed_sessions;
 mod sessions;
 mod signaling;
 mod stall;
@@ -226,7 +227,15 @@ impl Server {
                 source,
             })
         };
+        // Temporary credentials: the current key seals, the previous one (if a rotation left
+        // one) still verifies.
+        let previous = config.data_dir.join("session-credentials.previous.key");
+        let previous = previous
+            .exists()
+            .then(|| key("session-credentials.previous.key"))
+            .transpose()?;
         let keys = state::ServerKeys {
+            sessions: sealed_sessions::Keyring::new(key("session-credentials.key")?, previous),
             playback: key("playback-session.key")?,
             webhook: key("notification-webhook.key")?,
             webhook_tls: tls::client_connector(&config.webhook_cas)?,

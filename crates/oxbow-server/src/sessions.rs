@@ -1,13 +1,13 @@
-//! Temporary credentials: an `ASIA…` access key, its secret and a session token, stored like
-//! any key but with an expiry, a session context (policy variables) and optionally a session
-//! policy. STS AssumeRole, the IoT credentials provider and camera-owner URLs all mint them.
+//! Temporary credentials: an `ASIA…` access key, its secret and a session token, with an
+//! expiry, a session context (policy variables) and optionally a session policy, sealed into
+//! the token (`sealed_sessions.rs`) rather than stored. STS AssumeRole, the IoT credentials
+//! provider and camera-owner URLs all mint them.
 
 use std::collections::BTreeMap;
 
 use oxbow_catalog::AccessKey;
 use oxbow_core::time::now_ms;
 use oxbow_core::{ids, ApiError};
-use rand::distr::{Alphanumeric, SampleString};
 use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
 
@@ -22,27 +22,21 @@ pub struct SessionSpec {
     pub session_policy: Option<String>,
 }
 
-/// Creates and stores a temporary key.
+/// Creates a temporary key (async for its callers' sake: nothing is awaited or stored).
 pub async fn mint(state: &AppState, spec: SessionSpec) -> Result<AccessKey, ApiError> {
     let now = now_ms();
     let key = AccessKey {
         access_key_id: ids::access_key_id("ASIA"),
-        secret_access_key: ids::secret_access_key(),
+        secret_access_key: String::new(),
         principal: spec.principal,
-        session_token: Some(Alphanumeric.sample_string(&mut rand::rng(), 120)),
+        session_token: None,
         expires_ms: Some(now + spec.duration_secs * 1000),
         created_ms: now,
         active: true,
         context: spec.context,
         session_policy: spec.session_policy,
     };
-    state
-        .catalog
-        .access_keys()
-        .insert(key.clone(), u64::MAX)
-        .await
-        .map_err(|e| ApiError::dependency("store a temporary access key", e))?;
-    Ok(key)
+    Ok(state.keys.seal(key))
 }
 
 /// An expiry as the ISO-8601 UTC string STS and the IoT credentials provider return.

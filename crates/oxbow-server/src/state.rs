@@ -129,6 +129,8 @@ impl Drop for ConnectionGuard {
 pub struct ServerKeys {
     /// Seals streaming session tokens.
     pub playback: Vec<u8>,
+    /// Seals temporary credentials (STS, IoT, camera URLs).
+    pub sessions: crate::sealed_sessions::Keyring,
     /// Signs notification webhooks.
     pub webhook: Vec<u8>,
     /// Trusts https:// webhooks.
@@ -150,7 +152,11 @@ impl AppState {
         } else {
             format!("ws://{}", public_url.trim_start_matches("http://"))
         };
-        let keys = KeyCache::new(Arc::clone(&catalog), &config.region);
+        let keys = KeyCache::new(
+            Arc::clone(&catalog),
+            &config.region,
+            secrets.sessions.clone(),
+        );
         let authz = Authorizer::new(
             Arc::clone(&catalog),
             Account {
