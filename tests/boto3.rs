@@ -46,3 +46,21 @@ fn boto3_assumes_a_role_through_sts() {
         ],
     );
 }
+
+/// boto3's IAM client runs seed 003's role steps on Oxbow's IAM query API (a server in
+/// eu-west-1), signed for IAM's global region and for the server's own (`tests/boto3_iam.py`).
+#[test]
+fn boto3_manages_roles_through_the_iam_api() {
+    for region in ["us-east-1", "eu-west-1"] {
+        let server = TestServer::start_with(&["--region", "eu-west-1"]);
+        common::run_boto3(
+            "boto3_iam.py",
+            &[
+                server.url.as_ref(),
+                ACCESS_KEY.as_ref(),
+                SECRET_KEY.as_ref(),
+                region.as_ref(),
+            ],
+        );
+    }
+}

@@ -17,6 +17,26 @@ use oxbow_catalog::Catalog;
 pub const SERVICE: &str = "kinesisvideo";
 /// The service name STS requests (AssumeRole) are signed with.
 pub const STS_SERVICE: &str = "sts";
+/// The service IAM's query API is signed for.
+pub const IAM_SERVICE: &str = "iam";
+
+/// The service a request's SigV4 credential scope names (`…/region/service/aws4_request`),
+/// from the Authorization header or a presigned query.
+pub fn signed_service(parts: &http::request::Parts) -> Option<String> {
+    let from_header = parts
+        .headers
+        .get(http::header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|a| a.split("Credential=").nth(1))
+        .map(|c| c.split([',', ' ']).next().unwrap_or_default().to_string());
+    let from_query = || {
+        form_urlencoded::parse(parts.uri.query()?.as_bytes())
+            .find(|(k, _)| k == "X-Amz-Credential")
+            .map(|(_, v)| v.into_owned())
+    };
+    let credential = from_header.or_else(from_query)?;
+    credential.split('/').nth(3).map(str::to_string)
+}
 
 fn invalid_token() -> ApiError {
     ApiError::new(
@@ -114,11 +134,18 @@ impl KeyCache {
                 .ok_or_else(invalid_token)?,
         };
         check_session(&key, &parsed)?;
+        // IAM is global: clients sign it for us-east-1, or (with a custom endpoint) for their
+        // own region. Both are accepted for IAM; every other service names this server's.
+        let region = if service == IAM_SERVICE && parsed.region == "us-east-1" {
+            "us-east-1"
+        } else {
+            &self.region
+        };
         oxbow_auth::verify(
             &parsed,
             req,
             &key.secret_access_key,
-            &self.region,
+            region,
             service,
             OffsetDateTime::now_utc(),
         )?;

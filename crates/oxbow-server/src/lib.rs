@@ -21,12 +21,14 @@ mod fragment_events;
 mod front;
 mod head_check;
 mod http;
+mod iam;
 mod ice;
 mod input;
 mod iot;
 mod listener;
 pub mod media;
 mod playback;
+mod query;
 mod reaper;
 mod relay;
 mod resource;
@@ -332,6 +334,7 @@ const KVS_ROUTES: &[RouteFn] = &[
     control::route,
     media::route,
     playback::route,
+    iam::route,
     sts::route,
     admin::route,
     camera::route,

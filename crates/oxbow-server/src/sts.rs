@@ -9,8 +9,7 @@
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
-use bytes::Bytes;
-use http::{header, HeaderValue, Response, StatusCode};
+use http::StatusCode;
 use oxbow_auth::policy::Policy;
 use oxbow_auth::policy::{Assumer, TrustPolicy, Vars};
 use oxbow_catalog::{AccessKey, SESSION_ROLE_ID};
@@ -20,7 +19,8 @@ use oxbow_core::{ApiError, ErrorKind};
 use crate::api::{Auth, Call, Handled, Operation, Payload};
 use crate::auth::STS_SERVICE;
 use crate::authz::{Access, PrincipalRef, RequestEnv};
-use crate::http::{full, Reply};
+use crate::http::Reply;
+use crate::query::{self, escape, xml};
 use crate::sessions::{self, SessionSpec};
 use crate::state::AppState;
 
@@ -28,13 +28,7 @@ const NS: &str = "https://sts.amazonaws.com/doc/2011-06-15/";
 
 /// Routes `POST /` with a form body (how the SDKs call STS).
 pub fn route(parts: &http::request::Parts) -> Option<Box<dyn Operation>> {
-    let form = parts
-        .headers
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|c| c.starts_with("application/x-www-form-urlencoded"));
-    (parts.method == http::Method::POST && parts.uri.path() == "/" && form)
-        .then(|| Box::new(Sts) as Box<dyn Operation>)
+    query::is_call_for(parts, STS_SERVICE).then(|| Box::new(Sts) as Box<dyn Operation>)
 }
 
 /// The STS actions. AssumeRole judges the caller itself, on the role its body names.
@@ -91,49 +85,13 @@ async fn handle(
     }
 }
 
-fn xml(status: StatusCode, body: String) -> Reply {
-    let mut r = Response::new(full(Bytes::from(body)));
-    *r.status_mut() = status;
-    r.headers_mut()
-        .insert(header::CONTENT_TYPE, HeaderValue::from_static("text/xml"));
-    r
-}
-
-fn escape(s: &str) -> String {
-    s.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
-        .replace('"', "&quot;")
-}
-
 /// An error in STS's XML shape, with the code and status STS uses for it.
 fn error(e: &ApiError, request_id: &str) -> Reply {
-    use ErrorKind::*;
-    let (code, status) = match e.kind {
-        AccessDenied | NotAuthorized => ("AccessDenied", 403),
-        InvalidArgument | Serialization => ("ValidationError", 400),
-        UnrecognizedClient => ("InvalidClientTokenId", 403),
-        InvalidSignature => ("SignatureDoesNotMatch", 403),
-        IncompleteSignature => ("IncompleteSignature", 400),
-        MissingAuthenticationToken => ("MissingAuthenticationToken", 403),
-        ExpiredToken => ("ExpiredToken", 400),
-        RequestEntityTooLarge => ("ValidationError", 413),
-        ClientLimitExceeded => ("Throttling", 400),
+    let (code, status) = query::common_code(e.kind).unwrap_or(match e.kind {
+        ErrorKind::InvalidArgument | ErrorKind::Serialization => ("ValidationError", 400),
         _ => ("InternalFailure", 500),
-    };
-    // STS says whose fault an error is: the caller's (Sender) or the service's (Receiver).
-    let side = match e.fault() {
-        oxbow_core::Fault::Client => "Sender",
-        _ => "Receiver",
-    };
-    xml(
-        StatusCode::from_u16(status).unwrap_or(StatusCode::BAD_REQUEST),
-        format!(
-            "<ErrorResponse xmlns=\"{NS}\"><Error><Type>{side}</Type><Code>{code}</Code>\
-             <Message>{}</Message></Error><RequestId>{request_id}</RequestId></ErrorResponse>",
-            escape(&e.client_message(request_id))
-        ),
-    )
+    });
+    query::error(NS, code, status, e, request_id)
 }
 
 /// The caller as STS names it: its ARN, and the unique id AWS returns as `UserId` — the

@@ -47,6 +47,16 @@ impl Operation for Admin {
     }
 }
 
+/// Runs admin `action` with a JSON body: the model the other doors (the IAM query API) use.
+pub(crate) async fn run(
+    state: &AppState,
+    root: bool,
+    action: &str,
+    body: Value,
+) -> Result<Value, ApiError> {
+    handle(state, root, action, body.to_string().as_bytes()).await
+}
+
 /// Runs admin `action` for a caller (`root` or not).
 async fn handle(
     state: &AppState,
