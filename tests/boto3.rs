@@ -60,6 +60,7 @@ fn boto3_manages_roles_through_the_iam_api() {
                 ACCESS_KEY.as_ref(),
                 SECRET_KEY.as_ref(),
                 region.as_ref(),
+                "eu-west-1".as_ref(),
             ],
         );
     }

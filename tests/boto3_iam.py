@@ -1,13 +1,13 @@
 """boto3's IAM client (botocore, the engine of `aws iam`) against Oxbow's IAM query API: seed
 003's steps for the camera role (create-role with a trust policy, put-role-policy), then what a
-script reads back and the errors IAM gives. Usage: boto3_iam.py URL KEY SECRET REGION"""
+script reads back and the errors IAM gives. Usage: boto3_iam.py URL KEY SECRET IAM_REGION SERVER_REGION"""
 import json
 import sys
 
 import boto3
 import botocore
 
-url, key, secret, region = sys.argv[1:5]
+url, key, secret, region, server_region = sys.argv[1:6]
 session = boto3.session.Session(aws_access_key_id=key, aws_secret_access_key=secret, region_name=region)
 iam = session.client("iam", endpoint_url=url)
 
@@ -52,4 +52,27 @@ assert code(iam.get_role_policy, RoleName="KVSCameraCertificateBasedIAMRole",
             PolicyName="KVSCameraIAMPolicy") == ("NoSuchEntity", 404)
 iam.delete_role(RoleName="KVSCameraCertificateBasedIAMRole")
 assert code(iam.get_role, RoleName="KVSCameraCertificateBasedIAMRole") == ("NoSuchEntity", 404)
+
+# Users and their keys: a key made through IAM signs KVS calls, judged by the user's policy.
+user = iam.create_user(UserName="operator")["User"]
+assert user["Arn"] == "arn:aws:iam::123456789012:user/operator" and user["UserId"].startswith("AIDA"), user
+assert [u["UserName"] for u in iam.list_users()["Users"]] == ["operator"]
+lister = iam.create_policy(PolicyName="lister", PolicyDocument=json.dumps(
+    {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "kinesisvideo:List*", "Resource": "*"}]}))
+iam.attach_user_policy(UserName="operator", PolicyArn=lister["Policy"]["Arn"])
+k = iam.create_access_key(UserName="operator")["AccessKey"]
+assert k["AccessKeyId"].startswith("AKIA") and k["Status"] == "Active", k
+listed = iam.list_access_keys(UserName="operator")["AccessKeyMetadata"]
+assert [m["AccessKeyId"] for m in listed] == [k["AccessKeyId"]], listed
+op = boto3.session.Session(aws_access_key_id=k["AccessKeyId"], aws_secret_access_key=k["SecretAccessKey"],
+                           region_name=server_region).client("kinesisvideo", endpoint_url=url)
+op.list_streams()
+assert code(op.create_stream, StreamName="x")[0] in ("NotAuthorizedException", "AccessDeniedException")
+assert code(iam.delete_user, UserName="operator") == ("DeleteConflict", 409)
+iam.update_access_key(UserName="operator", AccessKeyId=k["AccessKeyId"], Status="Inactive")
+assert code(op.list_streams)[1] == 403
+iam.delete_access_key(UserName="operator", AccessKeyId=k["AccessKeyId"])
+iam.detach_user_policy(UserName="operator", PolicyArn=lister["Policy"]["Arn"])
+iam.delete_user(UserName="operator")
+assert code(iam.get_user, UserName="operator") == ("NoSuchEntity", 404)
 print("ok")

@@ -1,9 +1,10 @@
 //! The IAM query API (`POST /`, form body, signed for service `iam`), so `aws iam …` and the
 //! SDKs' IAM clients manage roles and their policies with only `--endpoint-url` added. It is a
 //! door onto the same model as the admin API: each action runs the admin action of the same
-//! meaning and answers in IAM's XML and error shapes. This version serves roles (create, get,
-//! list, delete, trust policy), managed policies attached to roles, and inline role policies;
-//! it takes the root principal, as the admin API does.
+//! meaning and answers in IAM's XML and error shapes. This version serves users and their
+//! access keys, roles (create, get, list, delete, trust policy), managed policies attached to
+//! users and roles, and inline role policies; it takes the root principal, as the admin API
+//! does.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -198,6 +199,93 @@ async fn run(
             admin("DeletePolicy", json!({"PolicyName": name})).await?;
             String::new()
         }
+        "CreateUser" => {
+            user_xml(&admin("CreateUser", json!({"UserName": arg(p, "UserName")})).await?["User"])
+        }
+        "GetUser" => {
+            user_xml(&admin("GetUser", json!({"UserName": arg(p, "UserName")})).await?["User"])
+        }
+        "ListUsers" => {
+            let v = admin("ListUsers", json!({})).await?;
+            let users: String = v["Users"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .map(|u| format!("<member>{}</member>", user_fields(u)))
+                .collect();
+            format!("<IsTruncated>false</IsTruncated><Users>{users}</Users>")
+        }
+        "DeleteUser" => {
+            let user = admin("GetUser", json!({"UserName": arg(p, "UserName")})).await?;
+            let keys = admin("ListAccessKeys", json!({"UserName": arg(p, "UserName")})).await?;
+            let attached = user["User"]["AttachedPolicies"]
+                .as_array()
+                .is_some_and(|a| !a.is_empty());
+            let has_keys = keys["AccessKeyMetadata"]
+                .as_array()
+                .is_some_and(|a| !a.is_empty());
+            if attached || has_keys {
+                return Err(ApiError::new(
+                    ErrorKind::ResourceInUse,
+                    "Cannot delete entity, must detach all policies and delete all access keys first.",
+                ));
+            }
+            admin("DeleteUser", json!({"UserName": arg(p, "UserName")})).await?;
+            String::new()
+        }
+        "CreateAccessKey" => {
+            let v = admin("CreateAccessKey", json!({"UserName": arg(p, "UserName")})).await?;
+            let k = &v["AccessKey"];
+            format!(
+                "<AccessKey>{}<SecretAccessKey>{}</SecretAccessKey></AccessKey>",
+                key_fields(k),
+                escape(k["SecretAccessKey"].as_str().unwrap_or_default())
+            )
+        }
+        "ListAccessKeys" => {
+            let v = admin("ListAccessKeys", json!({"UserName": arg(p, "UserName")})).await?;
+            let keys: String = v["AccessKeyMetadata"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .map(|k| format!("<member>{}</member>", key_fields(k)))
+                .collect();
+            format!(
+                "<UserName>{}</UserName><IsTruncated>false</IsTruncated><AccessKeyMetadata>{keys}</AccessKeyMetadata>",
+                escape(p.get("UserName").map_or("", String::as_str))
+            )
+        }
+        "UpdateAccessKey" => {
+            admin(
+                "UpdateAccessKey",
+                json!({"AccessKeyId": arg(p, "AccessKeyId"), "Status": arg(p, "Status")}),
+            )
+            .await?;
+            String::new()
+        }
+        "DeleteAccessKey" => {
+            admin(
+                "DeleteAccessKey",
+                json!({"AccessKeyId": arg(p, "AccessKeyId")}),
+            )
+            .await?;
+            String::new()
+        }
+        "AttachUserPolicy" | "DetachUserPolicy" => {
+            let arn = p.get("PolicyArn").cloned().unwrap_or_default();
+            let name = arn.rsplit('/').next().unwrap_or_default().to_string();
+            let which = if action == "AttachUserPolicy" {
+                "AttachPolicy"
+            } else {
+                "DetachPolicy"
+            };
+            admin(
+                which,
+                json!({"PolicyName": name, "UserName": arg(p, "UserName")}),
+            )
+            .await?;
+            String::new()
+        }
         other => {
             return Err(ApiError::new(
                 ErrorKind::InvalidArgument,
@@ -246,6 +334,32 @@ fn role_fields(r: &Value) -> String {
     )
 }
 
+fn user_fields(u: &Value) -> String {
+    let s = |k: &str| escape(u[k].as_str().unwrap_or_default());
+    format!(
+        "<Path>/</Path><UserName>{}</UserName><UserId>{}</UserId><Arn>{}</Arn><CreateDate>{}</CreateDate>",
+        s("UserName"),
+        s("UserId"),
+        s("Arn"),
+        iso(&u["CreateDate"])
+    )
+}
+
+fn user_xml(u: &Value) -> String {
+    format!("<User>{}</User>", user_fields(u))
+}
+
+fn key_fields(k: &Value) -> String {
+    let s = |f: &str| escape(k[f].as_str().unwrap_or_default());
+    format!(
+        "<UserName>{}</UserName><AccessKeyId>{}</AccessKeyId><Status>{}</Status><CreateDate>{}</CreateDate>",
+        s("UserName"),
+        s("AccessKeyId"),
+        s("Status"),
+        iso(&k["CreateDate"])
+    )
+}
+
 fn role_xml(r: &Value) -> String {
     format!("<Role>{}</Role>", role_fields(r))
 }
@@ -255,7 +369,7 @@ fn error(e: &ApiError, request_id: &str) -> Reply {
     use ErrorKind::*;
     let (code, status) = match e.kind {
         ResourceNotFound => ("NoSuchEntity", 404),
-        ResourceInUse if e.message.contains("detach") => ("DeleteConflict", 409),
+        ResourceInUse if e.message.contains("must detach") => ("DeleteConflict", 409),
         ResourceInUse => ("EntityAlreadyExists", 409),
         InvalidArgument if e.message.contains("malformed policy") => {
             ("MalformedPolicyDocument", 400)
