@@ -6,7 +6,6 @@
 
 mod common;
 
-use std::path::Path;
 use std::time::Duration;
 
 use aws_sdk_kinesisvideoarchivedmedia::types::{
@@ -16,10 +15,6 @@ use aws_sdk_kinesisvideoarchivedmedia::types::{
 use common::*;
 use serde_json::{json, Value};
 
-fn browser_dir() -> std::path::PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/browser")
-}
-
 /// Runs the page's player on `url`; returns its report.
 async fn play(kind: &str, url: &str, seconds: u32, low_latency: bool) -> Value {
     let dir = browser_dir();
@@ -28,24 +23,7 @@ async fn play(kind: &str, url: &str, seconds: u32, low_latency: bool) -> Value {
         "run tests/browser/setup.sh first (it installs playwright-core, hls.js and dash.js)"
     );
     let cfg = json!({"kind": kind, "url": url, "seconds": seconds, "lowLatency": low_latency});
-    let run = tokio::task::spawn_blocking(move || {
-        std::process::Command::new("node")
-            .arg(dir.join("players.mjs"))
-            .env("OXBOW_PLAYER", cfg.to_string())
-            .output()
-            .expect("node")
-    });
-    let out = tokio::time::timeout(Duration::from_secs(90), run)
-        .await
-        .expect("the player finishes in time")
-        .unwrap();
-    let log =
-        String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
-    assert!(out.status.success(), "{log}");
-    log.lines()
-        .find_map(|l| l.strip_prefix("RESULT "))
-        .map(|r| serde_json::from_str(r).unwrap())
-        .unwrap_or_else(|| panic!("{log}"))
+    run_browser_script("players.mjs", "OXBOW_PLAYER", &cfg, Duration::from_secs(90)).await
 }
 
 fn check_played(kind: &str, r: &Value) {

@@ -11,34 +11,11 @@ use std::path::Path;
 use std::time::Duration;
 
 use common::{client_for, TestServer};
-use serde_json::{json, Value};
-
-fn browser_dir() -> std::path::PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/browser")
-}
-
-/// The IceServer list GetIceServerConfig gives one peer, as RTCPeerConnection takes it.
-async fn ice_servers(plain: &str, arn: &str, client: &str) -> Value {
-    let out = common::signaling_client_for(plain)
-        .get_ice_server_config()
-        .channel_arn(arn)
-        .client_id(client)
-        .send()
-        .await
-        .unwrap();
-    Value::Array(
-        out.ice_server_list()
-            .iter()
-            .map(
-                |s| json!({"urls": s.uris(), "username": s.username(), "credential": s.password()}),
-            )
-            .collect(),
-    )
-}
+use serde_json::json;
 
 #[tokio::test]
 async fn the_kvs_js_sdk_streams_video_between_two_browsers_through_oxbow() {
-    let dir = browser_dir();
+    let dir = common::browser_dir();
     assert!(
         dir.join("node_modules/playwright-core").exists() && dir.join("kvs-webrtc.min.js").exists(),
         "run tests/browser/setup.sh first (it installs playwright-core and the KVS JS SDK bundle)"
@@ -82,48 +59,31 @@ async fn the_kvs_js_sdk_streams_video_between_two_browsers_through_oxbow() {
         "channelArn": arn,
         "accessKeyId": common::ACCESS_KEY,
         "secretAccessKey": common::SECRET_KEY,
-        "iceMaster": ice_servers(&plain, &arn, "master").await,
-        "iceViewer": ice_servers(&plain, &arn, "viewer-1").await,
+        "iceMaster": common::ice_servers(&plain, &arn, Some("master")).await,
+        "iceViewer": common::ice_servers(&plain, &arn, Some("viewer-1")).await,
     });
-    let run = tokio::task::spawn_blocking(move || {
-        std::process::Command::new("node")
-            .arg(dir.join("webrtc.mjs"))
-            .env("OXBOW_WEBRTC", cfg.to_string())
-            .output()
-            .expect("node")
-    });
-    let out = tokio::time::timeout(Duration::from_secs(120), run)
-        .await
-        .expect("the browsers finish in time")
-        .unwrap();
-    let log =
-        String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
-    assert!(out.status.success(), "{log}");
-    let result: Value = log
-        .lines()
-        .find_map(|l| l.strip_prefix("RESULT "))
-        .map(|r| serde_json::from_str(r).unwrap())
-        .unwrap_or_else(|| panic!("{log}"));
-    println!("{result}");
-    assert_eq!(result["videoWidth"], 320, "{log}");
+    let result =
+        common::run_browser_script("webrtc.mjs", "OXBOW_WEBRTC", &cfg, Duration::from_secs(120))
+            .await;
+    assert_eq!(result["videoWidth"], 320, "{result}");
     let (before, after) = (
         result["framesBefore"].as_u64().unwrap(),
         result["framesAfter"].as_u64().unwrap(),
     );
     assert!(
         before > 0 && after > before + 10,
-        "frames {before} -> {after}: {log}"
+        "frames {before} -> {after}: {result}"
     );
-    assert_eq!(result["fromMaster"], "hello from master", "{log}");
+    assert_eq!(result["fromMaster"], "hello from master", "{result}");
     assert_eq!(
         result["masterReceived"],
         json!(["hello from viewer"]),
-        "{log}"
+        "{result}"
     );
     // Both ends of the path in use are relay candidates: the media crossed Oxbow's TURN server.
     assert_eq!(
         (result["local"].clone(), result["remote"].clone()),
         (json!("relay"), json!("relay")),
-        "{log}"
+        "{result}"
     );
 }

@@ -17,10 +17,6 @@ use std::time::Duration;
 use common::{admin, attach_new_policy, client_for, storage_client_for, TestServer};
 use serde_json::{json, Value};
 
-fn browser_dir() -> std::path::PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/browser")
-}
-
 /// A stream with retention and a channel whose media is stored in it; returns their ARNs.
 async fn linked(kv: &aws_sdk_kinesisvideo::Client, name: &str) -> (String, String) {
     let stream = kv
@@ -55,79 +51,12 @@ async fn linked(kv: &aws_sdk_kinesisvideo::Client, name: &str) -> (String, Strin
     (stream, channel)
 }
 
-/// The IceServer list GetIceServerConfig gives the camera, as RTCPeerConnection takes it.
-async fn ice_servers(plain: &str, arn: &str) -> Value {
-    let out = common::signaling_client_for(plain)
-        .get_ice_server_config()
-        .channel_arn(arn)
-        .send()
-        .await
-        .unwrap();
-    Value::Array(
-        out.ice_server_list()
-            .iter()
-            .map(
-                |s| json!({"urls": s.uris(), "username": s.username(), "credential": s.password()}),
-            )
-            .collect(),
-    )
-}
-
 /// Fragments ListFragments reports for `stream`, through `url`.
 async fn fragment_count(url: &str, stream: &str) -> usize {
-    use aws_sdk_kinesisvideoarchivedmedia::primitives::DateTime;
-    use aws_sdk_kinesisvideoarchivedmedia::types::{
-        FragmentSelector, FragmentSelectorType, TimestampRange,
-    };
-    archive_client(url)
-        .list_fragments()
-        .stream_name(stream)
-        .max_results(1000)
-        .fragment_selector(
-            FragmentSelector::builder()
-                .fragment_selector_type(FragmentSelectorType::ServerTimestamp)
-                .timestamp_range(
-                    TimestampRange::builder()
-                        .start_timestamp(DateTime::from_secs(0))
-                        .end_timestamp(DateTime::from_secs(4_000_000_000))
-                        .build()
-                        .unwrap(),
-                )
-                .build()
-                .unwrap(),
-        )
-        .send()
+    common::list_all_at(url, stream, false)
         .await
-        .unwrap()
         .fragments()
         .len()
-}
-
-/// Everything GetMedia sends from the earliest fragment, with the official SDK, through `url`.
-async fn get_media_all(url: &str, stream: &str) -> Vec<u8> {
-    use aws_sdk_kinesisvideomedia::config::{BehaviorVersion, Credentials, Region};
-    let config = aws_sdk_kinesisvideomedia::Config::builder()
-        .behavior_version(BehaviorVersion::latest())
-        .region(Region::new(common::REGION))
-        .endpoint_url(url)
-        .credentials_provider(Credentials::new(
-            common::ACCESS_KEY,
-            common::SECRET_KEY,
-            None,
-            None,
-            "t",
-        ))
-        .build();
-    let out = aws_sdk_kinesisvideomedia::Client::from_conf(config)
-        .get_media()
-        .stream_name(stream)
-        .start_selector(common::selector(
-            aws_sdk_kinesisvideomedia::types::StartSelectorType::Earliest,
-        ))
-        .send()
-        .await
-        .unwrap();
-    out.payload.collect().await.unwrap().into_bytes().to_vec()
 }
 
 /// ffprobe's view of a file: its streams and format.
@@ -154,7 +83,7 @@ fn probe(path: &Path) -> Value {
 
 #[tokio::test]
 async fn a_browser_camera_records_into_a_stream_through_the_storage_session() {
-    let dir = browser_dir();
+    let dir = common::browser_dir();
     assert!(
         dir.join("node_modules/playwright-core").exists()
             && dir.join("kvs-storage.min.js").exists(),
@@ -198,15 +127,15 @@ async fn a_browser_camera_records_into_a_stream_through_the_storage_session() {
         "channelArn": channel,
         "accessKeyId": common::ACCESS_KEY,
         "secretAccessKey": common::SECRET_KEY,
-        "iceMaster": ice_servers(&plain, &channel).await,
-        "iceViewer": ice_servers(&plain, &channel).await,
+        "iceMaster": common::ice_servers(&plain, &channel, None).await,
+        "iceViewer": common::ice_servers(&plain, &channel, None).await,
         "viewer": "viewer-1",
         "webrtc": webrtc,
         "joinFromPage": true,
         "relayOnly": true,
         "recordMs": record_ms,
     });
-    let result = record(&dir, &cfg).await;
+    let result = record(&cfg).await;
     assert_eq!(result["session"], "AWS_STORAGE_SESSION", "{result}");
     // The camera reached the session through Oxbow's TURN server only.
     assert_eq!(result["local"], "relay", "{result}");
@@ -239,9 +168,7 @@ async fn a_browser_camera_records_into_a_stream_through_the_storage_session() {
     let first_fragments = settled_fragments(&plain, "webrtc-cam").await;
     assert!(first_fragments >= 3, "{first_fragments} fragments");
 
-    let mkv = tokio::time::timeout(Duration::from_secs(30), get_media_all(&plain, "webrtc-cam"))
-        .await
-        .expect("GetMedia ends once it has sent what was recorded");
+    let mkv = recorded(&plain, "webrtc-cam").await;
     let path = common::temp_dir("webrtc-ingest").join("recorded.mkv");
     std::fs::write(&path, &mkv).unwrap();
     // GetMedia sends one MKV document per fragment; ffmpeg reads them in a row, and notes
@@ -321,15 +248,13 @@ async fn a_browser_camera_records_into_a_stream_through_the_storage_session() {
     cfg["recordMs"] = json!(3_000);
     cfg["viewer"] = Value::Null;
     cfg["joinFromPage"] = json!(false);
-    let again = record(&dir, &cfg).await;
+    let again = record(&cfg).await;
     assert_eq!(
         again["audioReceived"], 0,
         "no viewer, nothing to hear: {again}"
     );
     assert!(settled_fragments(&plain, "webrtc-cam").await > first_fragments);
-    let mkv = tokio::time::timeout(Duration::from_secs(30), get_media_all(&plain, "webrtc-cam"))
-        .await
-        .unwrap();
+    let mkv = recorded(&plain, "webrtc-cam").await;
     std::fs::write(&path, &mkv).unwrap();
     let all = video_pts(&path);
     let sent_again = again["framesSent"].as_u64().unwrap() as usize;
@@ -345,30 +270,21 @@ async fn a_browser_camera_records_into_a_stream_through_the_storage_session() {
     );
 }
 
-/// Runs the camera page with `cfg`; its result.
-async fn record(dir: &Path, cfg: &Value) -> Value {
-    let (dir, cfg) = (dir.to_path_buf(), cfg.to_string());
-    let run = tokio::task::spawn_blocking(move || {
-        Command::new("node")
-            .arg(dir.join("ingest.mjs"))
-            .env("OXBOW_INGEST", cfg)
-            .output()
-            .expect("node")
-    });
-    let out = tokio::time::timeout(Duration::from_secs(120), run)
-        .await
-        .expect("the camera page finishes in time")
-        .unwrap();
-    let log =
-        String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
-    assert!(out.status.success(), "{log}");
-    let result = log
-        .lines()
-        .find_map(|l| l.strip_prefix("RESULT "))
-        .map(|r| serde_json::from_str(r).unwrap())
-        .unwrap_or_else(|| panic!("{log}"));
-    println!("{result}");
-    result
+/// Everything GetMedia gives from the stream's start; it ends once it has sent what was
+/// recorded (no producer is live).
+async fn recorded(url: &str, stream: &str) -> Vec<u8> {
+    let earliest = common::selector(aws_sdk_kinesisvideomedia::types::StartSelectorType::Earliest);
+    tokio::time::timeout(
+        Duration::from_secs(30),
+        common::get_media_at(url, stream, earliest),
+    )
+    .await
+    .expect("GetMedia ends once it has sent what was recorded")
+}
+
+/// Runs the camera page (and the viewer's, if `cfg` names one) with `cfg`; its result.
+async fn record(cfg: &Value) -> Value {
+    common::run_browser_script("ingest.mjs", "OXBOW_INGEST", cfg, Duration::from_secs(120)).await
 }
 
 /// The fragment count once it has stopped growing for 5 s (the session has completed the
@@ -388,29 +304,12 @@ async fn settled_fragments(url: &str, stream: &str) -> usize {
     last
 }
 
-fn archive_client(url: &str) -> aws_sdk_kinesisvideoarchivedmedia::Client {
-    use aws_sdk_kinesisvideoarchivedmedia::config::{BehaviorVersion, Credentials, Region};
-    let config = aws_sdk_kinesisvideoarchivedmedia::Config::builder()
-        .behavior_version(BehaviorVersion::latest())
-        .region(Region::new(common::REGION))
-        .endpoint_url(url)
-        .credentials_provider(Credentials::new(
-            common::ACCESS_KEY,
-            common::SECRET_KEY,
-            None,
-            None,
-            "t",
-        ))
-        .build();
-    aws_sdk_kinesisvideoarchivedmedia::Client::from_conf(config)
-}
-
 /// An ON_DEMAND HLS session over the last ten minutes of `stream`.
 async fn hls_url(url: &str, stream: &str, container: &str) -> String {
     use aws_sdk_kinesisvideoarchivedmedia::primitives::DateTime;
     use aws_sdk_kinesisvideoarchivedmedia::types::*;
     let now = common::now_ms() as i64;
-    archive_client(url)
+    common::archive_sdk_for(url)
         .get_hls_streaming_session_url()
         .stream_name(stream)
         .playback_mode(HlsPlaybackMode::OnDemand)
@@ -438,7 +337,7 @@ async fn get_clip(url: &str, stream: &str) -> Vec<u8> {
     use aws_sdk_kinesisvideoarchivedmedia::primitives::DateTime;
     use aws_sdk_kinesisvideoarchivedmedia::types::*;
     let now = common::now_ms() as i64;
-    let out = archive_client(url)
+    let out = common::archive_sdk_for(url)
         .get_clip()
         .stream_name(stream)
         .clip_fragment_selector(

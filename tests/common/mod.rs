@@ -492,10 +492,15 @@ pub fn media_client(server: &TestServer) -> oxbow_client::Client {
 }
 
 pub fn media_sdk(server: &TestServer) -> aws_sdk_kinesisvideomedia::Client {
+    media_sdk_for(&server.url)
+}
+
+/// The official media client for `url` (a listener other than the server's first, say).
+pub fn media_sdk_for(url: &str) -> aws_sdk_kinesisvideomedia::Client {
     let config = aws_sdk_kinesisvideomedia::Config::builder()
         .behavior_version(aws_sdk_kinesisvideomedia::config::BehaviorVersion::latest())
         .region(aws_sdk_kinesisvideomedia::config::Region::new(REGION))
-        .endpoint_url(&server.url)
+        .endpoint_url(url)
         .credentials_provider(aws_sdk_kinesisvideomedia::config::Credentials::new(
             ACCESS_KEY, SECRET_KEY, None, None, "t",
         ))
@@ -504,17 +509,82 @@ pub fn media_sdk(server: &TestServer) -> aws_sdk_kinesisvideomedia::Client {
 }
 
 pub fn archive_sdk(server: &TestServer) -> aws_sdk_kinesisvideoarchivedmedia::Client {
+    archive_sdk_for(&server.url)
+}
+
+/// The official archived-media client for `url`.
+pub fn archive_sdk_for(url: &str) -> aws_sdk_kinesisvideoarchivedmedia::Client {
     let config = aws_sdk_kinesisvideoarchivedmedia::Config::builder()
         .behavior_version(aws_sdk_kinesisvideoarchivedmedia::config::BehaviorVersion::latest())
         .region(aws_sdk_kinesisvideoarchivedmedia::config::Region::new(
             REGION,
         ))
-        .endpoint_url(&server.url)
+        .endpoint_url(url)
         .credentials_provider(aws_sdk_kinesisvideoarchivedmedia::config::Credentials::new(
             ACCESS_KEY, SECRET_KEY, None, None, "t",
         ))
         .build();
     aws_sdk_kinesisvideoarchivedmedia::Client::from_conf(config)
+}
+
+// ---- browser helpers ----
+
+/// Where the browser tests' pages, scripts and bundles live (`tests/browser/setup.sh`).
+pub fn browser_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/browser")
+}
+
+/// Runs `tests/browser/<script>` in node with `cfg` as JSON in the environment variable
+/// `env`, within `limit`; returns the JSON it printed after `RESULT ` (panics with its whole
+/// output if it failed or printed none).
+pub async fn run_browser_script(
+    script: &str,
+    env: &str,
+    cfg: &serde_json::Value,
+    limit: Duration,
+) -> serde_json::Value {
+    let (path, env, cfg) = (browser_dir().join(script), env.to_string(), cfg.to_string());
+    let run = tokio::task::spawn_blocking(move || {
+        Command::new("node")
+            .arg(path)
+            .env(env, cfg)
+            .output()
+            .expect("node")
+    });
+    let out = tokio::time::timeout(limit, run)
+        .await
+        .unwrap_or_else(|_| panic!("{script} did not finish within {limit:?}"))
+        .unwrap();
+    let log =
+        String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{log}");
+    let result = log
+        .lines()
+        .find_map(|l| l.strip_prefix("RESULT "))
+        .map(|r| serde_json::from_str(r).unwrap())
+        .unwrap_or_else(|| panic!("{log}"));
+    println!("{result}");
+    result
+}
+
+/// The IceServer list GetIceServerConfig gives a peer (`client`, or the master), as
+/// RTCPeerConnection takes it.
+pub async fn ice_servers(url: &str, arn: &str, client: Option<&str>) -> serde_json::Value {
+    let out = signaling_client_for(url)
+        .get_ice_server_config()
+        .channel_arn(arn)
+        .set_client_id(client.map(str::to_string))
+        .send()
+        .await
+        .unwrap();
+    serde_json::Value::Array(
+        out.ice_server_list()
+            .iter()
+            .map(|s| {
+                serde_json::json!({"urls": s.uris(), "username": s.username(), "credential": s.password()})
+            })
+            .collect(),
+    )
 }
 
 /// Runs a boto3 script of `tests/` with `args`, outside any AWS profile; panics with its
@@ -779,6 +849,15 @@ pub async fn list_all(
     stream: &str,
     producer_clock: bool,
 ) -> aws_sdk_kinesisvideoarchivedmedia::operation::list_fragments::ListFragmentsOutput {
+    list_all_at(&server.url, stream, producer_clock).await
+}
+
+/// [`list_all`] through the listener at `url`.
+pub async fn list_all_at(
+    url: &str,
+    stream: &str,
+    producer_clock: bool,
+) -> aws_sdk_kinesisvideoarchivedmedia::operation::list_fragments::ListFragmentsOutput {
     use aws_sdk_kinesisvideoarchivedmedia::primitives::DateTime;
     use aws_sdk_kinesisvideoarchivedmedia::types::{
         FragmentSelector, FragmentSelectorType, TimestampRange,
@@ -788,7 +867,7 @@ pub async fn list_all(
     } else {
         FragmentSelectorType::ServerTimestamp
     };
-    archive_sdk(server)
+    archive_sdk_for(url)
         .list_fragments()
         .stream_name(stream)
         .max_results(1000)
@@ -844,7 +923,16 @@ pub async fn get_media(
     stream: &str,
     selector: aws_sdk_kinesisvideomedia::types::StartSelector,
 ) -> Vec<u8> {
-    let out = media_sdk(server)
+    get_media_at(&server.url, stream, selector).await
+}
+
+/// [`get_media`] through the listener at `url`.
+pub async fn get_media_at(
+    url: &str,
+    stream: &str,
+    selector: aws_sdk_kinesisvideomedia::types::StartSelector,
+) -> Vec<u8> {
+    let out = media_sdk_for(url)
         .get_media()
         .stream_name(stream)
         .start_selector(selector)
