@@ -89,7 +89,8 @@ pub struct Recorder {
     last_key_wall_ms: Option<i64>,
     last_request_ms: Option<i64>,
     audio_seen_ms: Option<i64>,
-    out: Vec<Chunk>,
+    /// Bytes since the last [`Recorder::take`]: (starts a Segment, bytes).
+    out: Vec<(bool, Vec<u8>)>,
     counts: Counts,
 }
 
@@ -232,21 +233,19 @@ impl Recorder {
 
     /// The MKV bytes produced since the last call.
     pub fn take(&mut self) -> Vec<Chunk> {
-        std::mem::take(&mut self.out)
+        self.out
+            .drain(..)
+            .map(|(new_segment, bytes)| Chunk {
+                new_segment,
+                bytes: Bytes::from(bytes),
+            })
+            .collect()
     }
 
     fn write(&mut self, bytes: Vec<u8>) {
         match self.out.last_mut() {
-            Some(last) => {
-                let mut joined = Vec::with_capacity(last.bytes.len() + bytes.len());
-                joined.extend_from_slice(&last.bytes);
-                joined.extend(bytes);
-                last.bytes = Bytes::from(joined);
-            }
-            None => self.out.push(Chunk {
-                new_segment: false,
-                bytes: Bytes::from(bytes),
-            }),
+            Some((_, last)) => last.extend(bytes),
+            None => self.out.push((false, bytes)),
         }
     }
 
@@ -277,10 +276,7 @@ impl Recorder {
             _ => ts,
         };
         if self.head.as_ref() != Some(&head) {
-            self.out.push(Chunk {
-                new_segment: true,
-                bytes: Bytes::from(segment_head(&head)),
-            });
+            self.out.push((true, segment_head(&head)));
             self.head = Some(head);
             self.counts.segments += 1;
         }
