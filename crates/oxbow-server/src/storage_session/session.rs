@@ -377,11 +377,18 @@ impl Session<'_> {
                 cam.peer.request_keyframe();
             }
         }
-        if self.camera.is_none() && self.viewers.is_empty() {
-            self.idle_since = self.idle_since.max(now);
-        } else {
-            self.idle_since = now;
-        }
+        let has_peers = self.camera.is_some() || !self.viewers.is_empty();
+        self.idle_since = idle_since(self.idle_since, now, has_peers);
+    }
+}
+
+/// Since when a session has had no peer: the clock restarts while it has one and stands
+/// still while it has none, so a session left alone ends [`IDLE`] after its last peer.
+fn idle_since(since: Instant, now: Instant, has_peers: bool) -> Instant {
+    if has_peers {
+        now
+    } else {
+        since
     }
 }
 
@@ -451,5 +458,23 @@ async fn log_acks(mut acks: mpsc::Receiver<Bytes>) {
         } else {
             tracing::trace!(ack = %text.trim(), "storage session ack");
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_idle_clock_stands_still_without_peers() {
+        let t0 = Instant::now();
+        let later = t0 + Duration::from_secs(30);
+        assert_eq!(idle_since(t0, later, true), later);
+        // Polled again and again with nobody there, the session still ends IDLE after t0.
+        let mut since = t0;
+        for s in 1..=70 {
+            since = idle_since(since, t0 + Duration::from_secs(s), false);
+        }
+        assert_eq!(since, t0);
     }
 }
