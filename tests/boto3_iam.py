@@ -72,7 +72,63 @@ assert code(iam.delete_user, UserName="operator") == ("DeleteConflict", 409)
 iam.update_access_key(UserName="operator", AccessKeyId=k["AccessKeyId"], Status="Inactive")
 assert code(op.list_streams)[1] == 403
 iam.delete_access_key(UserName="operator", AccessKeyId=k["AccessKeyId"])
-iam.detach_user_policy(UserName="operator", PolicyArn=lister["Policy"]["Arn"])
+
+# Managed policies: read back, listed with their attachment counts, not deleted while attached.
+arn = lister["Policy"]["Arn"]
+assert arn == "arn:aws:iam::123456789012:policy/lister", lister
+got = iam.get_policy(PolicyArn=arn)["Policy"]
+assert (got["PolicyName"], got["DefaultVersionId"], got["AttachmentCount"]) == ("lister", "v1", 1), got
+assert got["PolicyId"].startswith("ANPA") and len(got["PolicyId"]) == 21, got
+version = iam.get_policy_version(PolicyArn=arn, VersionId="v1")["PolicyVersion"]
+assert version["Document"]["Statement"][0]["Action"] == "kinesisvideo:List*" and version["IsDefaultVersion"], version
+assert code(iam.get_policy_version, PolicyArn=arn, VersionId="v2") == ("NoSuchEntity", 404)
+assert [(x["PolicyName"], x["AttachmentCount"]) for x in iam.list_policies(Scope="Local")["Policies"]] \
+    == [("lister", 1)]
+assert iam.list_policies(Scope="AWS")["Policies"] == []
+assert iam.list_attached_user_policies(UserName="operator")["AttachedPolicies"] \
+    == [{"PolicyName": "lister", "PolicyArn": arn}]
+assert code(iam.delete_policy, PolicyArn=arn) == ("DeleteConflict", 409)
+assert code(iam.get_policy, PolicyArn="arn:aws:iam::123456789012:policy/nope") == ("NoSuchEntity", 404)
+
+# Inline user policies, apart from managed ones and from a role's of the same name.
+inline = {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "kinesisvideo:Describe*",
+          "Resource": "*"}]}
+iam.put_user_policy(UserName="operator", PolicyName="describe", PolicyDocument=json.dumps(inline))
+assert iam.get_user_policy(UserName="operator", PolicyName="describe")["PolicyDocument"] == inline
+assert iam.list_user_policies(UserName="operator")["PolicyNames"] == ["describe"]
+assert iam.list_attached_user_policies(UserName="operator")["AttachedPolicies"] \
+    == [{"PolicyName": "lister", "PolicyArn": arn}]
+assert [x["PolicyName"] for x in iam.list_policies()["Policies"]] == ["lister"]
+iam.create_role(RoleName="operator", AssumeRolePolicyDocument=json.dumps(trust))
+assert iam.list_role_policies(RoleName="operator")["PolicyNames"] == []
+assert code(iam.get_role_policy, RoleName="operator", PolicyName="describe") == ("NoSuchEntity", 404)
+iam.attach_role_policy(RoleName="operator", PolicyArn=arn)
+assert iam.list_attached_role_policies(RoleName="operator")["AttachedPolicies"] \
+    == [{"PolicyName": "lister", "PolicyArn": arn}]
+assert iam.get_policy(PolicyArn=arn)["Policy"]["AttachmentCount"] == 2
+iam.detach_role_policy(RoleName="operator", PolicyArn=arn)
+iam.delete_role(RoleName="operator")
+
+# A caller who is not root is judged by its IAM policy on the IAM action.
+admin_key = iam.create_access_key(UserName="operator")["AccessKey"]
+iam.put_user_policy(UserName="operator", PolicyName="read-own", PolicyDocument=json.dumps(
+    {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": ["iam:GetUser", "iam:ListUserPolicies"],
+                                             "Resource": "arn:aws:iam::123456789012:user/operator"}]}))
+delegate = boto3.session.Session(aws_access_key_id=admin_key["AccessKeyId"],
+                                 aws_secret_access_key=admin_key["SecretAccessKey"],
+                                 region_name=region).client("iam", endpoint_url=url)
+assert delegate.get_user(UserName="operator")["User"]["UserName"] == "operator"
+assert sorted(delegate.list_user_policies(UserName="operator")["PolicyNames"]) == ["describe", "read-own"]
+assert code(delegate.create_user, UserName="intruder") == ("AccessDenied", 403)
+assert code(delegate.attach_user_policy, UserName="operator", PolicyArn=arn) == ("AccessDenied", 403)
+iam.delete_access_key(UserName="operator", AccessKeyId=admin_key["AccessKeyId"])
+
+iam.delete_user_policy(UserName="operator", PolicyName="describe")
+iam.delete_user_policy(UserName="operator", PolicyName="read-own")
+assert iam.list_user_policies(UserName="operator")["PolicyNames"] == []
+iam.detach_user_policy(UserName="operator", PolicyArn=arn)
+iam.delete_policy(PolicyArn=arn)
+assert iam.list_policies()["Policies"] == []
 iam.delete_user(UserName="operator")
 assert code(iam.get_user, UserName="operator") == ("NoSuchEntity", 404)
 print("ok")

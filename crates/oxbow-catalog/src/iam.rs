@@ -113,6 +113,9 @@ pub struct RoleAliasRecord {
     pub role: String,
     pub credential_duration_seconds: i64,
     pub created_ms: i64,
+    /// When it was last changed (`UpdateRoleAlias`); 0 for never.
+    #[serde(default)]
+    pub updated_ms: i64,
 }
 
 impl Resource for RoleAliasRecord {
@@ -130,6 +133,72 @@ pub struct ThingRecord {
     pub created_ms: i64,
     #[serde(default)]
     pub attributes: BTreeMap<String, String>,
+    /// The thing type it belongs to, if any (`--thing-type-name`).
+    #[serde(default)]
+    pub thing_type: Option<String>,
+    /// IoT's unique id (a UUID); empty for things stored before it existed, see
+    /// [`ThingRecord::unique_id`].
+    #[serde(default)]
+    pub thing_id: String,
+    /// Counts updates, for IoT's `expectedVersion` checks; things stored before it existed
+    /// are at version 1.
+    #[serde(default = "first_version")]
+    pub version: i64,
+}
+
+fn first_version() -> i64 {
+    1
+}
+
+impl ThingRecord {
+    /// The thing's unique id; for a thing stored before ids were kept, one derived from its
+    /// name's creation time, stable across restarts.
+    pub fn unique_id(&self) -> String {
+        if self.thing_id.is_empty() {
+            format!("00000000-0000-0000-0000-{:012x}", self.created_ms)
+        } else {
+            self.thing_id.clone()
+        }
+    }
+}
+
+/// A kind of device (`aws iot create-thing-type`): a name things share, with a description.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ThingTypeRecord {
+    pub name: String,
+    pub arn: String,
+    pub id: String,
+    pub created_ms: i64,
+    #[serde(default)]
+    pub description: Option<String>,
+    #[serde(default)]
+    pub searchable_attributes: Vec<String>,
+}
+
+impl Resource for ThingTypeRecord {
+    const TABLE: &'static str = "thing_types";
+    fn key(&self) -> &str {
+        &self.name
+    }
+}
+
+/// An AWS IoT policy (`aws iot create-policy`): the IAM grammar, attached to certificates,
+/// judging `iot:AssumeRoleWithCertificate`. IoT keeps its policies apart from IAM's, so the
+/// same name may be an IAM policy and an IoT policy.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct IotPolicyRecord {
+    pub name: String,
+    pub arn: String,
+    pub created_ms: i64,
+    pub updated_ms: i64,
+    pub document: String,
+}
+
+impl Resource for IotPolicyRecord {
+    const TABLE: &'static str = "iot_policies";
+    fn key(&self) -> &str {
+        &self.name
+    }
 }
 
 impl Resource for ThingRecord {

@@ -16,8 +16,8 @@ mod sqlite;
 use async_trait::async_trait;
 
 pub use iam::{
-    CameraOwnerRecord, CertificateRecord, CertificateStatus, PolicyRecord, RoleAliasRecord,
-    RoleRecord, ThingRecord, UserRecord, SESSION_ROLE_ID,
+    CameraOwnerRecord, CertificateRecord, CertificateStatus, IotPolicyRecord, PolicyRecord,
+    RoleAliasRecord, RoleRecord, ThingRecord, ThingTypeRecord, UserRecord, SESSION_ROLE_ID,
 };
 pub use model::{AccessKey, ChannelRecord, EdgeRecord, Lifecycle, Status, StreamRecord};
 pub use sqlite::SqliteCatalog;
@@ -86,4 +86,6 @@ pub trait Catalog: Send + Sync {
     fn things(&self) -> &dyn Table<ThingRecord>;
     fn certificates(&self) -> &dyn Table<CertificateRecord>;
     fn camera_owners(&self) -> &dyn Table<CameraOwnerRecord>;
+    fn thing_types(&self) -> &dyn Table<ThingTypeRecord>;
+    fn iot_policies(&self) -> &dyn Table<IotPolicyRecord>;
 }

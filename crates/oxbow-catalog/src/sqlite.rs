@@ -13,8 +13,8 @@ use rusqlite::{params, Connection, OpenFlags, OptionalExtension};
 
 use crate::{
     AccessKey, CameraOwnerRecord, Catalog, CatalogError, CertificateRecord, ChannelRecord,
-    PolicyRecord, Resource, RoleAliasRecord, RoleRecord, StreamRecord, Table, ThingRecord, Update,
-    UserRecord,
+    IotPolicyRecord, PolicyRecord, Resource, RoleAliasRecord, RoleRecord, StreamRecord, Table,
+    ThingRecord, ThingTypeRecord, Update, UserRecord,
 };
 
 /// Schema migrations, applied in order; `PRAGMA user_version` records how many have run.
@@ -33,6 +33,10 @@ const MIGRATIONS: &[&str] = &[
     CREATE TABLE things (name TEXT PRIMARY KEY, doc TEXT NOT NULL) WITHOUT ROWID;
     CREATE TABLE certificates (name TEXT PRIMARY KEY, doc TEXT NOT NULL) WITHOUT ROWID;
     CREATE TABLE camera_owners (name TEXT PRIMARY KEY, doc TEXT NOT NULL) WITHOUT ROWID;
+",
+    "
+    CREATE TABLE thing_types (name TEXT PRIMARY KEY, doc TEXT NOT NULL) WITHOUT ROWID;
+    CREATE TABLE iot_policies (name TEXT PRIMARY KEY, doc TEXT NOT NULL) WITHOUT ROWID;
 ",
 ];
 
@@ -95,6 +99,8 @@ pub struct SqliteCatalog {
     things: SqliteTable<ThingRecord>,
     certificates: SqliteTable<CertificateRecord>,
     camera_owners: SqliteTable<CameraOwnerRecord>,
+    thing_types: SqliteTable<ThingTypeRecord>,
+    iot_policies: SqliteTable<IotPolicyRecord>,
 }
 
 impl SqliteCatalog {
@@ -134,6 +140,8 @@ impl SqliteCatalog {
             things: SqliteTable::new(&db),
             certificates: SqliteTable::new(&db),
             camera_owners: SqliteTable::new(&db),
+            thing_types: SqliteTable::new(&db),
+            iot_policies: SqliteTable::new(&db),
         })
     }
 }
@@ -183,6 +191,12 @@ impl Catalog for SqliteCatalog {
     }
     fn camera_owners(&self) -> &dyn Table<CameraOwnerRecord> {
         &self.camera_owners
+    }
+    fn thing_types(&self) -> &dyn Table<ThingTypeRecord> {
+        &self.thing_types
+    }
+    fn iot_policies(&self) -> &dyn Table<IotPolicyRecord> {
+        &self.iot_policies
     }
 }
 

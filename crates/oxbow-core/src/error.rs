@@ -54,6 +54,11 @@ pub enum ErrorKind {
     LimitExceeded,
     /// IoT: a certificate that is not a well-formed X.509 certificate in PEM.
     CertificateValidation,
+    /// IoT: the certificate's status forbids the change (deleting an ACTIVE one, reviving a
+    /// REVOKED one).
+    CertificateState,
+    /// IAM and IoT: the entity is still attached to others (policies, keys, things).
+    DeleteConflict,
     /// Playback: a track has no CodecPrivate.
     MissingCodecPrivateData,
     /// Playback: a CodecPrivate that cannot be read as its codec's configuration.
@@ -109,6 +114,8 @@ impl ErrorKind {
             MalformedPolicyDocument => "MalformedPolicyDocumentException",
             LimitExceeded => "LimitExceededException",
             CertificateValidation => "CertificateValidationException",
+            CertificateState => "CertificateStateException",
+            DeleteConflict => "DeleteConflictException",
             InternalFailure => "InternalFailure",
             ServiceUnavailable => "ServiceUnavailableException",
         }
@@ -126,7 +133,8 @@ impl ErrorKind {
             | ExpiredToken => 403,
             ResourceNotFound | StreamEdgeConfigurationNotFound | UnknownOperation => 404,
             RequestTimeout => 408,
-            LimitExceeded => 409,
+            LimitExceeded | DeleteConflict => 409,
+            CertificateState => 406,
             RequestEntityTooLarge => 413,
             UriTooLong => 414,
             HeadersTooLarge => 431,

@@ -53,6 +53,8 @@ anchored!(IAM_NAME_RE, r"[\w+=,.@-]+");
 anchored!(THING_NAME_RE, r"[a-zA-Z0-9:_-]+");
 anchored!(ROLE_ALIAS_RE, r"[\w=,@-]+");
 anchored!(CERTIFICATE_ID_RE, r"(0x)?[a-fA-F0-9]+");
+anchored!(THING_ATTRIBUTE_RE, r"[a-zA-Z0-9_.,@/:#=\[\]-]*");
+anchored!(THING_TYPE_DESCRIPTION_RE, r"[[:graph:] ]*");
 
 /// User, role and session names (IAM).
 pub static IAM_NAME: StrRule = StrRule {
@@ -80,6 +82,22 @@ pub static ROLE_ALIAS: StrRule = StrRule {
     min: 1,
     max: 128,
     pattern: Some((&ROLE_ALIAS_RE, "[\\w=,@-]+")),
+};
+/// IoT thing attribute names and values.
+pub static THING_ATTRIBUTE_NAME: StrRule = StrRule {
+    min: 1,
+    max: 128,
+    pattern: Some((&THING_ATTRIBUTE_RE, "[a-zA-Z0-9_.,@/:#=\\[\\]-]+")),
+};
+pub static THING_ATTRIBUTE_VALUE: StrRule = StrRule {
+    min: 0,
+    max: 800,
+    pattern: Some((&THING_ATTRIBUTE_RE, "[a-zA-Z0-9_.,@/:#=\\[\\]-]*")),
+};
+pub static THING_TYPE_DESCRIPTION: StrRule = StrRule {
+    min: 0,
+    max: 2028,
+    pattern: Some((&THING_TYPE_DESCRIPTION_RE, "[\\p{Graph}\\x20]*")),
 };
 pub static CERTIFICATE_ID: StrRule = StrRule {
     min: 64,

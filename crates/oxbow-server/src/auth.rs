@@ -19,6 +19,8 @@ pub const SERVICE: &str = "kinesisvideo";
 pub const STS_SERVICE: &str = "sts";
 /// The service IAM's query API is signed for.
 pub const IAM_SERVICE: &str = "iam";
+/// The signing name of the AWS IoT control-plane API.
+pub const IOT_SERVICE: &str = "iot";
 
 /// The service a request's SigV4 credential scope names (`…/region/service/aws4_request`),
 /// from the Authorization header or a presigned query.

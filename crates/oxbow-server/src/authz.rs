@@ -310,6 +310,37 @@ impl Authorizer {
         Ok(out)
     }
 
+    /// Compiles a certificate's policies: IoT policies, and for a name with none, the IAM
+    /// policy of that name (certificates took IAM policies before IoT policies had a table).
+    pub async fn load_certificate_policies(
+        &self,
+        names: &[String],
+    ) -> Result<Vec<Policy>, ApiError> {
+        let mut out = Vec::with_capacity(names.len());
+        for name in names {
+            let document = match self
+                .catalog
+                .iot_policies()
+                .get(name)
+                .await
+                .map_err(internal)?
+            {
+                Some(p) => p.document,
+                None => match self.catalog.policies().get(name).await.map_err(internal)? {
+                    Some(p) => p.document,
+                    None => continue,
+                },
+            };
+            match Policy::parse(&document) {
+                Ok(p) => out.push(p),
+                Err(e) => {
+                    tracing::warn!(policy = %name, error = %e, "stored policy does not parse")
+                }
+            }
+        }
+        Ok(out)
+    }
+
     /// The ARN AWS would name the principal by in a denial.
     pub fn principal_arn(&self, key: &AccessKey) -> String {
         principal_arn(&self.account, key)

@@ -24,7 +24,8 @@ mod http;
 mod iam;
 mod ice;
 mod input;
-mod iot;
+mod iot_control;
+mod iot_credentials;
 mod listener;
 pub mod media;
 mod playback;
@@ -242,7 +243,7 @@ impl Server {
             webhook: key("notification-webhook.key")?,
             webhook_tls: tls::client_connector(&config.webhook_cas)?,
         };
-        let state = Arc::new(AppState::new(
+        let mut state = AppState::new(
             Arc::new(catalog),
             Arc::new(store),
             config,
@@ -250,7 +251,11 @@ impl Server {
             iot_ca,
             turn_handle,
             keys,
-        ));
+        );
+        state.iot_endpoint = iot_url
+            .as_deref()
+            .map(|u| u.trim_start_matches("https://").to_string());
+        let state = Arc::new(state);
         Ok(Server {
             state,
             primary,
@@ -331,6 +336,7 @@ impl Server {
 /// What the main listener (and the plain one beside it) serves: the KVS APIs, STS, admin,
 /// camera URLs and the signaling handshake, and a clear answer for KVS operations not built.
 const KVS_ROUTES: &[RouteFn] = &[
+    iot_control::route,
     control::route,
     media::route,
     playback::route,
@@ -345,7 +351,7 @@ const KVS_ROUTES: &[RouteFn] = &[
 ];
 
 /// What the IoT credentials provider's mutual-TLS listener serves.
-const IOT_ROUTES: &[RouteFn] = &[iot::route];
+const IOT_ROUTES: &[RouteFn] = &[iot_credentials::route];
 
 async fn bind(addr: SocketAddr) -> Result<TcpListener, ServerError> {
     TcpListener::bind(addr)

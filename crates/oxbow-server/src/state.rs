@@ -25,6 +25,9 @@ pub struct AppState {
     pub keys: KeyCache,
     /// Signs device certificates for the IoT credentials provider.
     pub iot_ca: Arc<IotCa>,
+    /// `host:port` of the IoT credentials provider, when it listens: what IoT's
+    /// DescribeEndpoint answers for `iot:CredentialProvider`.
+    pub iot_endpoint: Option<String>,
     /// Compiled policies and recent decisions per access key.
     pub authz: Authorizer,
     /// Every stream's fragments.
@@ -207,6 +210,7 @@ impl AppState {
             public_url: public_url.to_string(),
             public_ws_url,
             iot_ca: Arc::new(iot_ca),
+            iot_endpoint: None,
             store,
             get_media_connections: Arc::default(),
             call_rate: CallRate::default(),

@@ -67,6 +67,11 @@ impl Args {
         Ok(n)
     }
 
+    /// An object member (IoT's `attributes`), if given as one.
+    pub fn object(&self, name: &str) -> Option<&Map<String, Value>> {
+        self.raw(name)?.as_object()
+    }
+
     pub fn flag(&self, name: &str) -> bool {
         match self.raw(name) {
             Some(Value::Bool(b)) => *b,

@@ -364,17 +364,6 @@ async fn attach(
 /// `CertificateId`.
 pub async fn attach_policy(state: &AppState, a: &Args, attached: bool) -> Result<Value, ApiError> {
     let policy = a.req("PolicyName", &v::POLICY_NAME)?;
-    if attached
-        && state
-            .catalog
-            .policies()
-            .get(&policy)
-            .await
-            .map_err(storage)?
-            .is_none()
-    {
-        return Err(not_found("policy", &policy));
-    }
     let holder = match (
         a.opt("UserName", &v::IAM_NAME)?,
         a.opt("RoleName", &v::IAM_NAME)?,
@@ -389,6 +378,23 @@ pub async fn attach_policy(state: &AppState, a: &Args, attached: bool) -> Result
             ))
         }
     };
+    // A certificate takes IoT policies, and (as before IoT policies had their own table)
+    // IAM policies of the name.
+    let c = &state.catalog;
+    let known = match &holder {
+        Holder::Certificate(_) => {
+            c.iot_policies()
+                .get(&policy)
+                .await
+                .map_err(storage)?
+                .is_some()
+                || c.policies().get(&policy).await.map_err(storage)?.is_some()
+        }
+        _ => c.policies().get(&policy).await.map_err(storage)?.is_some(),
+    };
+    if attached && !known {
+        return Err(not_found("policy", &policy));
+    }
     attach(state, holder, &policy, attached).await?;
     Ok(json!({}))
 }

@@ -9,6 +9,7 @@ mod args;
 mod identities;
 mod iot;
 mod owners;
+mod things;
 
 use std::sync::Arc;
 
@@ -119,11 +120,23 @@ actions! {
     "DeleteRole" => id::delete_role,
     "UpdateAssumeRolePolicy" => id::update_assume_role_policy,
     "CreateRoleAlias" => iot::create_role_alias,
+    "GetRoleAlias" => iot::get_role_alias,
+    "UpdateRoleAlias" => iot::update_role_alias,
     "ListRoleAliases" => |s, _| iot::list_role_aliases(s),
     "DeleteRoleAlias" => iot::delete_role_alias,
-    "CreateThing" => iot::create_thing,
-    "ListThings" => |s, _| iot::list_things(s),
-    "DeleteThing" => iot::delete_thing,
+    "CreateThingType" => things::create_thing_type,
+    "GetThingType" => things::get_thing_type,
+    "ListThingTypes" => |s, _| things::list_thing_types(s),
+    "DeleteThingType" => things::delete_thing_type,
+    "CreateThing" => things::create_thing,
+    "GetThing" => things::get_thing,
+    "UpdateThing" => things::update_thing,
+    "ListThings" => things::list_things,
+    "DeleteThing" => things::delete_thing,
+    "CreateIotPolicy" => iot::create_iot_policy,
+    "GetIotPolicy" => iot::get_iot_policy,
+    "ListIotPolicies" => |s, _| iot::list_iot_policies(s),
+    "DeleteIotPolicy" => iot::delete_iot_policy,
     "CreateKeysAndCertificate" => iot::create_keys_and_certificate,
     "RegisterCertificate" => iot::register_certificate,
     "GetCertificate" => iot::get_certificate,

@@ -150,7 +150,7 @@ async fn issue(
     }
     let policies = state
         .authz
-        .load_policies(&cert.policies)
+        .load_certificate_policies(&cert.policies)
         .await
         .map_err(|e| failed(e.message))?;
     let question = PolicyRequest {
