@@ -720,6 +720,116 @@ async fn a_recreated_role_is_not_the_role_old_sessions_were_issued_for() {
         .unwrap();
 }
 
+/// Sessions are revoked without a record per session: by user (which reaches the role
+/// sessions the user obtained), by role, or all of them before a time; and the AWS console's
+/// way (a Deny on `aws:TokenIssueTime` in the role's policy) works as it does on AWS.
+#[tokio::test]
+async fn sessions_are_revoked_by_user_by_role_or_by_time() {
+    let server = TestServer::start();
+    let arn = role(&server, "worker", &allow(&["kinesisvideo:List*"], "*")).await;
+    let alice = user(&server, "alice", &[allow(&["sts:AssumeRole"], "*")]).await;
+    let refused = |e| {
+        assert_eq!(sdk_error(e), ("UnrecognizedClientException".into(), 403));
+    };
+    let pause = || tokio::time::sleep(std::time::Duration::from_millis(5));
+    let of_alice = assume_role(&server, &alice, &arn, "").unwrap();
+    let of_root = assume_role(&server, &root(), &arn, "").unwrap();
+    sdk(&server, &of_alice).list_streams().send().await.unwrap();
+    sdk(&server, &of_root).list_streams().send().await.unwrap();
+
+    // By user: the role session alice obtained ends; root's does not, and alice can get a
+    // new one.
+    pause().await;
+    admin(&server, "RevokeSessions", json!({"UserName": "alice"})).await;
+    refused(
+        sdk(&server, &of_alice)
+            .list_streams()
+            .send()
+            .await
+            .unwrap_err(),
+    );
+    sdk(&server, &of_root).list_streams().send().await.unwrap();
+    pause().await;
+    let again = assume_role(&server, &alice, &arn, "").unwrap();
+    sdk(&server, &again).list_streams().send().await.unwrap();
+
+    // By role: every session of it ends, whoever obtained it.
+    pause().await;
+    admin(&server, "RevokeSessions", json!({"RoleName": "worker"})).await;
+    refused(
+        sdk(&server, &of_root)
+            .list_streams()
+            .send()
+            .await
+            .unwrap_err(),
+    );
+    refused(
+        sdk(&server, &again)
+            .list_streams()
+            .send()
+            .await
+            .unwrap_err(),
+    );
+    pause().await;
+    let fresh = assume_role(&server, &root(), &arn, "").unwrap();
+    sdk(&server, &fresh).list_streams().send().await.unwrap();
+
+    // Everything before now; long-term keys are not sessions and keep working.
+    pause().await;
+    admin(&server, "RevokeSessions", json!({"All": true})).await;
+    refused(
+        sdk(&server, &fresh)
+            .list_streams()
+            .send()
+            .await
+            .unwrap_err(),
+    );
+    sdk(&server, &root()).list_streams().send().await.unwrap();
+    let listed = admin(&server, "ListRevocations", json!({})).await;
+    let principals: Vec<&str> = listed["Revocations"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["Principal"].as_str().unwrap())
+        .collect();
+    assert_eq!(principals, ["*", "role/worker", "user/alice"]);
+    // Survives a restart: revocations are in the catalog.
+    let data_dir = server.data_dir.clone();
+    drop(server);
+    let server = TestServer::start_in(&data_dir, &[], true);
+    refused(
+        sdk(&server, &fresh)
+            .list_streams()
+            .send()
+            .await
+            .unwrap_err(),
+    );
+
+    // The AWS console's "revoke active sessions": a Deny on sessions issued before a time.
+    pause().await;
+    let old = assume_role(&server, &root(), &arn, "").unwrap();
+    pause().await;
+    let cutoff = time::OffsetDateTime::now_utc()
+        .format(&time::format_description::well_known::Rfc3339)
+        .unwrap();
+    pause().await;
+    let new = assume_role(&server, &root(), &arn, "").unwrap();
+    let deny_older = json!({"Version": "2012-10-17", "Statement": [{"Effect": "Deny",
+        "Action": "*", "Resource": "*",
+        "Condition": {"DateLessThan": {"aws:TokenIssueTime": cutoff}}}]});
+    attach_new_policy(
+        &server,
+        "AWSRevokeOlderSessions",
+        &deny_older,
+        "RoleName",
+        "worker",
+    )
+    .await;
+    let e = sdk(&server, &old).list_streams().send().await.unwrap_err();
+    assert_eq!(sdk_error(e), ("NotAuthorizedException".into(), 401));
+    sdk(&server, &new).list_streams().send().await.unwrap();
+}
+
 /// AssumeRole's credentials and the whole response body.
 fn assume_role_raw(server: &TestServer, caller: &Creds, arn: &str) -> (Creds, String) {
     let r = assume_role_request(server, caller, arn, "");

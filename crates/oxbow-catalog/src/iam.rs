@@ -260,6 +260,28 @@ impl Resource for CertificateRecord {
     }
 }
 
+/// Temporary credentials issued before `before_ms` to a principal are refused: revocation
+/// without a record per session. `key` is the principal as access keys name it (`role/NAME`,
+/// `user/NAME`), or `*` for every session.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct RevocationRecord {
+    pub key: String,
+    pub before_ms: i64,
+    pub created_ms: i64,
+}
+
+impl Resource for RevocationRecord {
+    const TABLE: &'static str = "revocations";
+    fn key(&self) -> &str {
+        &self.key
+    }
+}
+
+/// The session context member naming the principal a chain of sessions started from (the
+/// user or role that called AssumeRole first), so revoking a user's sessions reaches the
+/// role sessions it obtained.
+pub const SESSION_ISSUED_TO: &str = "oxbow:IssuedTo";
+
 /// That `owner` (a user) owns the camera behind signaling channel `channel`, and which
 /// signaling roles it may take on it. Keyed `owner/channel` so one user's cameras list by prefix.
 #[derive(Debug, Clone, Serialize, Deserialize)]

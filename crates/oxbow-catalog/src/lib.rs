@@ -17,7 +17,8 @@ use async_trait::async_trait;
 
 pub use iam::{
     CameraOwnerRecord, CertificateRecord, CertificateStatus, IotPolicyRecord, PolicyRecord,
-    RoleAliasRecord, RoleRecord, ThingRecord, ThingTypeRecord, UserRecord, SESSION_ROLE_ID,
+    RevocationRecord, RoleAliasRecord, RoleRecord, ThingRecord, ThingTypeRecord, UserRecord,
+    SESSION_ISSUED_TO, SESSION_ROLE_ID,
 };
 pub use model::{AccessKey, ChannelRecord, EdgeRecord, Lifecycle, Status, StreamRecord};
 pub use sqlite::SqliteCatalog;
@@ -88,4 +89,5 @@ pub trait Catalog: Send + Sync {
     fn camera_owners(&self) -> &dyn Table<CameraOwnerRecord>;
     fn thing_types(&self) -> &dyn Table<ThingTypeRecord>;
     fn iot_policies(&self) -> &dyn Table<IotPolicyRecord>;
+    fn revocations(&self) -> &dyn Table<RevocationRecord>;
 }

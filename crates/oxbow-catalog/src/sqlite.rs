@@ -13,8 +13,8 @@ use rusqlite::{params, Connection, OpenFlags, OptionalExtension};
 
 use crate::{
     AccessKey, CameraOwnerRecord, Catalog, CatalogError, CertificateRecord, ChannelRecord,
-    IotPolicyRecord, PolicyRecord, Resource, RoleAliasRecord, RoleRecord, StreamRecord, Table,
-    ThingRecord, ThingTypeRecord, Update, UserRecord,
+    IotPolicyRecord, PolicyRecord, Resource, RevocationRecord, RoleAliasRecord, RoleRecord,
+    StreamRecord, Table, ThingRecord, ThingTypeRecord, Update, UserRecord,
 };
 
 /// Schema migrations, applied in order; `PRAGMA user_version` records how many have run.
@@ -37,6 +37,9 @@ const MIGRATIONS: &[&str] = &[
     "
     CREATE TABLE thing_types (name TEXT PRIMARY KEY, doc TEXT NOT NULL) WITHOUT ROWID;
     CREATE TABLE iot_policies (name TEXT PRIMARY KEY, doc TEXT NOT NULL) WITHOUT ROWID;
+",
+    "
+    CREATE TABLE revocations (name TEXT PRIMARY KEY, doc TEXT NOT NULL) WITHOUT ROWID;
 ",
 ];
 
@@ -101,6 +104,7 @@ pub struct SqliteCatalog {
     camera_owners: SqliteTable<CameraOwnerRecord>,
     thing_types: SqliteTable<ThingTypeRecord>,
     iot_policies: SqliteTable<IotPolicyRecord>,
+    revocations: SqliteTable<RevocationRecord>,
 }
 
 impl SqliteCatalog {
@@ -142,6 +146,7 @@ impl SqliteCatalog {
             camera_owners: SqliteTable::new(&db),
             thing_types: SqliteTable::new(&db),
             iot_policies: SqliteTable::new(&db),
+            revocations: SqliteTable::new(&db),
         })
     }
 }
@@ -197,6 +202,9 @@ impl Catalog for SqliteCatalog {
     }
     fn iot_policies(&self) -> &dyn Table<IotPolicyRecord> {
         &self.iot_policies
+    }
+    fn revocations(&self) -> &dyn Table<RevocationRecord> {
+        &self.revocations
     }
 }
 

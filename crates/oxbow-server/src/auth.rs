@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use crate::sealed_sessions::Keyring;
 use oxbow_auth::{ParsedAuth, Request};
-use oxbow_catalog::AccessKey;
+use oxbow_catalog::{AccessKey, SESSION_ISSUED_TO};
 use oxbow_core::{time::now_ms, ApiError, ErrorKind};
 use time::OffsetDateTime;
 
@@ -104,6 +104,24 @@ impl KeyCache {
         Ok(key)
     }
 
+    /// Whether a temporary key was issued before a revocation that covers it: one for every
+    /// session, for its principal, or for the principal its chain of sessions started from.
+    /// The revocations table is small and cached in memory by the catalog.
+    async fn revoked(&self, key: &AccessKey) -> Result<bool, ApiError> {
+        let table = self.catalog.revocations();
+        let issued_to = key.context.get(SESSION_ISSUED_TO).map(String::as_str);
+        for principal in ["*", key.principal.as_str()].into_iter().chain(issued_to) {
+            let record = table
+                .get(principal)
+                .await
+                .map_err(|e| ApiError::dependency("read the session revocations", e))?;
+            if record.is_some_and(|r| key.created_ms < r.before_ms) {
+                return Ok(true);
+            }
+        }
+        Ok(false)
+    }
+
     /// Forgets a key after it changed, so the change applies to the next request.
     pub fn invalidate(&self, id: &str) {
         self.lock().remove(id);
@@ -136,6 +154,9 @@ impl KeyCache {
                 .ok_or_else(invalid_token)?,
         };
         check_session(&key, &parsed)?;
+        if key.expires_ms.is_some() && self.revoked(&key).await? {
+            return Err(invalid_token());
+        }
         // IAM is global: clients sign it for us-east-1, or (with a custom endpoint) for their
         // own region. Both are accepted for IAM; every other service names this server's.
         let region = if service == IAM_SERVICE && parsed.region == "us-east-1" {

@@ -436,8 +436,15 @@ fn request_vars(
         set("aws:username", name.to_string());
         set("aws:userid", name.to_string());
     }
+    // A date, as AWS gives it: the console's "revoke active sessions" policy compares it
+    // with DateLessThan against an ISO 8601 time.
     if key.session_token.is_some() {
-        set("aws:TokenIssueTime", key.created_ms.to_string());
+        let issued = OffsetDateTime::from_unix_timestamp_nanos(key.created_ms as i128 * 1_000_000)
+            .ok()
+            .and_then(|t| t.format(&Rfc3339).ok());
+        if let Some(t) = issued {
+            set("aws:TokenIssueTime", t);
+        }
     }
     vars
 }

@@ -14,7 +14,7 @@ use bytes::Bytes;
 use http::{Method, StatusCode};
 
 use oxbow_auth::SigningParams;
-use oxbow_catalog::{AccessKey, CameraOwnerRecord, ChannelRecord};
+use oxbow_catalog::{AccessKey, CameraOwnerRecord, ChannelRecord, SESSION_ISSUED_TO};
 use oxbow_core::validate::{self as v, Checks};
 use oxbow_core::{ApiError, ErrorKind};
 use serde_json::{json, Value};
@@ -100,7 +100,7 @@ async fn camera_url(
         SessionSpec {
             principal: "session".into(),
             duration_secs: SESSION_SECS,
-            context: BTreeMap::new(),
+            context: BTreeMap::from([(SESSION_ISSUED_TO.to_string(), key.principal.clone())]),
             session_policy: Some(session_policy(&record.arn, role)),
         },
     )

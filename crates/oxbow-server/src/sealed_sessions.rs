@@ -8,7 +8,8 @@
 //! of the server's keys sealed it: the current key seals, the current and the previous one
 //! verify, so a key is rotated by making the current one the previous (see `Keyring`).
 //! Revocation stays possible without state per session: a role session is bound to its role's
-//! unique id (deleting the role revokes it), and expiry bounds the rest.
+//! unique id (deleting the role revokes it), a revocation record per principal refuses the
+//! sessions issued before it (`admin/revocations.rs`), and expiry bounds the rest.
 
 use std::collections::BTreeMap;
 

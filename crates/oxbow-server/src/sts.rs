@@ -12,7 +12,7 @@ use std::sync::Arc;
 use http::StatusCode;
 use oxbow_auth::policy::Policy;
 use oxbow_auth::policy::{Assumer, TrustPolicy, Vars};
-use oxbow_catalog::{AccessKey, SESSION_ROLE_ID};
+use oxbow_catalog::{AccessKey, SESSION_ISSUED_TO, SESSION_ROLE_ID};
 use oxbow_core::validate::{self as v, Checks};
 use oxbow_core::{ApiError, ErrorKind};
 
@@ -313,6 +313,9 @@ async fn assume_role(
     let mut context = BTreeMap::new();
     context.insert("aws:RoleSessionName".to_string(), session.to_string());
     context.insert(SESSION_ROLE_ID.to_string(), role.unique_id());
+    // Who the chain of sessions started from, for revoking a user's sessions.
+    let issued_to = key.context.get(SESSION_ISSUED_TO).unwrap_or(&key.principal);
+    context.insert(SESSION_ISSUED_TO.to_string(), issued_to.clone());
     // Session tags are the session's principal tags (`${aws:PrincipalTag/key}` in policies).
     for (k, v) in &tags {
         context.insert(format!("aws:PrincipalTag/{k}"), v.clone());

@@ -9,6 +9,7 @@ mod args;
 mod identities;
 mod iot;
 mod owners;
+mod revocations;
 mod things;
 
 use std::sync::Arc;
@@ -145,6 +146,8 @@ actions! {
     "DeleteCertificate" => iot::delete_certificate,
     "AttachThingPrincipal" => |s, a| iot::attach_thing(s, a, true),
     "DetachThingPrincipal" => |s, a| iot::attach_thing(s, a, false),
+    "RevokeSessions" => revocations::revoke_sessions,
+    "ListRevocations" => |s, _| revocations::list_revocations(s),
     "AddCameraOwner" => owners::add,
     "ListCameraOwners" => owners::list,
     "RemoveCameraOwner" => owners::remove,
