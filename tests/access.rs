@@ -728,63 +728,37 @@ async fn sessions_are_revoked_by_user_by_role_or_by_time() {
     let server = TestServer::start();
     let arn = role(&server, "worker", &allow(&["kinesisvideo:List*"], "*")).await;
     let alice = user(&server, "alice", &[allow(&["sts:AssumeRole"], "*")]).await;
-    let refused = |e| {
-        assert_eq!(sdk_error(e), ("UnrecognizedClientException".into(), 403));
-    };
+    let revoked = Err(("UnrecognizedClientException".to_string(), 403));
     let pause = || tokio::time::sleep(std::time::Duration::from_millis(5));
     let of_alice = assume_role(&server, &alice, &arn, "").unwrap();
     let of_root = assume_role(&server, &root(), &arn, "").unwrap();
-    sdk(&server, &of_alice).list_streams().send().await.unwrap();
-    sdk(&server, &of_root).list_streams().send().await.unwrap();
+    assert_eq!(lists(&server, &of_alice).await, Ok(()));
+    assert_eq!(lists(&server, &of_root).await, Ok(()));
 
     // By user: the role session alice obtained ends; root's does not, and alice can get a
     // new one.
     pause().await;
     admin(&server, "RevokeSessions", json!({"UserName": "alice"})).await;
-    refused(
-        sdk(&server, &of_alice)
-            .list_streams()
-            .send()
-            .await
-            .unwrap_err(),
-    );
-    sdk(&server, &of_root).list_streams().send().await.unwrap();
+    assert_eq!(lists(&server, &of_alice).await, revoked);
+    assert_eq!(lists(&server, &of_root).await, Ok(()));
     pause().await;
     let again = assume_role(&server, &alice, &arn, "").unwrap();
-    sdk(&server, &again).list_streams().send().await.unwrap();
+    assert_eq!(lists(&server, &again).await, Ok(()));
 
     // By role: every session of it ends, whoever obtained it.
     pause().await;
     admin(&server, "RevokeSessions", json!({"RoleName": "worker"})).await;
-    refused(
-        sdk(&server, &of_root)
-            .list_streams()
-            .send()
-            .await
-            .unwrap_err(),
-    );
-    refused(
-        sdk(&server, &again)
-            .list_streams()
-            .send()
-            .await
-            .unwrap_err(),
-    );
+    assert_eq!(lists(&server, &of_root).await, revoked);
+    assert_eq!(lists(&server, &again).await, revoked);
     pause().await;
     let fresh = assume_role(&server, &root(), &arn, "").unwrap();
-    sdk(&server, &fresh).list_streams().send().await.unwrap();
+    assert_eq!(lists(&server, &fresh).await, Ok(()));
 
     // Everything before now; long-term keys are not sessions and keep working.
     pause().await;
     admin(&server, "RevokeSessions", json!({"All": true})).await;
-    refused(
-        sdk(&server, &fresh)
-            .list_streams()
-            .send()
-            .await
-            .unwrap_err(),
-    );
-    sdk(&server, &root()).list_streams().send().await.unwrap();
+    assert_eq!(lists(&server, &fresh).await, revoked);
+    assert_eq!(lists(&server, &root()).await, Ok(()));
     let listed = admin(&server, "ListRevocations", json!({})).await;
     let principals: Vec<&str> = listed["Revocations"]
         .as_array()
@@ -797,13 +771,7 @@ async fn sessions_are_revoked_by_user_by_role_or_by_time() {
     let data_dir = server.data_dir.clone();
     drop(server);
     let server = TestServer::start_in(&data_dir, &[], true);
-    refused(
-        sdk(&server, &fresh)
-            .list_streams()
-            .send()
-            .await
-            .unwrap_err(),
-    );
+    assert_eq!(lists(&server, &fresh).await, revoked);
 
     // The AWS console's "revoke active sessions": a Deny on sessions issued before a time.
     pause().await;
@@ -825,9 +793,21 @@ async fn sessions_are_revoked_by_user_by_role_or_by_time() {
         "worker",
     )
     .await;
-    let e = sdk(&server, &old).list_streams().send().await.unwrap_err();
-    assert_eq!(sdk_error(e), ("NotAuthorizedException".into(), 401));
-    sdk(&server, &new).list_streams().send().await.unwrap();
+    assert_eq!(
+        lists(&server, &old).await,
+        Err(("NotAuthorizedException".into(), 401))
+    );
+    assert_eq!(lists(&server, &new).await, Ok(()));
+}
+
+/// ListStreams signed with `c`: Ok, or the error code and status.
+async fn lists(server: &TestServer, c: &Creds) -> Result<(), (String, u16)> {
+    sdk(server, c)
+        .list_streams()
+        .send()
+        .await
+        .map(drop)
+        .map_err(sdk_error)
 }
 
 /// AssumeRole's credentials and the whole response body.
