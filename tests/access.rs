@@ -551,6 +551,83 @@ async fn session_tags_and_source_identity() {
     assert_eq!(assume_role_request(&server, &root(), &arn, "").status, 200);
 }
 
+/// Transitive session tags follow a chain of sessions (`TransitiveTagKeys`); others do not,
+/// and an inherited transitive tag cannot be set again.
+#[tokio::test]
+async fn transitive_session_tags_follow_role_chaining() {
+    let server = TestServer::start();
+    let trust = json!({"Version": "2012-10-17", "Statement": [{"Effect": "Allow",
+        "Principal": {"AWS": "123456789012"}, "Action": ["sts:AssumeRole", "sts:TagSession"]}]})
+    .to_string();
+    let mut arns = Vec::new();
+    for name in ["first", "second"] {
+        let r = admin(
+            &server,
+            "CreateRole",
+            json!({"RoleName": name, "AssumeRolePolicyDocument": trust}),
+        )
+        .await;
+        arns.push(r["Role"]["Arn"].as_str().unwrap().to_string());
+    }
+    let first_policy = allow(&["sts:AssumeRole", "sts:TagSession"], &arns[1]);
+    attach_new_policy(&server, "first", &first_policy, "RoleName", "first").await;
+    let scoped = allow(
+        &["kinesisvideo:DescribeStream"],
+        "arn:aws:kinesisvideo:*:*:stream/${aws:PrincipalTag/camera}/*",
+    );
+    attach_new_policy(&server, "second", &scoped, "RoleName", "second").await;
+    create_stream(&server, "cam-1").await;
+    let tag = "&Tags.member.1.Key=camera&Tags.member.1.Value=cam-1";
+    let describe = |c: Creds| {
+        let server = &server;
+        async move {
+            sdk(server, &c)
+                .describe_stream()
+                .stream_name("cam-1")
+                .send()
+                .await
+                .map(drop)
+                .map_err(sdk_error)
+        }
+    };
+
+    // Transitive: the second session still has camera=cam-1.
+    let first = assume_role(
+        &server,
+        &root(),
+        &arns[0],
+        &format!("{tag}&TransitiveTagKeys.member.1=camera"),
+    )
+    .unwrap();
+    let second = assume_role(&server, &first, &arns[1], "").unwrap();
+    assert_eq!(describe(second).await, Ok(()));
+    // ... and it cannot be set again down the chain.
+    let r = assume_role_request(&server, &first, &arns[1], tag);
+    assert_eq!(
+        (r.status, xml_field(&r.body, "Code")),
+        (400, Some("ValidationError".into()))
+    );
+
+    // Not transitive: the chained session has no tag, so no stream.
+    let first = assume_role(&server, &root(), &arns[0], tag).unwrap();
+    let second = assume_role(&server, &first, &arns[1], "").unwrap();
+    assert_eq!(
+        describe(second).await,
+        Err(("NotAuthorizedException".into(), 401))
+    );
+    // A transitive key must be one of the tags passed.
+    let r = assume_role_request(
+        &server,
+        &root(),
+        &arns[0],
+        "&TransitiveTagKeys.member.1=site",
+    );
+    assert_eq!(
+        (r.status, xml_field(&r.body, "Code")),
+        (400, Some("ValidationError".into()))
+    );
+}
+
 /// Temporary credentials carry themselves: issuing them stores nothing (none of their key ids
 /// reaches the catalog's files), they survive a restart (the sealing key is kept in the data
 /// directory), and a token whose payload was changed is refused.

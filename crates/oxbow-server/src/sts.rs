@@ -168,6 +168,65 @@ fn session_tags(p: &HashMap<String, String>) -> Result<Vec<(String, String)>, Ap
     Ok(tags)
 }
 
+/// Session tags, keys as given (case-insensitively unique).
+type SessionTags = Vec<(String, String)>;
+
+/// The session context member listing the session's transitive tag keys (comma-separated):
+/// tags a chained session inherits.
+const TRANSITIVE_TAG_KEYS: &str = "oxbow:TransitiveTagKeys";
+
+/// The transitive tags of a chained session: those the caller's session marked transitive
+/// (kept whatever the new call asks), and the keys `TransitiveTagKeys.member.N` marks among
+/// the new tags. Returns all tags of the new session and its transitive keys.
+fn chain_tags(
+    caller: &AccessKey,
+    p: &HashMap<String, String>,
+    mut tags: SessionTags,
+) -> Result<(SessionTags, Vec<String>), ApiError> {
+    let mut transitive: Vec<String> = Vec::new();
+    for n in 1.. {
+        let Some(k) = p.get(&format!("TransitiveTagKeys.member.{n}")) else {
+            break;
+        };
+        if !tags.iter().any(|(t, _)| t.eq_ignore_ascii_case(k)) {
+            return Err(ApiError::invalid_argument(format!(
+                "The transitive tag key {k} is not one of the session tags passed."
+            )));
+        }
+        transitive.push(k.clone());
+    }
+    let inherited = caller
+        .context
+        .get(TRANSITIVE_TAG_KEYS)
+        .map(|keys| {
+            keys.split(',')
+                .filter(|k| !k.is_empty())
+                .map(str::to_string)
+        })
+        .into_iter()
+        .flatten();
+    for k in inherited {
+        if tags.iter().any(|(t, _)| t.eq_ignore_ascii_case(&k)) {
+            return Err(ApiError::invalid_argument(format!(
+                "The session tag {k} is transitive in the calling session and cannot be set again."
+            )));
+        }
+        let value = caller
+            .context
+            .get(&format!("aws:PrincipalTag/{k}"))
+            .cloned()
+            .unwrap_or_default();
+        tags.push((k.clone(), value));
+        transitive.push(k);
+    }
+    if tags.len() > MAX_TAGS {
+        return Err(ApiError::invalid_argument(format!(
+            "A session may have at most {MAX_TAGS} tags, inherited ones included."
+        )));
+    }
+    Ok((tags, transitive))
+}
+
 /// AssumeRole calls per second per caller at most.
 const ASSUME_ROLE_PER_SECOND: u32 = 20;
 
@@ -217,6 +276,8 @@ async fn assume_role(
     if !tags.is_empty() {
         extra_actions.push("sts:TagSession");
     }
+    // Inherited transitive tags need no permission of the caller: they were granted before.
+    let (tags, transitive) = chain_tags(key, p, tags)?;
     // A chained session keeps the source identity it has; setting one is asked only anew.
     let inherited = key.context.get(SOURCE_IDENTITY).cloned();
     if let (Some(asked), Some(had)) = (source_identity, &inherited) {
@@ -319,6 +380,9 @@ async fn assume_role(
     // Session tags are the session's principal tags (`${aws:PrincipalTag/key}` in policies).
     for (k, v) in &tags {
         context.insert(format!("aws:PrincipalTag/{k}"), v.clone());
+    }
+    if !transitive.is_empty() {
+        context.insert(TRANSITIVE_TAG_KEYS.to_string(), transitive.join(","));
     }
     let source_identity = source_identity.map(str::to_string).or(inherited);
     if let Some(s) = &source_identity {
