@@ -277,6 +277,22 @@ impl Resource for RevocationRecord {
     }
 }
 
+/// A key every node of a cluster must hold alike (the seal of temporary credentials, of
+/// playback session URLs, of webhook signatures), kept in the shared catalog: hex-encoded.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct SecretRecord {
+    pub name: String,
+    pub hex: String,
+    pub created_ms: i64,
+}
+
+impl Resource for SecretRecord {
+    const TABLE: &'static str = "server_secrets";
+    fn key(&self) -> &str {
+        &self.name
+    }
+}
+
 /// The session context member naming the principal a chain of sessions started from (the
 /// user or role that called AssumeRole first), so revoking a user's sessions reaches the
 /// role sessions it obtained.

@@ -9,18 +9,22 @@
 
 #![forbid(unsafe_code)]
 
+#[doc(hidden)]
+pub mod conformance;
 pub mod iam;
 pub mod model;
+mod postgres;
 mod sqlite;
 
 use async_trait::async_trait;
 
 pub use iam::{
     CameraOwnerRecord, CertificateRecord, CertificateStatus, IotPolicyRecord, PolicyRecord,
-    RevocationRecord, RoleAliasRecord, RoleRecord, ThingRecord, ThingTypeRecord, UserRecord,
-    SESSION_ISSUED_TO, SESSION_ROLE_ID,
+    RevocationRecord, RoleAliasRecord, RoleRecord, SecretRecord, ThingRecord, ThingTypeRecord,
+    UserRecord, SESSION_ISSUED_TO, SESSION_ROLE_ID,
 };
 pub use model::{AccessKey, ChannelRecord, EdgeRecord, Lifecycle, Status, StreamRecord};
+pub use postgres::PostgresCatalog;
 pub use sqlite::SqliteCatalog;
 
 /// A record kind the catalog can store.
@@ -75,19 +79,55 @@ pub trait Table<T: Resource>: Send + Sync {
     async fn remove(&self, key: &str) -> Result<(), CatalogError>;
 }
 
-/// Everything the control plane stores.
-pub trait Catalog: Send + Sync {
-    fn streams(&self) -> &dyn Table<StreamRecord>;
-    fn channels(&self) -> &dyn Table<ChannelRecord>;
-    fn access_keys(&self) -> &dyn Table<AccessKey>;
-    fn users(&self) -> &dyn Table<UserRecord>;
-    fn roles(&self) -> &dyn Table<RoleRecord>;
-    fn policies(&self) -> &dyn Table<PolicyRecord>;
-    fn role_aliases(&self) -> &dyn Table<RoleAliasRecord>;
-    fn things(&self) -> &dyn Table<ThingRecord>;
-    fn certificates(&self) -> &dyn Table<CertificateRecord>;
-    fn camera_owners(&self) -> &dyn Table<CameraOwnerRecord>;
-    fn thing_types(&self) -> &dyn Table<ThingTypeRecord>;
-    fn iot_policies(&self) -> &dyn Table<IotPolicyRecord>;
-    fn revocations(&self) -> &dyn Table<RevocationRecord>;
+/// Every table of the catalog, once: each backend and the trait are made from this list
+/// (`with_tables!(some_macro)` calls `some_macro! { name: Record, … }`), so a table added here
+/// reaches them all.
+macro_rules! with_tables {
+    ($callback:ident) => {
+        $callback! {
+            streams: StreamRecord,
+            channels: ChannelRecord,
+            access_keys: AccessKey,
+            users: UserRecord,
+            roles: RoleRecord,
+            policies: PolicyRecord,
+            role_aliases: RoleAliasRecord,
+            things: ThingRecord,
+            certificates: CertificateRecord,
+            camera_owners: CameraOwnerRecord,
+            thing_types: ThingTypeRecord,
+            iot_policies: IotPolicyRecord,
+            revocations: RevocationRecord,
+            server_secrets: SecretRecord,
+        }
+    };
+}
+pub(crate) use with_tables;
+
+macro_rules! declare_catalog {
+    ($($name:ident: $record:ty,)*) => {
+        /// Everything the control plane stores.
+        pub trait Catalog: Send + Sync {
+            $(fn $name(&self) -> &dyn Table<$record>;)*
+
+            /// Changes other nodes made (a cluster's catalog announces every write), for the
+            /// caches a node keeps beside the catalog's own; `None` for a catalog only this
+            /// process writes.
+            fn changes(&self) -> Option<tokio::sync::broadcast::Receiver<CatalogChange>> {
+                None
+            }
+        }
+
+        /// The name of every table.
+        pub(crate) const TABLE_NAMES: &[&str] = &[$(<$record as Resource>::TABLE,)*];
+    };
+}
+with_tables!(declare_catalog);
+
+/// A write somewhere in the cluster: to `key` of `table`, or (both `None`) possibly to
+/// anything, when announcements may have been missed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CatalogChange {
+    pub table: Option<String>,
+    pub key: Option<String>,
 }

@@ -14,7 +14,7 @@ use rusqlite::{params, Connection, OpenFlags, OptionalExtension};
 use crate::{
     AccessKey, CameraOwnerRecord, Catalog, CatalogError, CertificateRecord, ChannelRecord,
     IotPolicyRecord, PolicyRecord, Resource, RevocationRecord, RoleAliasRecord, RoleRecord,
-    StreamRecord, Table, ThingRecord, ThingTypeRecord, Update, UserRecord,
+    SecretRecord, StreamRecord, Table, ThingRecord, ThingTypeRecord, Update, UserRecord,
 };
 
 /// Schema migrations, applied in order; `PRAGMA user_version` records how many have run.
@@ -40,6 +40,9 @@ const MIGRATIONS: &[&str] = &[
 ",
     "
     CREATE TABLE revocations (name TEXT PRIMARY KEY, doc TEXT NOT NULL) WITHOUT ROWID;
+",
+    "
+    CREATE TABLE server_secrets (name TEXT PRIMARY KEY, doc TEXT NOT NULL) WITHOUT ROWID;
 ",
 ];
 
@@ -90,22 +93,27 @@ impl Db {
     }
 }
 
-/// The SQLite-backed catalog.
-pub struct SqliteCatalog {
-    streams: SqliteTable<StreamRecord>,
-    channels: SqliteTable<ChannelRecord>,
-    access_keys: SqliteTable<AccessKey>,
-    users: SqliteTable<UserRecord>,
-    roles: SqliteTable<RoleRecord>,
-    policies: SqliteTable<PolicyRecord>,
-    role_aliases: SqliteTable<RoleAliasRecord>,
-    things: SqliteTable<ThingRecord>,
-    certificates: SqliteTable<CertificateRecord>,
-    camera_owners: SqliteTable<CameraOwnerRecord>,
-    thing_types: SqliteTable<ThingTypeRecord>,
-    iot_policies: SqliteTable<IotPolicyRecord>,
-    revocations: SqliteTable<RevocationRecord>,
+macro_rules! sqlite_catalog {
+    ($($name:ident: $record:ty,)*) => {
+        /// The SQLite-backed catalog.
+        pub struct SqliteCatalog {
+            $($name: SqliteTable<$record>,)*
+        }
+
+        impl SqliteCatalog {
+            fn with_tables(db: &Arc<Db>) -> Self {
+                Self { $($name: SqliteTable::new(db),)* }
+            }
+        }
+
+        impl Catalog for SqliteCatalog {
+            $(fn $name(&self) -> &dyn Table<$record> {
+                &self.$name
+            })*
+        }
+    };
 }
+crate::with_tables!(sqlite_catalog);
 
 impl SqliteCatalog {
     /// Opens (creating if needed) the catalog file and brings its schema up to date.
@@ -133,21 +141,7 @@ impl SqliteCatalog {
             readers,
             next_reader: AtomicUsize::new(0),
         });
-        Ok(Self {
-            streams: SqliteTable::new(&db),
-            channels: SqliteTable::new(&db),
-            access_keys: SqliteTable::new(&db),
-            users: SqliteTable::new(&db),
-            roles: SqliteTable::new(&db),
-            policies: SqliteTable::new(&db),
-            role_aliases: SqliteTable::new(&db),
-            things: SqliteTable::new(&db),
-            certificates: SqliteTable::new(&db),
-            camera_owners: SqliteTable::new(&db),
-            thing_types: SqliteTable::new(&db),
-            iot_policies: SqliteTable::new(&db),
-            revocations: SqliteTable::new(&db),
-        })
+        Ok(Self::with_tables(&db))
     }
 }
 
@@ -164,48 +158,6 @@ fn migrate(conn: &mut Connection) -> Result<(), CatalogError> {
         tracing::info!(version = i + 1, "catalog schema migrated");
     }
     Ok(())
-}
-
-impl Catalog for SqliteCatalog {
-    fn streams(&self) -> &dyn Table<StreamRecord> {
-        &self.streams
-    }
-    fn channels(&self) -> &dyn Table<ChannelRecord> {
-        &self.channels
-    }
-    fn access_keys(&self) -> &dyn Table<AccessKey> {
-        &self.access_keys
-    }
-    fn users(&self) -> &dyn Table<UserRecord> {
-        &self.users
-    }
-    fn roles(&self) -> &dyn Table<RoleRecord> {
-        &self.roles
-    }
-    fn policies(&self) -> &dyn Table<PolicyRecord> {
-        &self.policies
-    }
-    fn role_aliases(&self) -> &dyn Table<RoleAliasRecord> {
-        &self.role_aliases
-    }
-    fn things(&self) -> &dyn Table<ThingRecord> {
-        &self.things
-    }
-    fn certificates(&self) -> &dyn Table<CertificateRecord> {
-        &self.certificates
-    }
-    fn camera_owners(&self) -> &dyn Table<CameraOwnerRecord> {
-        &self.camera_owners
-    }
-    fn thing_types(&self) -> &dyn Table<ThingTypeRecord> {
-        &self.thing_types
-    }
-    fn iot_policies(&self) -> &dyn Table<IotPolicyRecord> {
-        &self.iot_policies
-    }
-    fn revocations(&self) -> &dyn Table<RevocationRecord> {
-        &self.revocations
-    }
 }
 
 /// One table, with its records cached in memory. This process is the database's only
@@ -397,90 +349,16 @@ impl<T: Resource> Table<T> for SqliteTable<T> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use oxbow_core::{ApiError, ErrorKind};
 
-    fn key(id: &str) -> AccessKey {
-        AccessKey::long_term(id, "s", "root", 0)
-    }
-
-    fn temp_path() -> std::path::PathBuf {
+    #[tokio::test]
+    async fn behaves_as_every_catalog_and_keeps_it_on_reopen() {
         let dir =
             std::env::temp_dir().join(format!("oxbow-catalog-{}", oxbow_core::ids::version()));
         std::fs::create_dir_all(&dir).unwrap();
-        dir.join("catalog.sqlite")
-    }
-
-    #[tokio::test]
-    async fn insert_get_list_update_remove_and_reopen() {
-        let path = temp_path();
+        let path = dir.join("catalog.sqlite");
         let cat = SqliteCatalog::open(&path).unwrap();
-        let t = cat.access_keys();
-        for id in ["b1", "a1", "a2", "c"] {
-            t.insert(key(id), 10).await.unwrap();
-        }
-        assert!(matches!(
-            t.insert(key("a1"), 10).await,
-            Err(CatalogError::Exists)
-        ));
-        assert!(matches!(
-            t.insert(key("z"), 4).await,
-            Err(CatalogError::LimitExceeded)
-        ));
-        // Reads served from memory agree with every write made since.
-        assert!(t.get("z").await.unwrap().is_none());
-        assert!(t.get("a1").await.unwrap().unwrap().active);
-        let names = |v: Vec<AccessKey>| v.into_iter().map(|k| k.access_key_id).collect::<Vec<_>>();
-        assert_eq!(
-            names(t.list(Some("a"), None, 10).await.unwrap()),
-            ["a1", "a2"]
-        );
-        assert_eq!(
-            names(t.list(None, Some("a2"), 10).await.unwrap()),
-            ["b1", "c"]
-        );
-        assert_eq!(names(t.list(None, None, 2).await.unwrap()), ["a1", "a2"]);
-        let k = t
-            .update(
-                "c",
-                Box::new(|k| {
-                    k.active = false;
-                    Ok(())
-                }),
-            )
-            .await
-            .unwrap();
-        assert!(!k.active);
-        let refused = t
-            .update(
-                "c",
-                Box::new(|k| {
-                    k.active = true;
-                    Err(ApiError::new(ErrorKind::ResourceInUse, "no").into())
-                }),
-            )
-            .await;
-        assert!(matches!(refused, Err(CatalogError::Rejected(_))));
-        assert!(
-            !t.get("c").await.unwrap().unwrap().active,
-            "the refused change left no trace"
-        );
-        t.get("b1").await.unwrap().unwrap();
-        t.remove("b1").await.unwrap();
-        assert!(
-            t.get("b1").await.unwrap().is_none(),
-            "a cached record leaves with its row"
-        );
-        t.insert(key("z"), 10).await.unwrap();
-        assert!(
-            t.get("z").await.unwrap().is_some(),
-            "a cached absence ends with an insert"
-        );
-        t.remove("z").await.unwrap();
+        crate::conformance::check_table_semantics(&cat).await;
         drop(cat);
-        let cat = SqliteCatalog::open(&path).unwrap();
-        let t = cat.access_keys();
-        assert!(t.get("b1").await.unwrap().is_none());
-        assert!(!t.get("c").await.unwrap().unwrap().active);
-        assert_eq!(t.list(None, None, 100).await.unwrap().len(), 3);
+        crate::conformance::check_reopened(&SqliteCatalog::open(&path).unwrap()).await;
     }
 }

@@ -127,6 +127,11 @@ impl KeyCache {
         self.lock().remove(id);
     }
 
+    /// Forgets every key (after announcements of changes may have been missed).
+    pub fn clear(&self) {
+        self.lock().clear();
+    }
+
     fn lock(&self) -> std::sync::MutexGuard<'_, KeyEntries> {
         self.entries.lock().unwrap_or_else(|p| p.into_inner())
     }

@@ -175,6 +175,12 @@ impl Authorizer {
         remember(self.arns(kind), name, arn);
     }
 
+    /// Forgets every cached ARN.
+    pub fn forget_all_arns(&self) {
+        write(&self.stream_arns).clear();
+        write(&self.channel_arns).clear();
+    }
+
     /// Forgets a resource's ARN after it was created, changed or deleted on this node.
     pub fn forget_arn(&self, kind: ResourceType, name: &str) {
         write(self.arns(kind)).remove(name);

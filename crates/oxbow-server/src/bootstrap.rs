@@ -5,7 +5,7 @@
 use std::fs;
 use std::path::{Path, PathBuf};
 
-use oxbow_catalog::{AccessKey, Catalog, CatalogError, SqliteCatalog};
+use oxbow_catalog::{AccessKey, Catalog, CatalogError};
 use oxbow_core::{ids, time::now_ms};
 
 use crate::authz::ROOT as ROOT_PRINCIPAL;
@@ -23,7 +23,7 @@ pub struct RootCredentials {
 
 /// Ensures the root key exists: the environment's if given, else the stored one, else a new one.
 pub async fn root_credentials(
-    catalog: &SqliteCatalog,
+    catalog: &dyn Catalog,
     config: &ServerConfig,
 ) -> Result<RootCredentials, ServerError> {
     let keys = catalog.access_keys();
@@ -103,4 +103,38 @@ pub fn write_aws_files(
     }
     fs::write(dir.join("config"), profile).map_err(io)?;
     Ok(fs::canonicalize(&dir).unwrap_or(dir))
+}
+
+/// The key `name` every node of a cluster holds alike: the one in the shared catalog, or (the
+/// first node to ask) this node's own `local` key, which then becomes the cluster's — so a
+/// single node moved onto a shared catalog keeps its sessions valid.
+pub async fn shared_key(
+    catalog: &dyn Catalog,
+    name: &str,
+    local: Vec<u8>,
+) -> Result<Vec<u8>, ServerError> {
+    let table = catalog.server_secrets();
+    let decode = |r: oxbow_catalog::SecretRecord| {
+        hex::decode(r.hex.trim()).map_err(|e| {
+            ServerError::Catalog(CatalogError::Storage(
+                format!("the shared key {name} is not hex: {e}").into(),
+            ))
+        })
+    };
+    if let Some(r) = table.get(name).await? {
+        return decode(r);
+    }
+    let record = oxbow_catalog::SecretRecord {
+        name: name.to_string(),
+        hex: hex::encode(&local),
+        created_ms: now_ms(),
+    };
+    match table.insert(record, u64::MAX).await {
+        Ok(()) => Ok(local),
+        Err(CatalogError::Exists) => match table.get(name).await? {
+            Some(r) => decode(r),
+            None => Err(CatalogError::NotFound.into()),
+        },
+        Err(e) => Err(e.into()),
+    }
 }

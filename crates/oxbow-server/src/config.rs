@@ -12,6 +12,9 @@ pub struct ServerConfig {
     /// An extra plain-HTTP listener beside a TLS `listen`, for local tools.
     pub http_listen: Option<SocketAddr>,
     pub data_dir: PathBuf,
+    /// A cluster's shared catalog (`postgres://…`); `None` for the embedded SQLite catalog in
+    /// `data_dir`.
+    pub catalog_url: Option<String>,
     pub region: String,
     pub account_id: String,
     pub partition: String,
@@ -178,6 +181,7 @@ impl ServerConfig {
             listen,
             http_listen: None,
             data_dir,
+            catalog_url: None,
             region: "us-east-1".into(),
             account_id: "123456789012".into(),
             partition: "aws".into(),

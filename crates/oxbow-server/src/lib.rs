@@ -13,6 +13,7 @@ mod authz;
 mod bootstrap;
 mod byte_cache;
 mod camera;
+mod catalog_changes;
 pub mod config;
 pub mod control;
 mod deadline;
@@ -47,7 +48,7 @@ use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use oxbow_catalog::SqliteCatalog;
+use oxbow_catalog::{Catalog, PostgresCatalog, SqliteCatalog};
 use tokio::net::TcpListener;
 
 use api::RouteFn;
@@ -96,6 +97,8 @@ pub struct Server {
 #[derive(Debug, Clone)]
 pub struct ServerInfo {
     pub url: String,
+    /// Which catalog this node uses, without credentials.
+    pub catalog: String,
     pub plain_url: Option<String>,
     pub public_url: String,
     pub ca_path: Option<std::path::PathBuf>,
@@ -111,6 +114,22 @@ pub struct ServerInfo {
     pub turn_addr: Option<SocketAddr>,
     /// `ip:port` of its TURN-over-TLS listener, when it runs.
     pub turn_tls_addr: Option<SocketAddr>,
+}
+
+/// The catalog as the banner names it: the SQLite file, or the PostgreSQL server and database
+/// with any user and password left out.
+fn catalog_description(config: &ServerConfig) -> String {
+    match &config.catalog_url {
+        Some(url) => {
+            let rest = url.split_once("://").map_or(url.as_str(), |(_, r)| r);
+            let place = rest.rsplit_once('@').map_or(rest, |(_, p)| p);
+            format!("PostgreSQL {place} (shared: cluster mode)")
+        }
+        None => format!(
+            "embedded SQLite {}",
+            config.data_dir.join("catalog.sqlite").display()
+        ),
+    }
 }
 
 /// The bound IoT credentials listener.
@@ -157,7 +176,12 @@ impl Server {
             path: config.data_dir.display().to_string(),
             source,
         })?;
-        let catalog = SqliteCatalog::open(&config.data_dir.join("catalog.sqlite"))?;
+        let catalog: Arc<dyn Catalog> = match &config.catalog_url {
+            Some(url) => Arc::new(PostgresCatalog::connect(url).await?),
+            None => Arc::new(SqliteCatalog::open(
+                &config.data_dir.join("catalog.sqlite"),
+            )?),
+        };
         let store = oxbow_store::Store::open(
             &config.data_dir.join("media"),
             oxbow_store::StoreConfig {
@@ -213,7 +237,7 @@ impl Server {
         };
         let turn_addr = turn_handle.as_ref().map(|h| h.external);
         let turn_tls_addr = turn_handle.as_ref().and_then(|h| h.external_tls);
-        let root = bootstrap::root_credentials(&catalog, &config).await?;
+        let root = bootstrap::root_credentials(catalog.as_ref(), &config).await?;
         let aws_config_dir =
             bootstrap::write_aws_files(&config, &root, &public_url, ca_path.as_deref())?;
         let plain_url = plain
@@ -230,6 +254,18 @@ impl Server {
                 source,
             })
         };
+        // A cluster's nodes must seal and open alike: each key is the shared catalog's.
+        let cluster = config.catalog_url.is_some();
+        let shared = |name: &'static str, local: Vec<u8>| {
+            let catalog = Arc::clone(&catalog);
+            async move {
+                if cluster {
+                    bootstrap::shared_key(catalog.as_ref(), name, local).await
+                } else {
+                    Ok(local)
+                }
+            }
+        };
         // Temporary credentials: the current key seals, the previous one (if a rotation left
         // one) still verifies.
         let previous = config.data_dir.join("session-credentials.previous.key");
@@ -237,14 +273,15 @@ impl Server {
             .exists()
             .then(|| key("session-credentials.previous.key"))
             .transpose()?;
+        let sessions = shared("session-credentials", key("session-credentials.key")?).await?;
         let keys = state::ServerKeys {
-            sessions: sealed_sessions::Keyring::new(key("session-credentials.key")?, previous),
-            playback: key("playback-session.key")?,
-            webhook: key("notification-webhook.key")?,
+            sessions: sealed_sessions::Keyring::new(sessions, previous),
+            playback: shared("playback-session", key("playback-session.key")?).await?,
+            webhook: shared("notification-webhook", key("notification-webhook.key")?).await?,
             webhook_tls: tls::client_connector(&config.webhook_cas)?,
         };
         let mut state = AppState::new(
-            Arc::new(catalog),
+            catalog,
             Arc::new(store),
             config,
             &public_url,
@@ -256,6 +293,7 @@ impl Server {
             .as_deref()
             .map(|u| u.trim_start_matches("https://").to_string());
         let state = Arc::new(state);
+        let catalog = catalog_description(&state.config);
         Ok(Server {
             state,
             primary,
@@ -265,6 +303,7 @@ impl Server {
             turn,
             info: ServerInfo {
                 url,
+                catalog,
                 plain_url,
                 public_url,
                 ca_path,
@@ -282,6 +321,7 @@ impl Server {
     /// Serves until `shutdown` completes, then drains open connections (up to 10 s).
     pub async fn serve(self, shutdown: impl Future<Output = ()> + Send + 'static) {
         let reaper = tokio::spawn(reaper::run(Arc::clone(&self.state)));
+        let follower = tokio::spawn(catalog_changes::follow(Arc::clone(&self.state)));
         let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
         let tls_primary = self.tls.is_some();
         let mut listeners = vec![Listener {
@@ -330,6 +370,7 @@ impl Server {
             let _ = t.await;
         }
         reaper.abort();
+        follower.abort();
     }
 }
 

@@ -38,6 +38,10 @@ pub struct ServeArgs {
     /// Serve TLS with a CA and certificate for localhost created in the data directory.
     #[arg(long)]
     tls_self_signed: bool,
+    /// The catalog: a PostgreSQL URL (`postgres://user:password@host:5432/db`) that several
+    /// nodes share in cluster mode [default: the embedded SQLite catalog in --data-dir].
+    #[arg(long, env = "OXBOW_CATALOG")]
+    catalog: Option<String>,
     /// Serve the IoT credentials provider (mutual TLS, `GET /role-aliases/<alias>/credentials`)
     /// on this address, e.g. 127.0.0.1:7843.
     #[arg(long, env = "OXBOW_IOT_LISTEN")]
@@ -238,6 +242,7 @@ impl ServeArgs {
         let data_dir = std::path::absolute(&self.data_dir).unwrap_or(self.data_dir);
         let mut config = ServerConfig::new(self.listen, data_dir);
         config.http_listen = self.http_listen;
+        config.catalog_url = self.catalog;
         config.region = self.region;
         config.account_id = self.account_id;
         config.public_url = self.public_url;
@@ -297,6 +302,7 @@ fn print_ready(info: &oxbow_server::ServerInfo, region: &str) {
         let _ = writeln!(out, "  plain HTTP also on {plain}");
     }
     let _ = writeln!(out, "  public URL (handed to clients): {}", info.public_url);
+    let _ = writeln!(out, "  catalog: {}", info.catalog);
     if let Some(ca) = &info.ca_path {
         let _ = writeln!(out, "  TLS CA certificate: {}", ca.display());
     }

@@ -1,0 +1,236 @@
+//! Cluster mode, catalog side: several nodes on one PostgreSQL catalog (a real server, started
+//! privately for the test) act as one service. What one node creates, the others serve; a key
+//! deactivated, a policy detached or sessions revoked on one node stop working on another
+//! within a second (LISTEN/NOTIFY, not the caches' minute); temporary credentials sealed by
+//! one node open on another (the sealing key is the cluster's).
+
+mod common;
+#[path = "support/postgres.rs"]
+mod pg;
+
+use std::time::{Duration, Instant};
+
+use aws_sdk_kinesisvideo::config::{BehaviorVersion, Credentials, Region};
+use common::{admin, attach_new_policy, TestServer};
+use serde_json::json;
+
+fn node(url: &str) -> TestServer {
+    TestServer::start_in(&common::temp_dir("node"), &["--catalog", url], true)
+}
+
+fn client(
+    server: &TestServer,
+    key: &str,
+    secret: &str,
+    token: Option<String>,
+) -> aws_sdk_kinesisvideo::Client {
+    let config = aws_sdk_kinesisvideo::Config::builder()
+        .behavior_version(BehaviorVersion::latest())
+        .region(Region::new(common::REGION))
+        .endpoint_url(&server.url)
+        .credentials_provider(Credentials::new(key, secret, token, None, "cluster-test"))
+        .build();
+    aws_sdk_kinesisvideo::Client::from_conf(config)
+}
+
+/// Waits until `refused` says the call is refused on the other node; returns how long it took.
+async fn until_refused<F, Fut>(what: &str, mut refused: F) -> Duration
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let start = Instant::now();
+    loop {
+        if refused().await {
+            return start.elapsed();
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(1),
+            "{what}: still accepted on the other node after 1 s"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+#[tokio::test]
+async fn nodes_on_one_postgresql_catalog_act_as_one_service() {
+    let pg = pg::PgServer::start();
+    let url = pg.database("oxbow");
+    let a = node(&url);
+    let b = node(&url);
+    assert!(
+        a.banner.contains("catalog: PostgreSQL 127.0.0.1:") && !a.banner.contains("oxbow@"),
+        "{}",
+        a.banner
+    );
+
+    // A stream created on A is B's too, with the same ARN.
+    let arn = a
+        .client()
+        .create_stream()
+        .stream_name("shared-cam")
+        .data_retention_in_hours(1)
+        .send()
+        .await
+        .unwrap()
+        .stream_arn
+        .unwrap();
+    let on_b = b
+        .client()
+        .describe_stream()
+        .stream_name("shared-cam")
+        .send()
+        .await
+        .unwrap()
+        .stream_info
+        .unwrap();
+    assert_eq!(on_b.stream_arn.as_deref(), Some(arn.as_str()));
+    assert_eq!(
+        b.client()
+            .list_streams()
+            .send()
+            .await
+            .unwrap()
+            .stream_info_list()
+            .len(),
+        1
+    );
+
+    // A user made on A works on B, judged by the policy attached on A.
+    admin(&a, "CreateUser", json!({"UserName": "ops"})).await;
+    let doc = json!({"Version": "2012-10-17", "Statement": [{"Effect": "Allow",
+        "Action": ["kinesisvideo:ListStreams", "sts:AssumeRole"], "Resource": "*"}]});
+    attach_new_policy(&a, "ops", &doc, "UserName", "ops").await;
+    let k = admin(&a, "CreateAccessKey", json!({"UserName": "ops"})).await;
+    let (id, secret) = (
+        k["AccessKey"]["AccessKeyId"].as_str().unwrap().to_string(),
+        k["AccessKey"]["SecretAccessKey"]
+            .as_str()
+            .unwrap()
+            .to_string(),
+    );
+    let ops_on_b = client(&b, &id, &secret, None);
+    ops_on_b.list_streams().send().await.unwrap();
+
+    // Detaching the policy on A: B denies within a second (B had the decision cached).
+    admin(
+        &a,
+        "DetachPolicy",
+        json!({"PolicyName": "ops", "UserName": "ops"}),
+    )
+    .await;
+    let took = until_refused("a detached policy", || async {
+        ops_on_b.list_streams().send().await.is_err()
+    })
+    .await;
+    eprintln!("policy change reached node B in {took:?}");
+    admin(
+        &a,
+        "AttachPolicy",
+        json!({"PolicyName": "ops", "UserName": "ops"}),
+    )
+    .await;
+    let deadline = Instant::now() + Duration::from_secs(1);
+    while ops_on_b.list_streams().send().await.is_err() {
+        assert!(
+            Instant::now() < deadline,
+            "a re-attached policy did not reach B"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+
+    // A role session sealed by A opens on B; revoking the user's sessions on A ends it on B.
+    let role = admin(&a, "CreateRole", json!({"RoleName": "lister"})).await;
+    let list = json!({"Version": "2012-10-17", "Statement": [{"Effect": "Allow",
+        "Action": "kinesisvideo:ListStreams", "Resource": "*"}]});
+    attach_new_policy(&a, "lister", &list, "RoleName", "lister").await;
+    let sts_a = aws_sdk_sts_like(&a, &id, &secret, role["Role"]["Arn"].as_str().unwrap());
+    let session = client(&b, &sts_a.0, &sts_a.1, Some(sts_a.2.clone()));
+    session.list_streams().send().await.unwrap();
+    tokio::time::sleep(Duration::from_millis(5)).await;
+    admin(&a, "RevokeSessions", json!({"UserName": "ops"})).await;
+    until_refused("a revoked session", || async {
+        session.list_streams().send().await.is_err()
+    })
+    .await;
+
+    // Deactivating the key on A: B refuses it within a second (B had the key cached).
+    ops_on_b.list_streams().send().await.unwrap();
+    admin(
+        &a,
+        "UpdateAccessKey",
+        json!({"AccessKeyId": id, "Status": "Inactive"}),
+    )
+    .await;
+    let took = until_refused("a deactivated key", || async {
+        ops_on_b.list_streams().send().await.is_err()
+    })
+    .await;
+    eprintln!("key deactivation reached node B in {took:?}");
+
+    // Deleting the stream on B: A no longer serves it.
+    b.client()
+        .delete_stream()
+        .stream_arn(&arn)
+        .send()
+        .await
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while a
+        .client()
+        .describe_stream()
+        .stream_name("shared-cam")
+        .send()
+        .await
+        .is_ok_and(|r| {
+            r.stream_info
+                .and_then(|i| i.status)
+                .map(|s| s.as_str().to_string())
+                != Some("DELETING".into())
+        })
+    {
+        assert!(
+            Instant::now() < deadline,
+            "A still serves a stream deleted on B"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// STS AssumeRole on `server` signed by `key`: the session's key id, secret and token.
+fn aws_sdk_sts_like(
+    server: &TestServer,
+    key: &str,
+    secret: &str,
+    role_arn: &str,
+) -> (String, String, String) {
+    let body = format!(
+        "Action=AssumeRole&Version=2011-06-15&RoleArn={}&RoleSessionName=cluster",
+        common::urlencode(role_arn)
+    );
+    let s = common::Signing {
+        key,
+        secret,
+        service: "sts",
+        ..common::Signing::default()
+    };
+    let r = common::request(
+        server,
+        "POST",
+        "/",
+        Some("application/x-www-form-urlencoded; charset=utf-8"),
+        body.as_bytes(),
+        &s,
+    );
+    assert_eq!(r.status, 200, "{}", r.body);
+    let field = |name: &str| {
+        let start = r.body.find(&format!("<{name}>")).unwrap() + name.len() + 2;
+        let end = r.body[start..].find(&format!("</{name}>")).unwrap() + start;
+        r.body[start..end].to_string()
+    };
+    (
+        field("AccessKeyId"),
+        field("SecretAccessKey"),
+        field("SessionToken"),
+    )
+}
