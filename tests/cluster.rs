@@ -234,3 +234,138 @@ fn aws_sdk_sts_like(
         field("SessionToken"),
     )
 }
+
+#[path = "support/s3.rs"]
+mod s3;
+
+/// A node of a cluster with its media in `bucket` of `s3`.
+fn media_node(catalog: &str, s3: &s3::S3Server, bucket: &str) -> TestServer {
+    TestServer::start_in(
+        &common::temp_dir("media-node"),
+        &[
+            "--catalog",
+            catalog,
+            "--media",
+            &format!("s3://{bucket}/oxbow"),
+            "--media-s3-endpoint",
+            &s3.endpoint,
+            "--media-s3-access-key-id",
+            s3::ACCESS_KEY,
+            "--media-s3-secret-access-key",
+            s3::SECRET_KEY,
+        ],
+        true,
+    )
+}
+
+fn persisted(acks: &[oxbow_client::Ack]) -> Vec<String> {
+    acks.iter()
+        .filter(|a| a.event == oxbow_client::AckEvent::Persisted)
+        .filter_map(|a| a.fragment_number.clone())
+        .collect()
+}
+
+/// Media in an S3-compatible bucket: every fragment acknowledged PERSISTED is an object, and
+/// after the node that wrote it is killed (`kill -9`), a node with an empty disk lists and
+/// serves every one of them byte for byte; deleting the stream deletes its objects; with the
+/// bucket unreachable, nothing is acknowledged PERSISTED.
+#[tokio::test]
+async fn media_in_a_bucket_outlives_its_node_and_reads_on_another() {
+    let pg = pg::PgServer::start();
+    let catalog = pg.database("oxbow");
+    let mut s3 = s3::S3Server::start(&["media"]);
+    let a = media_node(&catalog, &s3, "media");
+    assert!(
+        a.banner
+            .contains(&format!("media: s3://media/oxbow at {}", s3.endpoint)),
+        "{}",
+        a.banner
+    );
+    common::create_stream_with(&a, "yard", 24).await;
+    let (acks, _) = common::put_file(&a, "yard", &common::fixture(4), false).await;
+    let numbers = persisted(&acks);
+    assert_eq!(numbers.len(), 4, "{acks:?}");
+    let fragment_objects = |s3: &s3::S3Server| {
+        s3.objects_under("media/oxbow")
+            .into_iter()
+            .filter(|o| o.contains("/f/"))
+            .count()
+    };
+    assert_eq!(fragment_objects(&s3), 4);
+    let served_by_a = common::media_for_fragments(&a, "yard", numbers.clone()).await;
+
+    // The writer dies; a node that never saw the stream serves it from the bucket.
+    drop(a);
+    let b = media_node(&catalog, &s3, "media");
+    let listed = common::list_all(&b, "yard", false).await;
+    let mut on_b: Vec<String> = listed
+        .fragments()
+        .iter()
+        .filter_map(|f| f.fragment_number.clone())
+        .collect();
+    on_b.sort();
+    let mut expected = numbers.clone();
+    expected.sort();
+    assert_eq!(on_b, expected);
+    let served_by_b = common::media_for_fragments(&b, "yard", numbers.clone()).await;
+    assert_eq!(served_by_b, served_by_a, "byte-identical on the other node");
+    // An independent reader: every video frame of the 4 s clip (25 fps).
+    let path = common::temp_dir("media-b").join("yard.mkv");
+    std::fs::write(&path, &served_by_b).unwrap();
+    let probe = std::process::Command::new("ffprobe")
+        .args(["-v", "error", "-select_streams", "v:0", "-count_frames"])
+        .args(["-show_entries", "stream=nb_read_frames", "-of", "csv=p=0"])
+        .arg(&path)
+        .output()
+        .unwrap();
+    assert_eq!(String::from_utf8_lossy(&probe.stdout).trim(), "100");
+
+    // New fragments on B continue the numbering in the same bucket.
+    let (more, _) = common::put_file(&b, "yard", &common::fixture(2), false).await;
+    let more = persisted(&more);
+    assert_eq!(more.len(), 2);
+    assert!(
+        more.iter().all(|n| numbers.iter().all(|old| n > old)),
+        "{more:?} after {numbers:?}"
+    );
+    assert_eq!(fragment_objects(&s3), 6);
+
+    // Deleting the stream deletes its objects.
+    let arn = common::stream_arn(&b.client(), "yard").await;
+    b.client()
+        .delete_stream()
+        .stream_arn(&arn)
+        .send()
+        .await
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while fragment_objects(&s3) > 0 {
+        assert!(
+            Instant::now() < deadline,
+            "objects of a deleted stream remain"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+
+    // The bucket goes away while a stream is open: its fragments are never acknowledged
+    // PERSISTED (each gets an error ack, or the whole request fails).
+    common::create_stream_with(&b, "dark", 24).await;
+    let (acks, _) = common::put_file(&b, "dark", &common::fixture(1), false).await;
+    assert_eq!(persisted(&acks).len(), 1);
+    s3.stop();
+    let producer = oxbow_client::Producer::new(
+        common::media_client(&b),
+        oxbow_client::PutOptions::new("dark"),
+    );
+    let file = tokio::fs::File::open(common::fixture(2)).await.unwrap();
+    let mut acks = Vec::new();
+    let outcome = producer.run(file, |a| acks.push(a.clone())).await;
+    assert!(persisted(&acks).is_empty(), "{acks:?}");
+    assert!(
+        outcome.is_err()
+            || acks
+                .iter()
+                .any(|a| a.event == oxbow_client::AckEvent::Error),
+        "{outcome:?} {acks:?}"
+    );
+}

@@ -15,6 +15,8 @@ pub struct ServerConfig {
     /// A cluster's shared catalog (`postgres://…`); `None` for the embedded SQLite catalog in
     /// `data_dir`.
     pub catalog_url: Option<String>,
+    /// A cluster's shared media bucket; `None` for the embedded segment store in `data_dir`.
+    pub media_bucket: Option<MediaBucket>,
     pub region: String,
     pub account_id: String,
     pub partition: String,
@@ -182,6 +184,7 @@ impl ServerConfig {
             http_listen: None,
             data_dir,
             catalog_url: None,
+            media_bucket: None,
             region: "us-east-1".into(),
             account_id: "123456789012".into(),
             partition: "aws".into(),
@@ -253,6 +256,32 @@ impl ServerConfig {
             }
         }
         Ok(())
+    }
+}
+
+/// Where cluster mode keeps media: a bucket (and key prefix) on an S3-compatible server.
+#[derive(Debug, Clone)]
+pub struct MediaBucket {
+    pub server: S3Target,
+    pub bucket: String,
+    pub prefix: String,
+}
+
+impl MediaBucket {
+    /// `s3://bucket/prefix` on `server`.
+    pub fn parse(uri: &str, server: S3Target) -> Result<Self, String> {
+        let rest = uri
+            .strip_prefix("s3://")
+            .ok_or_else(|| format!("{uri}: media must be s3://bucket[/prefix]"))?;
+        let (bucket, prefix) = rest.split_once('/').unwrap_or((rest, ""));
+        if bucket.is_empty() {
+            return Err(format!("{uri}: no bucket named"));
+        }
+        Ok(Self {
+            server,
+            bucket: bucket.to_string(),
+            prefix: prefix.trim_matches('/').to_string(),
+        })
     }
 }
 

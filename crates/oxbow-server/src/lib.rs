@@ -29,6 +29,7 @@ mod iot_control;
 mod iot_credentials;
 mod listener;
 pub mod media;
+mod media_bucket;
 mod playback;
 mod query;
 mod reaper;
@@ -75,6 +76,8 @@ pub enum ServerError {
     Catalog(#[from] oxbow_catalog::CatalogError),
     #[error("media store: {0}")]
     Store(#[from] oxbow_store::StoreError),
+    #[error("cannot use the media bucket: {0}")]
+    MediaBucket(std::io::Error),
     #[error("TLS: {0}")]
     Tls(String),
     #[error("configuration: {0}")]
@@ -99,6 +102,8 @@ pub struct ServerInfo {
     pub url: String,
     /// Which catalog this node uses, without credentials.
     pub catalog: String,
+    /// Where this node keeps media.
+    pub media: String,
     pub plain_url: Option<String>,
     pub public_url: String,
     pub ca_path: Option<std::path::PathBuf>,
@@ -182,13 +187,25 @@ impl Server {
                 &config.data_dir.join("catalog.sqlite"),
             )?),
         };
-        let store = oxbow_store::Store::open(
-            &config.data_dir.join("media"),
-            oxbow_store::StoreConfig {
-                reserve_bytes: config.limits.store_reserve_bytes,
-                ..Default::default()
-            },
-        )?;
+        let store_config = oxbow_store::StoreConfig {
+            reserve_bytes: config.limits.store_reserve_bytes,
+            ..Default::default()
+        };
+        let store = match &config.media_bucket {
+            Some(media) => {
+                let bucket = media_bucket::S3Bucket::connect(media)
+                    .await
+                    .map_err(ServerError::MediaBucket)?;
+                oxbow_store::Store::with_backend(
+                    Box::new(oxbow_store::ObjectBackend::new(
+                        Arc::new(bucket),
+                        &media.prefix,
+                    )),
+                    store_config,
+                )
+            }
+            None => oxbow_store::Store::open(&config.data_dir.join("media"), store_config)?,
+        };
         let primary = bind(config.listen).await?;
         let plain = match config.http_listen {
             Some(addr) => Some(bind(addr).await?),
@@ -294,6 +311,16 @@ impl Server {
             .map(|u| u.trim_start_matches("https://").to_string());
         let state = Arc::new(state);
         let catalog = catalog_description(&state.config);
+        let media = match &state.config.media_bucket {
+            Some(m) => format!(
+                "s3://{}/{} at {} (shared: cluster mode)",
+                m.bucket, m.prefix, m.server.endpoint
+            ),
+            None => format!(
+                "segment files in {}",
+                state.config.data_dir.join("media").display()
+            ),
+        };
         Ok(Server {
             state,
             primary,
@@ -304,6 +331,7 @@ impl Server {
             info: ServerInfo {
                 url,
                 catalog,
+                media,
                 plain_url,
                 public_url,
                 ca_path,

@@ -8,8 +8,8 @@
 //! returned; a failed write is cut back so the log stays a run of whole records. On open, each
 //! segment's data ends at its first incomplete record (the newest is CRC-checked), and nothing
 //! after it in other segments is lost. Durable I/O goes through [`Disk`], which tests replace
-//! to cut power or fill the disk. An object-store backend for cluster mode implements the same
-//! traits.
+//! to cut power or fill the disk. The object backend ([`ObjectBackend`], cluster mode) keeps
+//! each fragment as an object in an S3-compatible bucket, so every node can read it.
 
 #![forbid(unsafe_code)]
 
@@ -20,6 +20,7 @@ mod fanout;
 mod fragment;
 mod local;
 mod log;
+mod object;
 mod record;
 
 use std::collections::HashMap;
@@ -32,6 +33,7 @@ pub use fanout::{InProcessBus, LiveBus, LiveFeed, Missed, Subscription};
 pub use fragment::{FragmentHead, FragmentMeta, LiveEvent, StoredFragment, StreamHeader};
 pub use local::{LocalBackend, SegmentLocation, SegmentLog, DEFAULT_RESERVE_BYTES};
 pub use log::{FragmentSource, Partial, StreamLog};
+pub use object::{Bucket, ListedObject, ObjectBackend, ObjectLocation};
 
 /// Why a store operation failed.
 #[derive(Debug, thiserror::Error)]

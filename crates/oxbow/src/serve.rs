@@ -42,6 +42,19 @@ pub struct ServeArgs {
     /// nodes share in cluster mode [default: the embedded SQLite catalog in --data-dir].
     #[arg(long, env = "OXBOW_CATALOG")]
     catalog: Option<String>,
+    /// Keep media in a bucket of an S3-compatible server, `s3://bucket/prefix`, so every node
+    /// of a cluster reads it (with --media-s3-endpoint) [default: segment files in --data-dir].
+    #[arg(long, env = "OXBOW_MEDIA", requires = "media_s3_endpoint")]
+    media: Option<String>,
+    /// The S3-compatible server of --media (path-style, e.g. http://127.0.0.1:9000).
+    #[arg(long, env = "OXBOW_MEDIA_S3_ENDPOINT", requires = "media")]
+    media_s3_endpoint: Option<String>,
+    /// The access key --media is written with [default: AWS_ACCESS_KEY_ID].
+    #[arg(long, env = "OXBOW_MEDIA_S3_ACCESS_KEY_ID")]
+    media_s3_access_key_id: Option<String>,
+    /// Its secret [default: AWS_SECRET_ACCESS_KEY].
+    #[arg(long, env = "OXBOW_MEDIA_S3_SECRET_ACCESS_KEY", hide_env_values = true)]
+    media_s3_secret_access_key: Option<String>,
     /// Serve the IoT credentials provider (mutual TLS, `GET /role-aliases/<alias>/credentials`)
     /// on this address, e.g. 127.0.0.1:7843.
     #[arg(long, env = "OXBOW_IOT_LISTEN")]
@@ -193,6 +206,8 @@ pub enum ServeError {
     Server(#[from] oxbow_server::ServerError),
     #[error("root credentials: set both OXBOW_ROOT_ACCESS_KEY_ID and OXBOW_ROOT_SECRET_ACCESS_KEY, or neither")]
     HalfCredentials,
+    #[error("--media: {0}")]
+    Media(String),
 }
 
 impl ServeArgs {
@@ -263,6 +278,26 @@ impl ServeArgs {
                     secret_access_key: self.image_s3_secret_access_key.clone().unwrap_or_default(),
                 });
         config.turn_external_ip = self.turn_external_ip;
+        if let (Some(uri), Some(endpoint)) = (&self.media, &self.media_s3_endpoint) {
+            let env = |k: &str| std::env::var(k).ok();
+            let server = oxbow_server::config::S3Target {
+                endpoint: endpoint.clone(),
+                region: config.region.clone(),
+                access_key_id: self
+                    .media_s3_access_key_id
+                    .clone()
+                    .or_else(|| env("AWS_ACCESS_KEY_ID"))
+                    .unwrap_or_default(),
+                secret_access_key: self
+                    .media_s3_secret_access_key
+                    .clone()
+                    .or_else(|| env("AWS_SECRET_ACCESS_KEY"))
+                    .unwrap_or_default(),
+            };
+            config.media_bucket = Some(
+                oxbow_server::config::MediaBucket::parse(uri, server).map_err(ServeError::Media)?,
+            );
+        }
         config.turn_max_kbps = self.turn_max_kbps;
         config.turn_max_allocations_per_channel = self.turn_max_allocations_per_channel;
         if !self.turn_uris.is_empty() || self.turn_secret.is_some() {
@@ -303,6 +338,7 @@ fn print_ready(info: &oxbow_server::ServerInfo, region: &str) {
     }
     let _ = writeln!(out, "  public URL (handed to clients): {}", info.public_url);
     let _ = writeln!(out, "  catalog: {}", info.catalog);
+    let _ = writeln!(out, "  media: {}", info.media);
     if let Some(ca) = &info.ca_path {
         let _ = writeln!(out, "  TLS CA certificate: {}", ca.display());
     }
