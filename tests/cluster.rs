@@ -253,6 +253,8 @@ fn media_node(catalog: &str, s3: &s3::S3Server, bucket: &str) -> TestServer {
             s3::ACCESS_KEY,
             "--media-s3-secret-access-key",
             s3::SECRET_KEY,
+            "--lease-ttl-ms",
+            "2000",
         ],
         true,
     )
@@ -368,4 +370,158 @@ async fn media_in_a_bucket_outlives_its_node_and_reads_on_another() {
                 .any(|a| a.event == oxbow_client::AckEvent::Error),
         "{outcome:?} {acks:?}"
     );
+}
+
+/// A node with shared catalog and media, and short leases.
+fn leasing_node(catalog: &str, s3: &s3::S3Server) -> TestServer {
+    media_node(catalog, s3, "media")
+}
+
+/// What a producer SDK does: ask `control` for the PUT_MEDIA endpoint, stream `clip` there,
+/// and on any failure ask again. Returns the PERSISTED fragment numbers, how many attempts
+/// failed, and the node it wrote to.
+async fn produce_like_an_sdk(
+    control: &oxbow_client::Client,
+    stream: &str,
+    clip: &std::path::Path,
+    give_up: Duration,
+) -> (Vec<String>, u32, String) {
+    let start = Instant::now();
+    let mut failures = 0;
+    loop {
+        assert!(
+            start.elapsed() < give_up,
+            "no node took the stream within {give_up:?}"
+        );
+        let attempt = async {
+            let endpoint = control.data_endpoint(stream, "PUT_MEDIA").await?;
+            let url = endpoint.endpoint().to_string();
+            let producer =
+                oxbow_client::Producer::new(endpoint, oxbow_client::PutOptions::new(stream));
+            let file = tokio::fs::File::open(clip).await.unwrap();
+            let mut acks = Vec::new();
+            producer.run(file, |a| acks.push(a.clone())).await?;
+            Ok::<_, oxbow_client::ClientError>((acks, url))
+        };
+        match attempt.await {
+            Ok((acks, url))
+                if acks
+                    .iter()
+                    .all(|a| a.event != oxbow_client::AckEvent::Error) =>
+            {
+                return (persisted(&acks), failures, url)
+            }
+            _ => {
+                failures += 1;
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+        }
+    }
+}
+
+/// Ownership by lease: one node owns a stream; a PutMedia reaching another is refused with a
+/// retryable 503; when the owner is killed (`kill -9`) its lease runs out and a producer that
+/// keeps asking GetDataEndpoint continues on a surviving node, with larger fragment numbers,
+/// and every fragment acknowledged PERSISTED before and after is served byte for byte by every
+/// surviving node.
+#[tokio::test]
+async fn a_producer_follows_its_stream_to_a_surviving_node() {
+    let pg = pg::PgServer::start();
+    let catalog = pg.database("oxbow");
+    let s3 = s3::S3Server::start(&["media"]);
+    let a = leasing_node(&catalog, &s3);
+    let b = leasing_node(&catalog, &s3);
+    let c = leasing_node(&catalog, &s3);
+    common::create_stream_with(&a, "porch", 24).await;
+
+    // B is asked first, so B owns the stream; A and C hand out B's URL.
+    let via_b = common::media_client(&b);
+    let owner = via_b.data_endpoint("porch", "PUT_MEDIA").await.unwrap();
+    assert_eq!(owner.endpoint(), b.url);
+    for node in [&a, &c] {
+        let told = common::media_client(node)
+            .data_endpoint("porch", "GET_MEDIA")
+            .await
+            .unwrap();
+        assert_eq!(told.endpoint(), b.url);
+    }
+    let (before, failures, url) = produce_like_an_sdk(
+        &via_b,
+        "porch",
+        &common::fixture(3),
+        Duration::from_secs(30),
+    )
+    .await;
+    assert_eq!(
+        (before.len(), failures, url.as_str()),
+        (3, 0, b.url.as_str())
+    );
+
+    // PutMedia straight to C, which does not own the stream: 503, retryable.
+    let (_tx, rx) = tokio::sync::mpsc::channel(1);
+    match common::media_client(&c)
+        .put_media_raw("porch", "ABSOLUTE", rx)
+        .await
+    {
+        Err(oxbow_client::ClientError::Api { status, .. }) => assert_eq!(status, 503),
+        other => panic!("expected a 503 from a node not owning the stream: {other:?}"),
+    }
+
+    // The owner dies. GetDataEndpoint names it until its lease runs out, then a live node.
+    let killed = Instant::now();
+    let dead = b.url.clone();
+    drop(b);
+    let via_a = common::media_client(&a);
+    loop {
+        let told = via_a
+            .data_endpoint("porch", "PUT_MEDIA")
+            .await
+            .unwrap()
+            .endpoint();
+        if told != dead {
+            assert!(told == a.url || told == c.url, "{told}");
+            break;
+        }
+        assert!(
+            killed.elapsed() < Duration::from_secs(10),
+            "the dead node kept the stream"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let took = killed.elapsed();
+    eprintln!("the stream took PutMedia again {took:?} after its owner died");
+    // A producer that asks for the endpoint again continues there.
+    let (after, _, url) = produce_like_an_sdk(
+        &via_a,
+        "porch",
+        &common::fixture(2),
+        Duration::from_secs(20),
+    )
+    .await;
+    assert!(url == a.url || url == c.url, "{url}");
+    assert_eq!(after.len(), 2);
+    assert!(
+        after.iter().all(|n| before.iter().all(|old| n > old)),
+        "{after:?} after {before:?}"
+    );
+
+    // Every acknowledged fragment, from every surviving node, byte for byte.
+    let mut all = before.clone();
+    all.extend(after.clone());
+    let mut served = Vec::new();
+    for node in [&a, &c] {
+        let listed = common::list_all(node, "porch", false).await;
+        let mut numbers: Vec<String> = listed
+            .fragments()
+            .iter()
+            .filter_map(|f| f.fragment_number.clone())
+            .collect();
+        numbers.sort();
+        let mut expected = all.clone();
+        expected.sort();
+        assert_eq!(numbers, expected, "ListFragments on {}", node.url);
+        served.push(common::media_for_fragments(node, "porch", all.clone()).await);
+    }
+    assert_eq!(served[0], served[1]);
+    assert!(!served[0].is_empty());
 }

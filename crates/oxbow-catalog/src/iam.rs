@@ -293,6 +293,26 @@ impl Resource for SecretRecord {
     }
 }
 
+/// Which node of a cluster owns a stream or signaling channel for now: the one that ingests
+/// it and that GetDataEndpoint hands out. `epoch` grows with every change of owner, so a
+/// node can tell that the lease it held was taken. Keyed `stream/<name>` or `channel/<name>`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LeaseRecord {
+    pub key: String,
+    pub owner: String,
+    /// The owner's public URL, handed to clients.
+    pub url: String,
+    pub epoch: u64,
+    pub expires_ms: i64,
+}
+
+impl Resource for LeaseRecord {
+    const TABLE: &'static str = "leases";
+    fn key(&self) -> &str {
+        &self.key
+    }
+}
+
 /// The session context member naming the principal a chain of sessions started from (the
 /// user or role that called AssumeRole first), so revoking a user's sessions reaches the
 /// role sessions it obtained.

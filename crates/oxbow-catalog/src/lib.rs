@@ -19,9 +19,9 @@ mod sqlite;
 use async_trait::async_trait;
 
 pub use iam::{
-    CameraOwnerRecord, CertificateRecord, CertificateStatus, IotPolicyRecord, PolicyRecord,
-    RevocationRecord, RoleAliasRecord, RoleRecord, SecretRecord, ThingRecord, ThingTypeRecord,
-    UserRecord, SESSION_ISSUED_TO, SESSION_ROLE_ID,
+    CameraOwnerRecord, CertificateRecord, CertificateStatus, IotPolicyRecord, LeaseRecord,
+    PolicyRecord, RevocationRecord, RoleAliasRecord, RoleRecord, SecretRecord, ThingRecord,
+    ThingTypeRecord, UserRecord, SESSION_ISSUED_TO, SESSION_ROLE_ID,
 };
 pub use model::{AccessKey, ChannelRecord, EdgeRecord, Lifecycle, Status, StreamRecord};
 pub use postgres::PostgresCatalog;
@@ -85,20 +85,21 @@ pub trait Table<T: Resource>: Send + Sync {
 macro_rules! with_tables {
     ($callback:ident) => {
         $callback! {
-            streams: StreamRecord,
-            channels: ChannelRecord,
-            access_keys: AccessKey,
-            users: UserRecord,
-            roles: RoleRecord,
-            policies: PolicyRecord,
-            role_aliases: RoleAliasRecord,
-            things: ThingRecord,
-            certificates: CertificateRecord,
-            camera_owners: CameraOwnerRecord,
-            thing_types: ThingTypeRecord,
-            iot_policies: IotPolicyRecord,
-            revocations: RevocationRecord,
-            server_secrets: SecretRecord,
+            streams: crate::StreamRecord,
+            channels: crate::ChannelRecord,
+            access_keys: crate::AccessKey,
+            users: crate::UserRecord,
+            roles: crate::RoleRecord,
+            policies: crate::PolicyRecord,
+            role_aliases: crate::RoleAliasRecord,
+            things: crate::ThingRecord,
+            certificates: crate::CertificateRecord,
+            camera_owners: crate::CameraOwnerRecord,
+            thing_types: crate::ThingTypeRecord,
+            iot_policies: crate::IotPolicyRecord,
+            revocations: crate::RevocationRecord,
+            server_secrets: crate::SecretRecord,
+            leases: crate::LeaseRecord,
         }
     };
 }

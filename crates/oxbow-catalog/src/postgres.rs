@@ -18,12 +18,7 @@ use async_trait::async_trait;
 use tokio::sync::broadcast;
 use tokio_postgres::{AsyncMessage, Client, Config, NoTls};
 
-use crate::{
-    AccessKey, CameraOwnerRecord, Catalog, CatalogChange, CatalogError, CertificateRecord,
-    ChannelRecord, IotPolicyRecord, PolicyRecord, Resource, RevocationRecord, RoleAliasRecord,
-    RoleRecord, SecretRecord, StreamRecord, Table, ThingRecord, ThingTypeRecord, Update,
-    UserRecord,
-};
+use crate::{Catalog, CatalogChange, CatalogError, Resource, Table, Update};
 
 /// The channel every node's writes are announced on.
 const CHANNEL: &str = "oxbow_catalog";

@@ -11,11 +11,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use async_trait::async_trait;
 use rusqlite::{params, Connection, OpenFlags, OptionalExtension};
 
-use crate::{
-    AccessKey, CameraOwnerRecord, Catalog, CatalogError, CertificateRecord, ChannelRecord,
-    IotPolicyRecord, PolicyRecord, Resource, RevocationRecord, RoleAliasRecord, RoleRecord,
-    SecretRecord, StreamRecord, Table, ThingRecord, ThingTypeRecord, Update, UserRecord,
-};
+use crate::{Catalog, CatalogError, Resource, Table, Update};
 
 /// Schema migrations, applied in order; `PRAGMA user_version` records how many have run.
 /// Never edit a released entry: append a new one.
@@ -43,6 +39,9 @@ const MIGRATIONS: &[&str] = &[
 ",
     "
     CREATE TABLE server_secrets (name TEXT PRIMARY KEY, doc TEXT NOT NULL) WITHOUT ROWID;
+",
+    "
+    CREATE TABLE leases (name TEXT PRIMARY KEY, doc TEXT NOT NULL) WITHOUT ROWID;
 ",
 ];
 

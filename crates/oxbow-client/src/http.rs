@@ -169,6 +169,16 @@ impl Client {
         })
     }
 
+    /// The endpoint this client calls, `scheme://host[:port]`.
+    pub fn endpoint(&self) -> String {
+        let scheme = if self.server_name.is_some() {
+            "https"
+        } else {
+            "http"
+        };
+        format!("{scheme}://{}", self.host)
+    }
+
     /// The same credentials (and trust) against another endpoint (e.g. a data endpoint).
     pub fn with_endpoint(&self, endpoint: &str) -> Result<Self, ClientError> {
         Self::with_trust(

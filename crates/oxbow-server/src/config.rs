@@ -17,6 +17,9 @@ pub struct ServerConfig {
     pub catalog_url: Option<String>,
     /// A cluster's shared media bucket; `None` for the embedded segment store in `data_dir`.
     pub media_bucket: Option<MediaBucket>,
+    /// How long a node's ownership of a stream lasts unrenewed (cluster mode): how soon
+    /// another node takes over from a dead one.
+    pub lease_ttl_ms: u64,
     pub region: String,
     pub account_id: String,
     pub partition: String,
@@ -185,6 +188,7 @@ impl ServerConfig {
             data_dir,
             catalog_url: None,
             media_bucket: None,
+            lease_ttl_ms: 6_000,
             region: "us-east-1".into(),
             account_id: "123456789012".into(),
             partition: "aws".into(),

@@ -27,6 +27,7 @@ mod ice;
 mod input;
 mod iot_control;
 mod iot_credentials;
+mod leases;
 mod listener;
 pub mod media;
 mod media_bucket;
@@ -306,6 +307,15 @@ impl Server {
             turn_handle,
             keys,
         );
+        if state.config.catalog_url.is_some() {
+            let node = format!("node-{}", oxbow_core::ids::request_id());
+            tracing::info!(node = %node, "cluster node");
+            state.leases = Some(leases::Leases::new(
+                node,
+                state.public_url.clone(),
+                std::time::Duration::from_millis(state.config.lease_ttl_ms),
+            ));
+        }
         state.iot_endpoint = iot_url
             .as_deref()
             .map(|u| u.trim_start_matches("https://").to_string());
@@ -350,6 +360,12 @@ impl Server {
     pub async fn serve(self, shutdown: impl Future<Output = ()> + Send + 'static) {
         let reaper = tokio::spawn(reaper::run(Arc::clone(&self.state)));
         let follower = tokio::spawn(catalog_changes::follow(Arc::clone(&self.state)));
+        let kept = Arc::clone(&self.state);
+        let keeper = tokio::spawn(async move {
+            if let Some(leases) = &kept.leases {
+                leases.keep(kept.catalog.as_ref()).await;
+            }
+        });
         let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
         let tls_primary = self.tls.is_some();
         let mut listeners = vec![Listener {
@@ -399,6 +415,10 @@ impl Server {
         }
         reaper.abort();
         follower.abort();
+        keeper.abort();
+        if let Some(leases) = &self.state.leases {
+            leases.release_all(self.state.catalog.as_ref()).await;
+        }
     }
 }
 

@@ -28,6 +28,8 @@ pub struct AppState {
     /// `host:port` of the IoT credentials provider, when it listens: what IoT's
     /// DescribeEndpoint answers for `iot:CredentialProvider`.
     pub iot_endpoint: Option<String>,
+    /// Ownership of streams, in cluster mode (a shared catalog); `None` for one node.
+    pub leases: Option<crate::leases::Leases>,
     /// Compiled policies and recent decisions per access key.
     pub authz: Authorizer,
     /// Every stream's fragments.
@@ -211,6 +213,7 @@ impl AppState {
             public_ws_url,
             iot_ca: Arc::new(iot_ca),
             iot_endpoint: None,
+            leases: None,
             store,
             get_media_connections: Arc::default(),
             call_rate: CallRate::default(),

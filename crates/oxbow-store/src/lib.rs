@@ -204,6 +204,14 @@ impl Store {
         self.backend.keys()
     }
 
+    /// Forgets a stream's log, keeping its durable data: the next use opens and recovers it
+    /// again (in a cluster, after another node wrote to the shared bucket).
+    pub fn forget(&self, key: &str) {
+        if let Some(log) = self.lock().remove(key) {
+            log.close();
+        }
+    }
+
     /// Forgets a stream and deletes its durable data.
     pub fn delete_stream(&self, key: &str) -> Result<(), StoreError> {
         if let Some(log) = self.lock().remove(key) {

@@ -42,6 +42,10 @@ pub struct ServeArgs {
     /// nodes share in cluster mode [default: the embedded SQLite catalog in --data-dir].
     #[arg(long, env = "OXBOW_CATALOG")]
     catalog: Option<String>,
+    /// Cluster mode: how long a node's ownership of a stream lasts unrenewed, i.e. how soon
+    /// another node takes a dead node's streams over.
+    #[arg(long, default_value_t = 6000, env = "OXBOW_LEASE_TTL_MS")]
+    lease_ttl_ms: u64,
     /// Keep media in a bucket of an S3-compatible server, `s3://bucket/prefix`, so every node
     /// of a cluster reads it (with --media-s3-endpoint) [default: segment files in --data-dir].
     #[arg(long, env = "OXBOW_MEDIA", requires = "media_s3_endpoint")]
@@ -258,6 +262,7 @@ impl ServeArgs {
         let mut config = ServerConfig::new(self.listen, data_dir);
         config.http_listen = self.http_listen;
         config.catalog_url = self.catalog;
+        config.lease_ttl_ms = self.lease_ttl_ms;
         config.region = self.region;
         config.account_id = self.account_id;
         config.public_url = self.public_url;

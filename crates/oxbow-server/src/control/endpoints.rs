@@ -41,8 +41,26 @@ pub async fn data(state: &AppState, req: GetDataEndpoint, endpoint: &str) -> Rep
         API_NAMES,
     );
     let target = req.stream.resolve(state, &mut checks)?;
-    let _: StreamRecord = lookup::get(state, &target, Need::Live).await?;
-    Ok(Some(json!({ "DataEndpoint": endpoint })))
+    let stream: StreamRecord = lookup::get(state, &target, Need::Live).await?;
+    // In a cluster the stream's owner serves it: a producer asking where to write makes this
+    // node the owner if nobody is.
+    let owner = match &state.leases {
+        Some(leases) => {
+            let key = crate::leases::stream_key(&stream.name);
+            if req.api_name.as_deref() == Some("PUT_MEDIA") {
+                match leases.claim(state.catalog.as_ref(), &key).await? {
+                    crate::leases::Claim::Theirs { url } => Some(url),
+                    crate::leases::Claim::Mine { .. } => None,
+                }
+            } else {
+                leases.other_owner(state.catalog.as_ref(), &key).await
+            }
+        }
+        None => None,
+    };
+    Ok(Some(
+        json!({ "DataEndpoint": owner.as_deref().unwrap_or(endpoint) }),
+    ))
 }
 
 #[derive(Deserialize)]

@@ -160,6 +160,23 @@ where
     B::Error: std::fmt::Display + Send,
 {
     super::check_rate(state, &media_key(&stream), "PutMedia")?;
+    if let Some(leases) = &state.leases {
+        match leases
+            .claim(
+                state.catalog.as_ref(),
+                &crate::leases::stream_key(&stream.name),
+            )
+            .await?
+        {
+            crate::leases::Claim::Theirs { url } => return Err(crate::leases::not_here(&url)),
+            // Taken over: what another node wrote since this one last looked is in the
+            // bucket, not in this node's view of the stream.
+            crate::leases::Claim::Mine { fresh: true, .. } => {
+                state.store.forget(&media_key(&stream));
+            }
+            crate::leases::Claim::Mine { .. } => {}
+        }
+    }
     let log = super::open_log(&state.store, &media_key(&stream)).await?;
     // Tagged fragments (notifications, image generation) are followed beside the session.
     let creation_ms = stream.creation_ms;
@@ -231,6 +248,15 @@ fn stream_check(
             arn: Some(stream.arn.clone()),
         };
         Box::pin(async move {
+            // In a cluster, a node numbers a fragment only while it owns the stream.
+            if let Some(leases) = &state.leases {
+                let key = crate::leases::stream_key(&target.name);
+                if !leases.holds(state.catalog.as_ref(), &key).await {
+                    tracing::warn!(stream = %target.name, "ownership lost; the session ends");
+                    return None;
+                }
+                leases.touch(&key);
+            }
             lookup::get::<StreamRecord>(&state, &target, Need::Live)
                 .await
                 .ok()

@@ -1,0 +1,321 @@
+//! Ownership in a cluster: one node at a time ingests a stream, through a lease in the shared
+//! catalog (`stream/<name>`) that it renews while it uses it. GetDataEndpoint hands out the
+//! owner's URL, so unmodified producers go where the stream is written; a PutMedia that reaches
+//! another node is refused with a retryable error, after which the SDKs ask GetDataEndpoint
+//! again (the producer SDK's state machine goes from PUT_STREAM back to DESCRIBE and
+//! GET_ENDPOINT on a failed PutMedia). When the owner dies its lease runs out and the next
+//! GetDataEndpoint or PutMedia makes the node it reached the owner, with a larger epoch.
+//!
+//! An owner fences itself by time: it numbers a fragment only while its lease is unexpired by
+//! its own clock, and a new owner takes over only after the old lease expired, so two nodes
+//! never number fragments of one stream at once (as long as clocks agree within the lease's
+//! length). The decisions are pure functions of the stored lease, the node and the time
+//! ([`judge`]); [`Leases`] is the thin driver over the catalog.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::time::Duration;
+
+use oxbow_catalog::{CatalogError, LeaseRecord};
+use oxbow_core::time::now_ms;
+use oxbow_core::{ApiError, ErrorKind};
+
+use oxbow_catalog::Catalog;
+
+/// What a stored lease means for this node at a time.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Judgement {
+    /// This node holds it (until `expires_ms`).
+    Mine { epoch: u64, expires_ms: i64 },
+    /// Another node holds it, unexpired.
+    Theirs { url: String },
+    /// Nobody holds it: the next claim takes it with `epoch`.
+    Free { epoch: u64 },
+}
+
+/// The lease `stored` (if any) as `node` sees it at `now_ms`.
+pub fn judge(stored: Option<&LeaseRecord>, node: &str, now_ms: i64) -> Judgement {
+    match stored {
+        None => Judgement::Free { epoch: 1 },
+        Some(l) if l.owner == node && l.expires_ms > now_ms => Judgement::Mine {
+            epoch: l.epoch,
+            expires_ms: l.expires_ms,
+        },
+        Some(l) if l.expires_ms > now_ms => Judgement::Theirs { url: l.url.clone() },
+        // Expired, or ours but expired: a new term, so whoever held it can tell.
+        Some(l) => Judgement::Free { epoch: l.epoch + 1 },
+    }
+}
+
+/// The outcome of a claim.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Claim {
+    /// This node owns the stream; `fresh` when it just took it over (its view of the stream's
+    /// media must be read again from the bucket).
+    Mine {
+        epoch: u64,
+        fresh: bool,
+    },
+    Theirs {
+        url: String,
+    },
+}
+
+/// This node's leases.
+pub struct Leases {
+    node: String,
+    url: String,
+    ttl_ms: i64,
+    /// Leases held, with when they were last used (renewed only while in use).
+    held: Mutex<HashMap<String, i64>>,
+}
+
+/// A renewal is due when less than this part of the lease is left.
+const RENEW_WHEN_LEFT: i64 = 2;
+
+impl Leases {
+    pub fn new(node: String, url: String, ttl: Duration) -> Self {
+        Self {
+            node,
+            url,
+            ttl_ms: ttl.as_millis() as i64,
+            held: Mutex::new(HashMap::new()),
+        }
+    }
+
+    pub fn node(&self) -> &str {
+        &self.node
+    }
+
+    fn held(&self) -> std::sync::MutexGuard<'_, HashMap<String, i64>> {
+        self.held.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Who owns `key` now, taking it when nobody does (or renewing it when it is ours).
+    pub async fn claim(&self, catalog: &dyn Catalog, key: &str) -> Result<Claim, ApiError> {
+        let table = catalog.leases();
+        let failed = |e| ApiError::dependency("claim a lease", e);
+        for _ in 0..3 {
+            let now = now_ms();
+            let stored = table.get(key).await.map_err(failed)?;
+            let record = |epoch| LeaseRecord {
+                key: key.to_string(),
+                owner: self.node.clone(),
+                url: self.url.clone(),
+                epoch,
+                expires_ms: now + self.ttl_ms,
+            };
+            let taken = match judge(stored.as_ref(), &self.node, now) {
+                Judgement::Theirs { url } => return Ok(Claim::Theirs { url }),
+                Judgement::Mine { epoch, expires_ms } => {
+                    self.held().insert(key.to_string(), now);
+                    if expires_ms - now > self.ttl_ms / RENEW_WHEN_LEFT {
+                        return Ok(Claim::Mine {
+                            epoch,
+                            fresh: false,
+                        });
+                    }
+                    self.renew(catalog, key, epoch).await?;
+                    return Ok(Claim::Mine {
+                        epoch,
+                        fresh: false,
+                    });
+                }
+                Judgement::Free { epoch } if stored.is_none() => {
+                    match table.insert(record(epoch), u64::MAX).await {
+                        Ok(()) => Some(epoch),
+                        Err(CatalogError::Exists) => None,
+                        Err(e) => return Err(failed(e)),
+                    }
+                }
+                Judgement::Free { epoch } => {
+                    let (node, expected) = (self.node.clone(), stored.as_ref().map(|s| s.epoch));
+                    let next = record(epoch);
+                    let outcome = table
+                        .update(
+                            key,
+                            Box::new(move |l: &mut LeaseRecord| {
+                                // Taken only if nobody took it since it was read.
+                                if Some(l.epoch) != expected
+                                    || judge(Some(l), &node, now_ms())
+                                        != (Judgement::Free { epoch })
+                                {
+                                    return Err("the lease changed".into());
+                                }
+                                *l = next;
+                                Ok(())
+                            }),
+                        )
+                        .await;
+                    match outcome {
+                        Ok(_) => Some(epoch),
+                        Err(CatalogError::Rejected(_) | CatalogError::NotFound) => None,
+                        Err(e) => return Err(failed(e)),
+                    }
+                }
+            };
+            if let Some(epoch) = taken {
+                self.held().insert(key.to_string(), now);
+                tracing::info!(lease = %key, epoch, "took ownership");
+                return Ok(Claim::Mine { epoch, fresh: true });
+            }
+        }
+        Err(ApiError::new(
+            ErrorKind::ServiceUnavailable,
+            "Ownership of the stream is changing; try again.",
+        ))
+    }
+
+    /// Extends this node's lease on `key` (term `epoch`).
+    async fn renew(&self, catalog: &dyn Catalog, key: &str, epoch: u64) -> Result<(), ApiError> {
+        let (node, until) = (self.node.clone(), now_ms() + self.ttl_ms);
+        catalog
+            .leases()
+            .update(
+                key,
+                Box::new(move |l: &mut LeaseRecord| {
+                    if l.owner != node || l.epoch != epoch {
+                        return Err("the lease was taken".into());
+                    }
+                    l.expires_ms = until;
+                    Ok(())
+                }),
+            )
+            .await
+            .map(drop)
+            .map_err(|e| {
+                self.held().remove(key);
+                ApiError::dependency("renew a lease", e)
+            })
+    }
+
+    /// Whether this node holds `key` now, by its own clock (the fencing check before each
+    /// fragment is numbered).
+    pub async fn holds(&self, catalog: &dyn Catalog, key: &str) -> bool {
+        let stored = catalog.leases().get(key).await.ok().flatten();
+        matches!(
+            judge(stored.as_ref(), &self.node, now_ms()),
+            Judgement::Mine { .. }
+        )
+    }
+
+    /// The URL of the node that owns `key` now, if another node does.
+    pub async fn other_owner(&self, catalog: &dyn Catalog, key: &str) -> Option<String> {
+        let stored = catalog.leases().get(key).await.ok().flatten();
+        match judge(stored.as_ref(), &self.node, now_ms()) {
+            Judgement::Theirs { url } => Some(url),
+            _ => None,
+        }
+    }
+
+    /// Marks `key` in use, so it is renewed.
+    pub fn touch(&self, key: &str) {
+        if let Some(at) = self.held().get_mut(key) {
+            *at = now_ms();
+        }
+    }
+
+    /// Renews, every third of a lease, the leases used within the last two lease lengths;
+    /// lets the others lapse.
+    pub async fn keep(&self, catalog: &dyn Catalog) {
+        let every = Duration::from_millis((self.ttl_ms / 3).max(100) as u64);
+        loop {
+            tokio::time::sleep(every).await;
+            let now = now_ms();
+            let due: Vec<String> = {
+                let mut held = self.held();
+                held.retain(|_, used| now - *used < 2 * self.ttl_ms);
+                held.keys().cloned().collect()
+            };
+            for key in due {
+                let stored = catalog.leases().get(&key).await.ok().flatten();
+                match judge(stored.as_ref(), &self.node, now) {
+                    Judgement::Mine { epoch, .. } => {
+                        if let Err(e) = self.renew(catalog, &key, epoch).await {
+                            tracing::warn!(lease = %key, error = %e.message, "lease not renewed");
+                        }
+                    }
+                    _ => {
+                        self.held().remove(&key);
+                        tracing::warn!(lease = %key, "lease lost");
+                    }
+                }
+            }
+        }
+    }
+
+    /// Gives every lease back (a graceful stop), so other nodes take the streams at once.
+    pub async fn release_all(&self, catalog: &dyn Catalog) {
+        let keys: Vec<String> = self.held().drain().map(|(k, _)| k).collect();
+        for key in keys {
+            let node = self.node.clone();
+            let released = catalog
+                .leases()
+                .update(
+                    &key,
+                    Box::new(move |l: &mut LeaseRecord| {
+                        if l.owner != node {
+                            return Err("not ours".into());
+                        }
+                        l.expires_ms = 0;
+                        Ok(())
+                    }),
+                )
+                .await;
+            if released.is_ok() {
+                tracing::info!(lease = %key, "lease handed back");
+            }
+        }
+    }
+}
+
+/// The refusal of a PutMedia that reached a node not owning the stream: retryable (503), so
+/// the SDKs ask GetDataEndpoint again, which names the owner.
+pub fn not_here(url: &str) -> ApiError {
+    ApiError::new(
+        ErrorKind::ServiceUnavailable,
+        format!("Another node ({url}) serves this stream now; call GetDataEndpoint again."),
+    )
+}
+
+/// The lease key of a stream.
+pub fn stream_key(name: &str) -> String {
+    format!("stream/{name}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn lease(owner: &str, epoch: u64, expires_ms: i64) -> LeaseRecord {
+        LeaseRecord {
+            key: "stream/s".into(),
+            owner: owner.into(),
+            url: format!("http://{owner}"),
+            epoch,
+            expires_ms,
+        }
+    }
+
+    #[test]
+    fn a_lease_is_free_mine_or_theirs_by_owner_and_time() {
+        assert_eq!(judge(None, "a", 0), Judgement::Free { epoch: 1 });
+        let l = lease("a", 3, 1000);
+        assert_eq!(
+            judge(Some(&l), "a", 999),
+            Judgement::Mine {
+                epoch: 3,
+                expires_ms: 1000
+            }
+        );
+        assert_eq!(
+            judge(Some(&l), "b", 999),
+            Judgement::Theirs {
+                url: "http://a".into()
+            }
+        );
+        // Expired: a new term for anyone, the old owner included.
+        assert_eq!(judge(Some(&l), "b", 1000), Judgement::Free { epoch: 4 });
+        assert_eq!(judge(Some(&l), "a", 1500), Judgement::Free { epoch: 4 });
+    }
+}
