@@ -525,3 +525,133 @@ async fn a_producer_follows_its_stream_to_a_surviving_node() {
     assert_eq!(served[0], served[1]);
     assert!(!served[0].is_empty());
 }
+
+/// The WSS (here ws://) endpoint node `via` hands out for a channel, in `role`.
+async fn signaling_endpoint(via: &TestServer, arn: &str, role: &str) -> String {
+    use aws_sdk_kinesisvideo::types::{
+        ChannelProtocol, ChannelRole, SingleMasterChannelEndpointConfiguration,
+    };
+    let out = via
+        .client()
+        .get_signaling_channel_endpoint()
+        .channel_arn(arn)
+        .single_master_channel_endpoint_configuration(
+            SingleMasterChannelEndpointConfiguration::builder()
+                .protocols(ChannelProtocol::Wss)
+                .role(ChannelRole::from(role))
+                .build(),
+        )
+        .send()
+        .await
+        .unwrap();
+    out.resource_endpoint_list()[0]
+        .resource_endpoint()
+        .unwrap()
+        .to_string()
+}
+
+type Ws =
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
+/// Opens a signaling connection to `endpoint` (`ws://host:port`) as the JS SDK does.
+async fn open_signaling(endpoint: &str, arn: &str, client_id: Option<&str>) -> Result<Ws, u16> {
+    use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+    let host = endpoint.trim_start_matches("ws://");
+    let mut q = format!("/?X-Amz-ChannelARN={}", common::urlencode(arn));
+    if let Some(id) = client_id {
+        q.push_str(&format!("&X-Amz-ClientId={id}"));
+    }
+    let s = common::Signing {
+        presigned: true,
+        host: Some(host),
+        ..common::Signing::default()
+    };
+    let path = common::sign("GET", host, &q, &[], b"", &s).0;
+    let req = format!("ws://{host}{path}").into_client_request().unwrap();
+    match tokio_tungstenite::connect_async(req).await {
+        Ok((ws, _)) => Ok(ws),
+        Err(tokio_tungstenite::tungstenite::Error::Http(r)) => Err(r.status().as_u16()),
+        Err(e) => panic!("{e}"),
+    }
+}
+
+async fn next_json(ws: &mut Ws) -> serde_json::Value {
+    use futures_util::StreamExt;
+    loop {
+        let frame = tokio::time::timeout(Duration::from_secs(5), ws.next())
+            .await
+            .expect("a frame in time")
+            .expect("open")
+            .unwrap();
+        if let tokio_tungstenite::tungstenite::Message::Text(t) = frame {
+            return serde_json::from_str(t.as_str()).unwrap();
+        }
+    }
+}
+
+/// Signaling in a cluster: one node relays a channel. A master that asked node A and a viewer
+/// that asked node B are sent to the same node and meet; a connection straight to a node that
+/// does not relay the channel is refused (503, retryable); the channel stays with its node
+/// while connections are open, past its lease's length.
+#[tokio::test]
+async fn master_and_viewer_that_asked_different_nodes_meet() {
+    use futures_util::SinkExt;
+    let pg = pg::PgServer::start();
+    let catalog = pg.database("oxbow");
+    let args = ["--catalog", catalog.as_str(), "--lease-ttl-ms", "1000"];
+    let a = TestServer::start_in(&common::temp_dir("sig-a"), &args, true);
+    let b = TestServer::start_in(&common::temp_dir("sig-b"), &args, true);
+    let c = TestServer::start_in(&common::temp_dir("sig-c"), &args, true);
+    let arn = a
+        .client()
+        .create_signaling_channel()
+        .channel_name("door")
+        .send()
+        .await
+        .unwrap()
+        .channel_arn
+        .unwrap();
+
+    let for_master = signaling_endpoint(&a, &arn, "MASTER").await;
+    let for_viewer = signaling_endpoint(&b, &arn, "VIEWER").await;
+    assert_eq!(for_master, format!("ws://{}", a.addr()));
+    assert_eq!(
+        for_viewer, for_master,
+        "both are sent to the node relaying the channel"
+    );
+    let mut master = open_signaling(&for_master, &arn, None).await.unwrap();
+    let mut viewer = open_signaling(&for_viewer, &arn, Some("v1")).await.unwrap();
+    viewer
+        .send(tokio_tungstenite::tungstenite::Message::text(
+            json!({"action": "SDP_OFFER", "messagePayload": "b2ZmZXI="}).to_string(),
+        ))
+        .await
+        .unwrap();
+    let offer = next_json(&mut master).await;
+    assert_eq!(
+        (
+            offer["messageType"].as_str(),
+            offer["senderClientId"].as_str()
+        ),
+        (Some("SDP_OFFER"), Some("v1"))
+    );
+    master
+        .send(tokio_tungstenite::tungstenite::Message::text(
+            json!({"action": "SDP_ANSWER", "recipientClientId": "v1", "messagePayload": "YW5zd2Vy"})
+                .to_string(),
+        ))
+        .await
+        .unwrap();
+    assert_eq!(next_json(&mut viewer).await["messagePayload"], "YW5zd2Vy");
+
+    // Straight to C, which does not relay the channel: refused, retryable.
+    assert_eq!(
+        open_signaling(&format!("ws://{}", c.addr()), &arn, Some("v2"))
+            .await
+            .err(),
+        Some(503)
+    );
+    // Three lease lengths later, with the connections open, A still relays the channel.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert_eq!(signaling_endpoint(&c, &arn, "VIEWER").await, for_master);
+}

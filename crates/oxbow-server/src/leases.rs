@@ -68,6 +68,9 @@ pub struct Leases {
     ttl_ms: i64,
     /// Leases held, with when they were last used (renewed only while in use).
     held: Mutex<HashMap<String, i64>>,
+    /// Leases kept while something long-lived uses them (open signaling connections), with
+    /// how many such users each has.
+    pins: Mutex<HashMap<String, usize>>,
 }
 
 /// A renewal is due when less than this part of the lease is left.
@@ -80,6 +83,7 @@ impl Leases {
             url,
             ttl_ms: ttl.as_millis() as i64,
             held: Mutex::new(HashMap::new()),
+            pins: Mutex::new(HashMap::new()),
         }
     }
 
@@ -208,6 +212,26 @@ impl Leases {
         }
     }
 
+    fn pins(&self) -> std::sync::MutexGuard<'_, HashMap<String, usize>> {
+        self.pins.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Keeps `key` renewed until as many [`Leases::unpin`]s (a signaling connection open on
+    /// this node holds its channel here).
+    pub fn pin(&self, key: &str) {
+        *self.pins().entry(key.to_string()).or_default() += 1;
+    }
+
+    pub fn unpin(&self, key: &str) {
+        let mut pins = self.pins();
+        if let Some(n) = pins.get_mut(key) {
+            *n -= 1;
+            if *n == 0 {
+                pins.remove(key);
+            }
+        }
+    }
+
     /// Marks `key` in use, so it is renewed.
     pub fn touch(&self, key: &str) {
         if let Some(at) = self.held().get_mut(key) {
@@ -223,8 +247,9 @@ impl Leases {
             tokio::time::sleep(every).await;
             let now = now_ms();
             let due: Vec<String> = {
+                let pinned: Vec<String> = self.pins().keys().cloned().collect();
                 let mut held = self.held();
-                held.retain(|_, used| now - *used < 2 * self.ttl_ms);
+                held.retain(|key, used| now - *used < 2 * self.ttl_ms || pinned.contains(key));
                 held.keys().cloned().collect()
             };
             for key in due {
@@ -281,6 +306,19 @@ pub fn not_here(url: &str) -> ApiError {
 /// The lease key of a stream.
 pub fn stream_key(name: &str) -> String {
     format!("stream/{name}")
+}
+
+/// The lease key of a signaling channel.
+pub fn channel_key(name: &str) -> String {
+    format!("channel/{name}")
+}
+
+/// The WebSocket URL of a node's public URL (`http` → `ws`, `https` → `wss`).
+pub fn ws_url(url: &str) -> String {
+    match url.strip_prefix("https://") {
+        Some(rest) => format!("wss://{rest}"),
+        None => format!("ws://{}", url.trim_start_matches("http://")),
+    }
 }
 
 #[cfg(test)]

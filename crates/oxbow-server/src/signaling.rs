@@ -87,6 +87,16 @@ async fn accept(state: &Arc<AppState>, mut call: Call) -> Result<Reply, ApiError
         Role::Master => "ConnectAsMaster",
         Role::Viewer(_) => "ConnectAsViewer",
     };
+    // In a cluster only the channel's owner relays it: a connection elsewhere is refused
+    // (retryable), so the SDK asks GetSignalingChannelEndpoint again.
+    let lease = crate::leases::channel_key(&joining.channel.name);
+    if let Some(leases) = &state.leases {
+        if let crate::leases::Claim::Theirs { url } =
+            leases.claim(state.catalog.as_ref(), &lease).await?
+        {
+            return Err(crate::leases::not_here(&url));
+        }
+    }
     let tps = state.config.limits.signaling_connect_tps;
     state.limit_rate(&joining.channel.arn, api, tps, "channel")?;
     let ttl = Duration::from_secs(joining.channel.message_ttl_seconds.clamp(5, 120) as u64);
@@ -102,6 +112,10 @@ async fn accept(state: &Arc<AppState>, mut call: Call) -> Result<Reply, ApiError
     tracing::info!(channel = %joining.channel.name, role = ?joining.role, conn, "signaling connection");
     let relay = Arc::clone(&state.relay);
     let draining = state.draining.subscribe();
+    if let Some(leases) = &state.leases {
+        leases.pin(&lease);
+    }
+    let held = Arc::clone(state);
     let max_frame = state.config.limits.signaling_max_payload + 4096;
     tokio::spawn(async move {
         let upgraded = match on_upgrade.await {
@@ -109,6 +123,9 @@ async fn accept(state: &Arc<AppState>, mut call: Call) -> Result<Reply, ApiError
             Err(e) => {
                 tracing::debug!(conn, error = %e, "signaling upgrade failed");
                 relay.disconnect(conn);
+                if let Some(leases) = &held.leases {
+                    leases.unpin(&lease);
+                }
                 return;
             }
         };
@@ -125,6 +142,9 @@ async fn accept(state: &Arc<AppState>, mut call: Call) -> Result<Reply, ApiError
                 .await;
         drive(ws, &relay, conn, outbox, draining).await;
         relay.disconnect(conn);
+        if let Some(leases) = &held.leases {
+            leases.unpin(&lease);
+        }
     });
     let mut r = Response::new(full(bytes::Bytes::new()));
     *r.status_mut() = StatusCode::SWITCHING_PROTOCOLS;

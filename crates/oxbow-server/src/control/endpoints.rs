@@ -103,7 +103,26 @@ pub async fn signaling(state: &AppState, req: GetSignalingChannelEndpoint) -> Re
         );
     }
     let target = arn_target(state, req.channel_arn.as_deref(), &mut checks)?;
-    let _: ChannelRecord = lookup::get(state, &target, Need::Active).await?;
+    let channel: ChannelRecord = lookup::get(state, &target, Need::Active).await?;
+    // In a cluster one node relays a channel: master and viewers that asked different nodes
+    // are all sent to it (the node asked takes the channel if nobody has it).
+    let owner = match &state.leases {
+        Some(leases) => match leases
+            .claim(
+                state.catalog.as_ref(),
+                &crate::leases::channel_key(&channel.name),
+            )
+            .await?
+        {
+            crate::leases::Claim::Theirs { url } => Some(url),
+            crate::leases::Claim::Mine { .. } => None,
+        },
+        None => None,
+    };
+    let (https, wss) = match &owner {
+        Some(url) => (url.clone(), crate::leases::ws_url(url)),
+        None => (state.public_url.clone(), state.public_ws_url.clone()),
+    };
     let mut seen = Vec::new();
     for p in protocols.unwrap_or_else(|| vec!["WSS".into(), "HTTPS".into()]) {
         if !seen.contains(&p) {
@@ -114,8 +133,8 @@ pub async fn signaling(state: &AppState, req: GetSignalingChannelEndpoint) -> Re
         .iter()
         .map(|p| {
             let endpoint = match p.as_str() {
-                "WSS" => &state.public_ws_url,
-                _ => &state.public_url,
+                "WSS" => &wss,
+                _ => &https,
             };
             json!({ "Protocol": p, "ResourceEndpoint": endpoint })
         })
