@@ -467,6 +467,23 @@ async fn a_producer_follows_its_stream_to_a_surviving_node() {
         other => panic!("expected a 503 from a node not owning the stream: {other:?}"),
     }
 
+    // A producer like `oxbow put` streams in real time across the kill: after its connection
+    // breaks it asks the control plane (A) for the endpoint again, as the producer SDK does.
+    let following = {
+        let control = common::media_client(&a);
+        let data = control.data_endpoint("porch", "PUT_MEDIA").await.unwrap();
+        let mut options = oxbow_client::PutOptions::new("porch");
+        options.realtime = true;
+        let producer = oxbow_client::Producer::following(control, data, options);
+        tokio::spawn(async move {
+            let file = tokio::fs::File::open(common::fixture(6)).await.unwrap();
+            let mut acks = Vec::new();
+            let summary = producer.run(file, |a| acks.push(a.clone())).await;
+            (summary, acks)
+        })
+    };
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+
     // The owner dies. GetDataEndpoint names it until its lease runs out, then a live node.
     let killed = Instant::now();
     let dead = b.url.clone();
@@ -506,8 +523,18 @@ async fn a_producer_follows_its_stream_to_a_surviving_node() {
     );
 
     // Every acknowledged fragment, from every surviving node, byte for byte.
+    let (summary, acks) = following.await.unwrap();
+    let summary = summary.expect("the following producer finished");
+    let moved = persisted(&acks);
+    assert_eq!(
+        (moved.len(), summary.unacknowledged),
+        (6, 0),
+        "every fragment PERSISTED once, across the move: {acks:?}"
+    );
+    assert!(summary.reconnects >= 1, "{summary:?}");
     let mut all = before.clone();
     all.extend(after.clone());
+    all.extend(moved.clone());
     let mut served = Vec::new();
     for node in [&a, &c] {
         let listed = common::list_all(node, "porch", false).await;

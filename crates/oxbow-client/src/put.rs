@@ -128,14 +128,42 @@ enum Input {
 }
 
 pub struct Producer {
-    client: Client,
+    /// The data endpoint in use; replaced when [`Producer::following`] finds the stream moved.
+    client: std::sync::Mutex<Client>,
     options: PutOptions,
+    /// Where to ask for the PUT_MEDIA endpoint again after a failed connection (the control
+    /// plane), as the producer SDK does: in a cluster the stream may have moved to another
+    /// node.
+    control: Option<Client>,
 }
 
 impl Producer {
     /// `client` must point at the stream's PUT_MEDIA data endpoint.
     pub fn new(client: Client, options: PutOptions) -> Self {
-        Self { client, options }
+        Self {
+            client: std::sync::Mutex::new(client),
+            options,
+            control: None,
+        }
+    }
+
+    /// A producer that asks `control` for the PUT_MEDIA endpoint again before each
+    /// reconnection.
+    pub fn following(control: Client, client: Client, options: PutOptions) -> Self {
+        Self {
+            client: std::sync::Mutex::new(client),
+            options,
+            control: Some(control),
+        }
+    }
+
+    fn lock_client(&self) -> std::sync::MutexGuard<'_, Client> {
+        self.client.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The data endpoint in use now.
+    fn client(&self) -> Client {
+        self.lock_client().clone()
     }
 
     /// Streams `source` to the end; `on_ack` sees every acknowledgement.
@@ -182,6 +210,17 @@ impl Producer {
                     tracing::warn!(error = %e, pending = pending.len(), "PutMedia connection lost; reconnecting");
                     tokio::time::sleep(Duration::from_millis(200 * u64::from(failures.min(10))))
                         .await;
+                    if let Some(control) = &self.control {
+                        match control
+                            .data_endpoint(&self.options.stream, "PUT_MEDIA")
+                            .await
+                        {
+                            Ok(moved) => *self.lock_client() = moved,
+                            Err(e) => {
+                                tracing::warn!(error = %e, "GetDataEndpoint failed; retrying the last endpoint")
+                            }
+                        }
+                    }
                 }
             }
         }
@@ -200,7 +239,7 @@ impl Producer {
         } else {
             "RELATIVE"
         };
-        let mut headers = self.client.headers(&[
+        let mut headers = self.client().headers(&[
             ("x-amzn-stream-name", self.options.stream.clone()),
             ("x-amzn-fragment-timecode-type", kind.into()),
             (
@@ -211,7 +250,7 @@ impl Producer {
             ("content-type", "application/json".into()),
         ]);
         // Streaming body: signed as empty, as the KVS producer SDK does.
-        self.client
+        self.client()
             .sign(&mut headers, "POST", "/putMedia", oxbow_auth::EMPTY_SHA256);
         let mut req = Request::new(body);
         *req.method_mut() = Method::POST;
@@ -245,7 +284,7 @@ impl Producer {
             queue,
             Arc::clone(pacer),
         ));
-        let resp = self.client.send(self.request(start, body)?).await?;
+        let resp = self.client().send(self.request(start, body)?).await?;
         if !resp.status().is_success() {
             sender.abort();
             return Err(api_error(resp).await);

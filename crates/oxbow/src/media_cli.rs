@@ -158,7 +158,8 @@ pub async fn put(args: PutArgs) -> Result<(), Box<dyn std::error::Error>> {
     let mut options = PutOptions::new(&args.stream);
     options.realtime = args.realtime;
     options.no_retention = retention == 0;
-    let producer = Producer::new(data, options);
+    // In a cluster the stream may move to another node: ask again after a failed connection.
+    let producer = Producer::following(client.clone(), data, options);
     let verbose = args.verbose;
     let on_ack = move |ack: &Ack| print_ack(ack, verbose);
     let summary = if args.input == "-" {
