@@ -21,6 +21,7 @@ done
 cargo build --release -p oxbow >&2
 bin=$PWD/target/release/oxbow
 work=$(mktemp -d /tmp/oxbow-cluster-bench.XXXXXX)
+chmod 755 "$work"   # PostgreSQL runs as another user when we are root
 pids=()
 cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; sleep 1; rm -rf "$work"; }
 trap cleanup EXIT
