@@ -682,3 +682,125 @@ async fn master_and_viewer_that_asked_different_nodes_meet() {
     tokio::time::sleep(Duration::from_secs(3)).await;
     assert_eq!(signaling_endpoint(&c, &arn, "VIEWER").await, for_master);
 }
+
+/// The IoT device CA is the cluster's: a certificate made through node A's IoT API gets
+/// temporary credentials from node B's IoT credentials provider, and they work on node A.
+#[tokio::test]
+async fn a_device_certificate_made_on_one_node_gets_credentials_from_another() {
+    let pg = pg::PgServer::start();
+    let catalog = pg.database("oxbow");
+    let node_with_iot = |tag: &str| {
+        let port = common::free_port().to_string();
+        let listen = format!("127.0.0.1:{port}");
+        TestServer::start_in(
+            &common::temp_dir(tag),
+            &[
+                "--catalog",
+                catalog.as_str(),
+                "--iot-listen",
+                listen.as_str(),
+            ],
+            true,
+        )
+    };
+    let a = node_with_iot("iot-a");
+    let b = node_with_iot("iot-b");
+    assert_ne!(a.data_dir, b.data_dir);
+    let same_ca = |s: &TestServer| std::fs::read(s.data_dir.join("iot/ca.pem")).unwrap();
+    assert_eq!(same_ca(&a), same_ca(&b), "one device CA for the cluster");
+
+    // Seed 003's set-up, made on A.
+    let trust = json!({"Version": "2012-10-17", "Statement": [{"Effect": "Allow",
+        "Principal": {"Service": "credentials.iot.amazonaws.com"}, "Action": "sts:AssumeRole"}]});
+    admin(
+        &a,
+        "CreateRole",
+        json!({"RoleName": "cam", "AssumeRolePolicyDocument": trust.to_string()}),
+    )
+    .await;
+    let describe = json!({"Version": "2012-10-17", "Statement": [{"Effect": "Allow",
+        "Action": "kinesisvideo:DescribeStream",
+        "Resource": "arn:aws:kinesisvideo:*:*:stream/${credentials-iot:ThingName}/*"}]});
+    attach_new_policy(&a, "cam", &describe, "RoleName", "cam").await;
+    admin(
+        &a,
+        "CreateRoleAlias",
+        json!({"RoleAlias": "CamAlias", "RoleName": "cam"}),
+    )
+    .await;
+    let assume = json!({"Version": "2012-10-17", "Statement": [{"Effect": "Allow",
+        "Action": "iot:AssumeRoleWithCertificate",
+        "Resource": "arn:aws:iot:us-east-1:123456789012:rolealias/CamAlias"}]});
+    admin(
+        &a,
+        "CreateIotPolicy",
+        json!({"PolicyName": "CamIot", "PolicyDocument": assume.to_string()}),
+    )
+    .await;
+    admin(&a, "CreateThing", json!({"ThingName": "gate"})).await;
+    let cert = admin(&a, "CreateKeysAndCertificate", json!({"SetAsActive": true})).await;
+    let id = cert["CertificateId"].as_str().unwrap();
+    admin(
+        &a,
+        "AttachPolicy",
+        json!({"PolicyName": "CamIot", "CertificateId": id}),
+    )
+    .await;
+    admin(
+        &a,
+        "AttachThingPrincipal",
+        json!({"ThingName": "gate", "CertificateId": id}),
+    )
+    .await;
+    common::create_stream_with(&a, "gate", 1).await;
+    let dir = common::temp_dir("iot-device");
+    std::fs::write(
+        dir.join("cert.pem"),
+        cert["CertificatePem"].as_str().unwrap(),
+    )
+    .unwrap();
+    std::fs::write(
+        dir.join("key.pem"),
+        cert["KeyPair"]["PrivateKey"].as_str().unwrap(),
+    )
+    .unwrap();
+
+    // The device asks B's credentials provider.
+    let out = std::process::Command::new("curl")
+        .args(["--silent", "--show-error", "--fail"])
+        .args(["-H", "x-amzn-iot-thingname:gate"])
+        .arg("--cert")
+        .arg(dir.join("cert.pem"))
+        .arg("--key")
+        .arg(dir.join("key.pem"))
+        .arg("--cacert")
+        .arg(b.banner_value("devices verify it with"))
+        .arg(format!(
+            "{}/role-aliases/CamAlias/credentials",
+            b.banner_value("IoT credentials provider (mutual TLS):")
+        ))
+        .output()
+        .expect("curl");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let token: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let c = &token["credentials"];
+    let on_a = client(
+        &a,
+        c["accessKeyId"].as_str().unwrap(),
+        c["secretAccessKey"].as_str().unwrap(),
+        c["sessionToken"].as_str().map(str::to_string),
+    );
+    let info = on_a
+        .describe_stream()
+        .stream_name("gate")
+        .send()
+        .await
+        .unwrap()
+        .stream_info
+        .unwrap();
+    assert_eq!(info.stream_name.as_deref(), Some("gate"));
+}

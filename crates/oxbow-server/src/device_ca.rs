@@ -73,6 +73,21 @@ impl IotCa {
         })
     }
 
+    /// The CA as PEM, certificate and key: what a cluster's nodes share (see [`IotCa::adopt`]).
+    pub fn to_pems(&self) -> (String, String) {
+        (self.pem.clone(), self.key.serialize_pem())
+    }
+
+    /// Makes `dir` hold the given CA (the cluster's, made by another node) and loads it, so
+    /// certificates any node makes are accepted by every node's IoT listener.
+    pub fn adopt(dir: &Path, cert_pem: &str, key_pem: &str) -> Result<Self, ServerError> {
+        fs::create_dir_all(dir).map_err(ca_err)?;
+        write_private(&dir.join("ca-key.pem"), key_pem)?;
+        fs::write(dir.join("ca.pem"), cert_pem).map_err(ca_err)?;
+        tracing::info!(dir = %dir.display(), "adopted the cluster's IoT device CA");
+        Self::open_or_create(dir)
+    }
+
     /// A new key pair and a client certificate for it, signed by this CA.
     pub fn issue(&self) -> Result<Issued, ServerError> {
         let key = KeyPair::generate().map_err(ca_err)?;
