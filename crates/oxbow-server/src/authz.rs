@@ -303,14 +303,8 @@ impl Authorizer {
     pub async fn load_policies(&self, names: &[String]) -> Result<Vec<Policy>, ApiError> {
         let mut out = Vec::with_capacity(names.len());
         for name in names {
-            let Some(record) = self.catalog.policies().get(name).await.map_err(internal)? else {
-                continue;
-            };
-            match Policy::parse(&record.document) {
-                Ok(p) => out.push(p),
-                Err(e) => {
-                    tracing::warn!(policy = %name, error = %e, "stored policy does not parse")
-                }
+            if let Some(record) = self.catalog.policies().get(name).await.map_err(internal)? {
+                out.extend(compile(name, &record.document));
             }
         }
         Ok(out)
@@ -324,25 +318,20 @@ impl Authorizer {
     ) -> Result<Vec<Policy>, ApiError> {
         let mut out = Vec::with_capacity(names.len());
         for name in names {
-            let document = match self
+            let iot = self
                 .catalog
                 .iot_policies()
                 .get(name)
                 .await
-                .map_err(internal)?
-            {
+                .map_err(internal)?;
+            let document = match iot {
                 Some(p) => p.document,
                 None => match self.catalog.policies().get(name).await.map_err(internal)? {
                     Some(p) => p.document,
                     None => continue,
                 },
             };
-            match Policy::parse(&document) {
-                Ok(p) => out.push(p),
-                Err(e) => {
-                    tracing::warn!(policy = %name, error = %e, "stored policy does not parse")
-                }
-            }
+            out.extend(compile(name, &document));
         }
         Ok(out)
     }
@@ -393,6 +382,13 @@ fn decide(set: &PolicySet, access: &Access, vars: &Vars) -> Decision {
         (Decision::ExplicitDeny, _) => Decision::ExplicitDeny,
         _ => Decision::ImplicitDeny,
     }
+}
+
+/// A stored policy compiled; one that no longer parses grants nothing, and the log says so.
+fn compile(name: &str, document: &str) -> Option<Policy> {
+    Policy::parse(document)
+        .map_err(|e| tracing::warn!(policy = %name, error = %e, "stored policy does not parse"))
+        .ok()
 }
 
 fn principal_arn(account: &Account, key: &AccessKey) -> String {

@@ -144,23 +144,32 @@ fn managed_name(p: &HashMap<String, String>) -> Result<String, ApiError> {
     }
 }
 
-/// How many users and roles a managed policy is attached to.
-async fn attachments<F, Fut>(admin: &F, name: &str) -> Result<usize, ApiError>
+/// How many users and roles each managed policy is attached to, from one listing of each
+/// (a ListPolicies answer needs every policy's count).
+async fn attachments<F, Fut>(admin: &F) -> Result<HashMap<String, usize>, ApiError>
 where
     F: Fn(&'static str, Value) -> Fut,
     Fut: std::future::Future<Output = Result<Value, ApiError>>,
 {
-    let mut count = 0;
+    let mut counts = HashMap::new();
     for (list, member) in [("ListUsers", "Users"), ("ListRoles", "Roles")] {
         let v = admin(list, json!({})).await?;
-        count += v[member]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .filter(|e| names(&e["AttachedPolicies"]).any(|n| n == name))
-            .count();
+        for holder in v[member].as_array().into_iter().flatten() {
+            for name in names(&holder["AttachedPolicies"]) {
+                *counts.entry(name.to_string()).or_default() += 1;
+            }
+        }
     }
-    Ok(count)
+    Ok(counts)
+}
+
+/// The number of users and roles `name` is attached to.
+async fn attachments_of<F, Fut>(admin: &F, name: &str) -> Result<usize, ApiError>
+where
+    F: Fn(&'static str, Value) -> Fut,
+    Fut: std::future::Future<Output = Result<Value, ApiError>>,
+{
+    Ok(attachments(admin).await?.get(name).copied().unwrap_or(0))
 }
 
 fn policy_fields(pol: &Value, attachments: usize) -> String {
@@ -378,7 +387,7 @@ async fn run(
         "GetPolicy" => {
             let name = managed_name(p)?;
             let v = admin("GetPolicy", json!({"PolicyName": name})).await?;
-            let count = attachments(&admin, &name).await?;
+            let count = attachments_of(&admin, &name).await?;
             format!("<Policy>{}</Policy>", policy_fields(&v["Policy"], count))
         }
         "GetPolicyVersion" => {
@@ -402,13 +411,14 @@ async fn run(
             let aws_only = p.get("Scope").is_some_and(|s| s == "AWS");
             let only_attached = p.get("OnlyAttached").is_some_and(|s| s == "true");
             let v = admin("ListPolicies", json!({})).await?;
+            let counts = attachments(&admin).await?;
             let mut members = String::new();
             for pol in v["Policies"].as_array().into_iter().flatten() {
                 let name = pol["PolicyName"].as_str().unwrap_or_default();
                 if aws_only || is_inline(name) {
                     continue;
                 }
-                let count = attachments(&admin, name).await?;
+                let count = counts.get(name).copied().unwrap_or(0);
                 if !only_attached || count > 0 {
                     members.push_str(&format!("<member>{}</member>", policy_fields(pol, count)));
                 }
@@ -418,7 +428,7 @@ async fn run(
         "DeletePolicy" => {
             let name = managed_name(p)?;
             admin("GetPolicy", json!({"PolicyName": name})).await?;
-            if attachments(&admin, &name).await? > 0 {
+            if attachments_of(&admin, &name).await? > 0 {
                 return Err(ApiError::new(
                     ErrorKind::DeleteConflict,
                     "Cannot delete a policy attached to entities.",

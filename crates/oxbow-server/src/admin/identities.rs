@@ -1,6 +1,5 @@
 //! Users, access keys, policies, roles and policy attachments.
 
-use oxbow_auth::policy::Policy;
 use oxbow_catalog::{AccessKey, CameraOwnerRecord, PolicyRecord, RoleRecord, UserRecord};
 use oxbow_core::time::{ms_to_json_seconds, now_ms};
 use oxbow_core::validate as v;
@@ -206,17 +205,12 @@ const MAX_POLICY_CHARS: usize = 6_144;
 /// CreatePolicy (`create`) or UpdatePolicy: the document must parse in the IAM grammar.
 pub async fn put_policy(state: &AppState, a: &Args, create: bool) -> Result<Value, ApiError> {
     let name = a.req("PolicyName", &v::POLICY_NAME)?;
-    let document = a.text("PolicyDocument")?;
-    // IAM counts a managed policy's characters without white space.
-    let size = document.chars().filter(|c| !c.is_whitespace()).count();
-    if size > MAX_POLICY_CHARS {
-        return Err(ApiError::new(
+    let document = super::policy_document(a, MAX_POLICY_CHARS, || {
+        ApiError::new(
             ErrorKind::LimitExceeded,
             format!("Cannot exceed quota for PolicySize: {MAX_POLICY_CHARS}"),
-        ));
-    }
-    Policy::parse(&document)
-        .map_err(|e| ApiError::new(ErrorKind::MalformedPolicyDocument, e.to_string()))?;
+        )
+    })?;
     let now = now_ms();
     let table = state.catalog.policies();
     let record = if create {

@@ -299,16 +299,12 @@ const MAX_IOT_POLICY_CHARS: usize = 2_048;
 /// An IoT policy (`PolicyName`, `PolicyDocument` in the IAM grammar), kept apart from IAM's.
 pub async fn create_iot_policy(state: &AppState, a: &Args) -> Result<Value, ApiError> {
     let name = a.req("PolicyName", &v::POLICY_NAME)?;
-    let document = a.text("PolicyDocument")?;
-    let size = document.chars().filter(|c| !c.is_whitespace()).count();
-    if size > MAX_IOT_POLICY_CHARS {
-        return Err(ApiError::new(
+    let document = super::policy_document(a, MAX_IOT_POLICY_CHARS, || {
+        ApiError::new(
             ErrorKind::MalformedPolicyDocument,
             format!("The policy document exceeds {MAX_IOT_POLICY_CHARS} characters."),
-        ));
-    }
-    oxbow_auth::policy::Policy::parse(&document)
-        .map_err(|e| ApiError::new(ErrorKind::MalformedPolicyDocument, e.to_string()))?;
+        )
+    })?;
     let now = now_ms();
     let record = IotPolicyRecord {
         arn: state.iot_arn("policy", &name),

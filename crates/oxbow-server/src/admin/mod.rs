@@ -169,6 +169,22 @@ fn storage(e: oxbow_catalog::CatalogError) -> ApiError {
     }
 }
 
+/// `PolicyDocument`: at most `max_chars` characters other than white space (as IAM and IoT
+/// count a policy's size), else `too_big`'s error; and it must parse in the IAM grammar.
+fn policy_document(
+    a: &Args,
+    max_chars: usize,
+    too_big: impl FnOnce() -> ApiError,
+) -> Result<String, ApiError> {
+    let document = a.text("PolicyDocument")?;
+    if document.chars().filter(|c| !c.is_whitespace()).count() > max_chars {
+        return Err(too_big());
+    }
+    oxbow_auth::policy::Policy::parse(&document)
+        .map_err(|e| ApiError::new(ErrorKind::MalformedPolicyDocument, e.to_string()))?;
+    Ok(document)
+}
+
 /// Every record of a table, in key order.
 async fn all<T: oxbow_catalog::Resource>(
     table: &dyn oxbow_catalog::Table<T>,
