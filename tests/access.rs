@@ -1058,41 +1058,9 @@ fn curl_credentials(iot_url: &str, ca: &str, dir: &std::path::Path, thing: &str)
     )
 }
 
-/// A certificate from Oxbow's CA, saved as curl wants it, attached to `thing` and allowed to
-/// assume the role alias. Returns the certificate id.
+/// A device of seed 003: its thing, and a certificate allowed to assume the role alias.
 async fn device(server: &TestServer, dir: &std::path::Path, thing: &str) -> String {
-    std::fs::create_dir_all(dir).unwrap();
-    admin(server, "CreateThing", json!({ "ThingName": thing })).await;
-    let c = admin(
-        server,
-        "CreateKeysAndCertificate",
-        json!({"SetAsActive": true}),
-    )
-    .await;
-    std::fs::write(
-        dir.join("certificate.pem"),
-        c["CertificatePem"].as_str().unwrap(),
-    )
-    .unwrap();
-    std::fs::write(
-        dir.join("private.pem.key"),
-        c["KeyPair"]["PrivateKey"].as_str().unwrap(),
-    )
-    .unwrap();
-    let id = c["CertificateId"].as_str().unwrap().to_string();
-    admin(
-        server,
-        "AttachPolicy",
-        json!({"PolicyName": "KvsCameraIoTPolicy", "CertificateId": id}),
-    )
-    .await;
-    admin(
-        server,
-        "AttachThingPrincipal",
-        json!({"ThingName": thing, "CertificateId": id}),
-    )
-    .await;
-    id
+    common::iot_device(server, dir, thing, "KvsCameraIoTPolicy").await
 }
 
 fn creds_of(v: &Value) -> Creds {

@@ -260,6 +260,24 @@ fn media_node(catalog: &str, s3: &s3::S3Server, bucket: &str) -> TestServer {
     )
 }
 
+/// Every fragment number ListFragments gives on `node`, sorted.
+async fn listed_numbers(node: &TestServer, stream: &str) -> Vec<String> {
+    let listed = common::list_all(node, stream, false).await;
+    sorted(
+        &listed
+            .fragments()
+            .iter()
+            .filter_map(|f| f.fragment_number.clone())
+            .collect::<Vec<_>>(),
+    )
+}
+
+fn sorted(numbers: &[String]) -> Vec<String> {
+    let mut v = numbers.to_vec();
+    v.sort();
+    v
+}
+
 fn persisted(acks: &[oxbow_client::Ack]) -> Vec<String> {
     acks.iter()
         .filter(|a| a.event == oxbow_client::AckEvent::Persisted)
@@ -299,16 +317,7 @@ async fn media_in_a_bucket_outlives_its_node_and_reads_on_another() {
     // The writer dies; a node that never saw the stream serves it from the bucket.
     drop(a);
     let b = media_node(&catalog, &s3, "media");
-    let listed = common::list_all(&b, "yard", false).await;
-    let mut on_b: Vec<String> = listed
-        .fragments()
-        .iter()
-        .filter_map(|f| f.fragment_number.clone())
-        .collect();
-    on_b.sort();
-    let mut expected = numbers.clone();
-    expected.sort();
-    assert_eq!(on_b, expected);
+    assert_eq!(listed_numbers(&b, "yard").await, sorted(&numbers));
     let served_by_b = common::media_for_fragments(&b, "yard", numbers.clone()).await;
     assert_eq!(served_by_b, served_by_a, "byte-identical on the other node");
     // An independent reader: every video frame of the 4 s clip (25 fps).
@@ -537,16 +546,12 @@ async fn a_producer_follows_its_stream_to_a_surviving_node() {
     all.extend(moved.clone());
     let mut served = Vec::new();
     for node in [&a, &c] {
-        let listed = common::list_all(node, "porch", false).await;
-        let mut numbers: Vec<String> = listed
-            .fragments()
-            .iter()
-            .filter_map(|f| f.fragment_number.clone())
-            .collect();
-        numbers.sort();
-        let mut expected = all.clone();
-        expected.sort();
-        assert_eq!(numbers, expected, "ListFragments on {}", node.url);
+        assert_eq!(
+            listed_numbers(node, "porch").await,
+            sorted(&all),
+            "ListFragments on {}",
+            node.url
+        );
         served.push(common::media_for_fragments(node, "porch", all.clone()).await);
     }
     assert_eq!(served[0], served[1]);
@@ -737,42 +742,18 @@ async fn a_device_certificate_made_on_one_node_gets_credentials_from_another() {
         json!({"PolicyName": "CamIot", "PolicyDocument": assume.to_string()}),
     )
     .await;
-    admin(&a, "CreateThing", json!({"ThingName": "gate"})).await;
-    let cert = admin(&a, "CreateKeysAndCertificate", json!({"SetAsActive": true})).await;
-    let id = cert["CertificateId"].as_str().unwrap();
-    admin(
-        &a,
-        "AttachPolicy",
-        json!({"PolicyName": "CamIot", "CertificateId": id}),
-    )
-    .await;
-    admin(
-        &a,
-        "AttachThingPrincipal",
-        json!({"ThingName": "gate", "CertificateId": id}),
-    )
-    .await;
-    common::create_stream_with(&a, "gate", 1).await;
     let dir = common::temp_dir("iot-device");
-    std::fs::write(
-        dir.join("cert.pem"),
-        cert["CertificatePem"].as_str().unwrap(),
-    )
-    .unwrap();
-    std::fs::write(
-        dir.join("key.pem"),
-        cert["KeyPair"]["PrivateKey"].as_str().unwrap(),
-    )
-    .unwrap();
+    common::iot_device(&a, &dir, "gate", "CamIot").await;
+    common::create_stream_with(&a, "gate", 1).await;
 
     // The device asks B's credentials provider.
     let out = std::process::Command::new("curl")
         .args(["--silent", "--show-error", "--fail"])
         .args(["-H", "x-amzn-iot-thingname:gate"])
         .arg("--cert")
-        .arg(dir.join("cert.pem"))
+        .arg(dir.join("certificate.pem"))
         .arg("--key")
-        .arg(dir.join("key.pem"))
+        .arg(dir.join("private.pem.key"))
         .arg("--cacert")
         .arg(b.banner_value("devices verify it with"))
         .arg(format!(

@@ -623,6 +623,49 @@ pub async fn admin(
         .unwrap_or_else(|e| panic!("{action}: {e}"))
 }
 
+/// A device: thing `thing`, and a certificate from Oxbow's CA saved in `dir` as curl wants it
+/// (`certificate.pem`, `private.pem.key`), attached to the thing and to policy `policy`.
+/// Returns the certificate id.
+pub async fn iot_device(server: &TestServer, dir: &Path, thing: &str, policy: &str) -> String {
+    std::fs::create_dir_all(dir).unwrap();
+    admin(
+        server,
+        "CreateThing",
+        serde_json::json!({ "ThingName": thing }),
+    )
+    .await;
+    let c = admin(
+        server,
+        "CreateKeysAndCertificate",
+        serde_json::json!({"SetAsActive": true}),
+    )
+    .await;
+    std::fs::write(
+        dir.join("certificate.pem"),
+        c["CertificatePem"].as_str().unwrap(),
+    )
+    .unwrap();
+    std::fs::write(
+        dir.join("private.pem.key"),
+        c["KeyPair"]["PrivateKey"].as_str().unwrap(),
+    )
+    .unwrap();
+    let id = c["CertificateId"].as_str().unwrap().to_string();
+    admin(
+        server,
+        "AttachPolicy",
+        serde_json::json!({"PolicyName": policy, "CertificateId": id}),
+    )
+    .await;
+    admin(
+        server,
+        "AttachThingPrincipal",
+        serde_json::json!({"ThingName": thing, "CertificateId": id}),
+    )
+    .await;
+    id
+}
+
 /// Creates policy `name` from `document` and attaches it to the holder named by `member`
 /// (`UserName`, `RoleName` or `CertificateId`) = `holder`.
 pub async fn attach_new_policy(
