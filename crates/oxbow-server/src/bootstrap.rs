@@ -138,3 +138,28 @@ pub async fn shared_key(
         Err(e) => Err(e.into()),
     }
 }
+
+/// The cluster's IoT device CA: the first node's, kept in the catalog with its key, so a
+/// certificate made on any node gets credentials at every node's IoT listener. Certificate
+/// and key travel in one record, so nodes starting at once cannot mix two CAs. Returns `local`
+/// when it is the cluster's, else the cluster's CA, written into `dir`.
+pub async fn shared_iot_ca(
+    catalog: &dyn Catalog,
+    dir: &std::path::Path,
+    local: crate::device_ca::IotCa,
+) -> Result<crate::device_ca::IotCa, ServerError> {
+    let (cert, key) = local.to_pems();
+    let ours =
+        serde_json::to_vec(&serde_json::json!({"cert": cert, "key": key})).unwrap_or_default();
+    let shared = shared_key(catalog, "iot-device-ca", ours.clone()).await?;
+    if shared == ours {
+        return Ok(local);
+    }
+    let v: serde_json::Value = serde_json::from_slice(&shared).unwrap_or_default();
+    let (Some(cert), Some(key)) = (v["cert"].as_str(), v["key"].as_str()) else {
+        return Err(ServerError::Catalog(CatalogError::Storage(
+            "the cluster's IoT device CA record does not read".into(),
+        )));
+    };
+    crate::device_ca::IotCa::adopt(dir, cert, key)
+}

@@ -237,23 +237,9 @@ impl Server {
         let ca_path = identity.as_ref().and_then(|i| i.ca.clone());
         let mut iot_ca = device_ca::IotCa::open_or_create(&config.data_dir.join("iot"))?;
         if config.catalog_url.is_some() {
-            // One device CA for the cluster (the first node's): a certificate made on any
-            // node gets credentials at every node's IoT listener. Certificate and key travel
-            // together, so nodes starting at once cannot mix two CAs.
-            let (cert, key) = iot_ca.to_pems();
-            let ours = serde_json::to_vec(&serde_json::json!({"cert": cert, "key": key}))
-                .unwrap_or_default();
-            let shared =
-                bootstrap::shared_key(catalog.as_ref(), "iot-device-ca", ours.clone()).await?;
-            if shared != ours {
-                let v: serde_json::Value = serde_json::from_slice(&shared).unwrap_or_default();
-                let (Some(cert), Some(key)) = (v["cert"].as_str(), v["key"].as_str()) else {
-                    return Err(ServerError::Catalog(oxbow_catalog::CatalogError::Storage(
-                        "the cluster's IoT device CA record does not read".into(),
-                    )));
-                };
-                iot_ca = device_ca::IotCa::adopt(&config.data_dir.join("iot"), cert, key)?;
-            }
+            iot_ca =
+                bootstrap::shared_iot_ca(catalog.as_ref(), &config.data_dir.join("iot"), iot_ca)
+                    .await?;
         }
         let iot = match config.iot_listen {
             Some(addr) => Some(iot_listener(&config, addr, identity, &public_url, &iot_ca).await?),

@@ -214,9 +214,7 @@ impl Store {
 
     /// Forgets a stream and deletes its durable data.
     pub fn delete_stream(&self, key: &str) -> Result<(), StoreError> {
-        if let Some(log) = self.lock().remove(key) {
-            log.close();
-        }
+        self.forget(key);
         self.backend.delete(key)
     }
 }
