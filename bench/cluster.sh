@@ -4,17 +4,25 @@
 # PostgreSQL catalog and an s3s-fs bucket (media as objects), all on this machine. Prints each
 # run's report; per node it gives ingest, PERSISTED latency and the node's CPU.
 #
-#   bench/cluster.sh [--streams N] [--seconds S]      (defaults: 45 streams, 20 s)
+#   bench/cluster.sh [--streams N] [--seconds S] [--node-threads T] [--one-threads T]
+#
+# Defaults: 45 streams, 20 s; each of the three nodes runs `--worker-threads` = its share of
+# this machine's cores (at least 1), as one would size nodes sharing a host; the embedded node
+# runs with its default (all cores) unless --one-threads is given.
 #
 # Needs PostgreSQL's server binaries (Debian: postgresql) and s3s-fs (.ci/run installs both).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 streams=45
 seconds=20
+node_threads=$(( $(nproc) / 3 > 0 ? $(nproc) / 3 : 1 ))
+one_threads=
 while [ $# -gt 0 ]; do
   case "$1" in
     --streams) streams=$2; shift 2 ;;
     --seconds) seconds=$2; shift 2 ;;
+    --node-threads) node_threads=$2; shift 2 ;;
+    --one-threads) one_threads=$2; shift 2 ;;
     *) echo "unknown argument $1" >&2; exit 2 ;;
   esac
 done
@@ -31,7 +39,7 @@ wait_http() { for _ in $(seq 100); do curl -sf "$1/health" >/dev/null && return;
 export OXBOW_ROOT_ACCESS_KEY_ID=AKIABENCHMARK0000001 OXBOW_ROOT_SECRET_ACCESS_KEY=bench-secret
 export AWS_ACCESS_KEY_ID=$OXBOW_ROOT_ACCESS_KEY_ID AWS_SECRET_ACCESS_KEY=$OXBOW_ROOT_SECRET_ACCESS_KEY
 ulimit -n 65536 2>/dev/null || true
-echo "# $(date -u +%FT%TZ) $(nproc) cores, $(uname -r); $streams streams x 2 Mbit/s for ${seconds}s"
+echo "# $(date -u +%FT%TZ) $(nproc) cores, $(uname -r); $streams streams x 2 Mbit/s for ${seconds}s; $(git rev-parse --short HEAD 2>/dev/null)"
 
 # A private PostgreSQL (fsync on, as a deployment would run it), as `postgres` when root.
 pgbin=$(ls -d /usr/lib/postgresql/*/bin | sort -V | tail -1)
@@ -64,20 +72,20 @@ bench() { # port pid streams
     --consumers 0 --seconds "$seconds"
 }
 
-echo "## one embedded node (segment files, SQLite), $streams streams"
+echo "## one embedded node (segment files, SQLite), $streams streams, worker threads: ${one_threads:-default}"
 port=$(free_port)
-one=$(serve "$work/one" "$port")
+one=$(serve "$work/one" "$port" ${one_threads:+--worker-threads "$one_threads"})
 pids+=("$one")
 wait_http "http://127.0.0.1:$port"
-bench "$port" "$one" "$streams"
+bench "$port" "$one" "$streams" | tee "$work/one.txt"
 kill "$one"
 
 per=$((streams / 3))
-echo "## three nodes on PostgreSQL + S3 (s3s-fs), $per streams each, at once"
+echo "## three nodes on PostgreSQL + S3 (s3s-fs), $per streams each, at once, worker threads: $node_threads"
 ports=() nodes=()
 for n in a b c; do
   p=$(free_port)
-  nodes+=("$(serve "$work/$n" "$p" --catalog "$catalog" --media s3://media/bench \
+  nodes+=("$(serve "$work/$n" "$p" --worker-threads "$node_threads" --catalog "$catalog" --media s3://media/bench \
     --media-s3-endpoint "http://127.0.0.1:$s3port" --media-s3-access-key-id s3key \
     --media-s3-secret-access-key s3secret)")
   pids+=("${nodes[-1]}")
@@ -91,3 +99,11 @@ for i in 0 1 2; do
 done
 for r in "${runs[@]}"; do wait "$r"; done
 for i in 0 1 2; do echo "### node $i"; cat "$work/node-$i.txt"; done
+# Efficiency: the three nodes' ingest per core-% spent against the one node's.
+awk '
+  /^ingest:/ { mb[FILENAME] = $2 }
+  /^server:/ { cpu[FILENAME] = $2 + 0 }
+  END {
+    for (f in mb) if (f ~ /one.txt$/) { one = mb[f] / cpu[f] } else { sum_mb += mb[f]; sum_cpu += cpu[f] }
+    printf "efficiency: %.2f (three nodes %.2f MB/s on %.1f%% of a core; one node %.2f MB/s per core-%%)\n", (sum_mb / sum_cpu) / one, sum_mb, sum_cpu, one
+  }' "$work/one.txt" "$work"/node-?.txt

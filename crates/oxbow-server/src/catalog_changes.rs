@@ -41,6 +41,9 @@ fn apply(state: &AppState, change: &CatalogChange) {
         }
         (Some("streams"), Some(name)) => state.authz.forget_arn(ResourceType::Stream, name),
         (Some("channels"), Some(name)) => state.authz.forget_arn(ResourceType::Channel, name),
+        // Ownership and the shared secrets decide nothing about access (and leases are
+        // renewed every few seconds: clearing on them would leave the caches always cold).
+        (Some("leases" | "server_secrets"), Some(_)) => {}
         // Users, roles, policies, revocations, IoT records: decisions may differ now.
         (Some(_), Some(_)) => state.authz.clear(),
         _ => {

@@ -66,11 +66,22 @@ pub struct Leases {
     node: String,
     url: String,
     ttl_ms: i64,
-    /// Leases held, with when they were last used (renewed only while in use).
-    held: Mutex<HashMap<String, i64>>,
+    /// Leases held (renewed only while in use).
+    held: Mutex<HashMap<String, Held>>,
     /// Leases kept while something long-lived uses them (open signaling connections), with
     /// how many such users each has.
     pins: Mutex<HashMap<String, usize>>,
+}
+
+/// A lease this node holds, as it last wrote or read it.
+#[derive(Debug, Clone, Copy)]
+struct Held {
+    epoch: u64,
+    /// When the lease runs out unless renewed: nobody else can take it before, so until then
+    /// this node knows it holds the lease without asking the catalog.
+    expires_ms: i64,
+    /// When it was last used.
+    used_ms: i64,
 }
 
 /// A renewal is due when less than this part of the lease is left.
@@ -91,8 +102,17 @@ impl Leases {
         &self.node
     }
 
-    fn held(&self) -> std::sync::MutexGuard<'_, HashMap<String, i64>> {
+    fn held(&self) -> std::sync::MutexGuard<'_, HashMap<String, Held>> {
         self.held.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn hold(&self, key: &str, epoch: u64, expires_ms: i64, now: i64) {
+        let held = Held {
+            epoch,
+            expires_ms,
+            used_ms: now,
+        };
+        self.held().insert(key.to_string(), held);
     }
 
     /// Who owns `key` now, taking it when nobody does (or renewing it when it is ours).
@@ -112,7 +132,7 @@ impl Leases {
             let taken = match judge(stored.as_ref(), &self.node, now) {
                 Judgement::Theirs { url } => return Ok(Claim::Theirs { url }),
                 Judgement::Mine { epoch, expires_ms } => {
-                    self.held().insert(key.to_string(), now);
+                    self.hold(key, epoch, expires_ms, now);
                     if expires_ms - now > self.ttl_ms / RENEW_WHEN_LEFT {
                         return Ok(Claim::Mine {
                             epoch,
@@ -159,7 +179,7 @@ impl Leases {
                 }
             };
             if let Some(epoch) = taken {
-                self.held().insert(key.to_string(), now);
+                self.hold(key, epoch, now + self.ttl_ms, now);
                 tracing::info!(lease = %key, epoch, "took ownership");
                 return Ok(Claim::Mine { epoch, fresh: true });
             }
@@ -186,21 +206,26 @@ impl Leases {
                 }),
             )
             .await
-            .map(drop)
+            .map(|_| {
+                if let Some(held) = self.held().get_mut(key) {
+                    held.expires_ms = held.expires_ms.max(until);
+                }
+            })
             .map_err(|e| {
-                self.held().remove(key);
+                if matches!(e, CatalogError::Rejected(_) | CatalogError::NotFound) {
+                    self.held().remove(key);
+                }
                 ApiError::dependency("renew a lease", e)
             })
     }
 
     /// Whether this node holds `key` now, by its own clock (the fencing check before each
-    /// fragment is numbered).
-    pub async fn holds(&self, catalog: &dyn Catalog, key: &str) -> bool {
-        let stored = catalog.leases().get(key).await.ok().flatten();
-        matches!(
-            judge(stored.as_ref(), &self.node, now_ms()),
-            Judgement::Mine { .. }
-        )
+    /// fragment is numbered). Answered from what this node last wrote: no other node can take
+    /// a lease before it expires, so asking the catalog would tell nothing more.
+    pub fn holds(&self, key: &str) -> bool {
+        self.held()
+            .get(key)
+            .is_some_and(|h| h.expires_ms > now_ms())
     }
 
     /// The URL of the node that owns `key` now, if another node does.
@@ -234,8 +259,8 @@ impl Leases {
 
     /// Marks `key` in use, so it is renewed.
     pub fn touch(&self, key: &str) {
-        if let Some(at) = self.held().get_mut(key) {
-            *at = now_ms();
+        if let Some(held) = self.held().get_mut(key) {
+            held.used_ms = now_ms();
         }
     }
 
@@ -246,22 +271,18 @@ impl Leases {
         loop {
             tokio::time::sleep(every).await;
             let now = now_ms();
-            let due: Vec<String> = {
+            let due: Vec<(String, u64)> = {
                 let pinned: Vec<String> = self.pins().keys().cloned().collect();
                 let mut held = self.held();
-                held.retain(|key, used| now - *used < 2 * self.ttl_ms || pinned.contains(key));
-                held.keys().cloned().collect()
+                held.retain(|key, h| now - h.used_ms < 2 * self.ttl_ms || pinned.contains(key));
+                held.iter().map(|(k, h)| (k.clone(), h.epoch)).collect()
             };
-            for key in due {
-                let stored = catalog.leases().get(&key).await.ok().flatten();
-                match judge(stored.as_ref(), &self.node, now) {
-                    Judgement::Mine { epoch, .. } => {
-                        if let Err(e) = self.renew(catalog, &key, epoch).await {
-                            tracing::warn!(lease = %key, error = %e.message, "lease not renewed");
-                        }
-                    }
-                    _ => {
-                        self.held().remove(&key);
+            for (key, epoch) in due {
+                // The renewal itself checks that the lease is still this node's term.
+                if let Err(e) = self.renew(catalog, &key, epoch).await {
+                    if self.held().contains_key(&key) {
+                        tracing::warn!(lease = %key, error = %e.message, "lease not renewed");
+                    } else {
                         tracing::warn!(lease = %key, "lease lost");
                     }
                 }
@@ -355,5 +376,45 @@ mod tests {
         // Expired: a new term for anyone, the old owner included.
         assert_eq!(judge(Some(&l), "b", 1000), Judgement::Free { epoch: 4 });
         assert_eq!(judge(Some(&l), "a", 1500), Judgement::Free { epoch: 4 });
+    }
+
+    /// Two nodes on one (embedded) catalog: the holder knows it holds the lease by its own
+    /// clock, stops holding it when it runs out, and cannot renew it once the other node took
+    /// the next term.
+    #[tokio::test]
+    async fn a_lease_is_held_until_it_runs_out_then_taken_with_the_next_epoch() {
+        let dir =
+            std::env::temp_dir().join(format!("oxbow-leases-{}-{}", std::process::id(), now_ms()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let catalog = oxbow_catalog::SqliteCatalog::open(&dir.join("catalog.db")).unwrap();
+        let ttl = Duration::from_millis(300);
+        let a = Leases::new("a".into(), "http://a".into(), ttl);
+        let b = Leases::new("b".into(), "http://b".into(), ttl);
+        let key = stream_key("s");
+        let mine = |epoch, fresh| Claim::Mine { epoch, fresh };
+        assert_eq!(a.claim(&catalog, &key).await.unwrap(), mine(1, true));
+        assert!(a.holds(&key) && !b.holds(&key));
+        let theirs = b.claim(&catalog, &key).await.unwrap();
+        assert_eq!(
+            theirs,
+            Claim::Theirs {
+                url: "http://a".into()
+            }
+        );
+        assert_eq!(a.claim(&catalog, &key).await.unwrap(), mine(1, false));
+
+        tokio::time::sleep(ttl + Duration::from_millis(50)).await;
+        assert!(!a.holds(&key), "a lease past its expiry is not held");
+        assert_eq!(b.claim(&catalog, &key).await.unwrap(), mine(2, true));
+        assert!(a.renew(&catalog, &key, 1).await.is_err());
+        assert!(!a.holds(&key));
+        let theirs = a.claim(&catalog, &key).await.unwrap();
+        assert_eq!(
+            theirs,
+            Claim::Theirs {
+                url: "http://b".into()
+            }
+        );
+        std::fs::remove_dir_all(&dir).ok();
     }
 }

@@ -29,7 +29,7 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Run the server (control plane today; media and WebRTC as they land).
+    /// Run the service: control plane, media, playback, images, WebRTC signaling and TURN.
     Serve(Box<serve::ServeArgs>),
     /// Stream an MKV file or standard input into a stream (PutMedia).
     Put(media_cli::PutArgs),
@@ -66,11 +66,14 @@ fn main() -> std::process::ExitCode {
         .init();
     // Blocking work (segment reads, catalog I/O, fsyncs) is short and disk-bound, and more
     // threads than a disk can serve only add allocator arenas that keep freed memory.
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .max_blocking_threads(BLOCKING_THREADS)
-        .build()
-    {
+    let mut runtime = tokio::runtime::Builder::new_multi_thread();
+    runtime.enable_all().max_blocking_threads(BLOCKING_THREADS);
+    if let Command::Serve(args) = &cli.command {
+        if let Some(n) = args.worker_threads {
+            runtime.worker_threads(n.into());
+        }
+    }
+    let runtime = match runtime.build() {
         Ok(r) => r,
         Err(e) => {
             eprintln!("oxbow: cannot start the async runtime: {e}");

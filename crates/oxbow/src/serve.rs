@@ -46,6 +46,11 @@ pub struct ServeArgs {
     /// another node takes a dead node's streams over.
     #[arg(long, default_value_t = 6000, env = "OXBOW_LEASE_TTL_MS")]
     lease_ttl_ms: u64,
+    /// Threads that run requests. Set it to this node's share of the cores when several
+    /// nodes share a machine: more busy threads than cores only add context switches
+    /// [default: the cores this process may use].
+    #[arg(long, env = "OXBOW_WORKER_THREADS", value_parser = clap::value_parser!(u16).range(1..=1024))]
+    pub worker_threads: Option<u16>,
     /// Keep media in a bucket of an S3-compatible server, `s3://bucket/prefix`, so every node
     /// of a cluster reads it (with --media-s3-endpoint) [default: segment files in --data-dir].
     #[arg(long, env = "OXBOW_MEDIA", requires = "media_s3_endpoint")]

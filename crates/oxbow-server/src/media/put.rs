@@ -251,7 +251,7 @@ fn stream_check(
             // In a cluster, a node numbers a fragment only while it owns the stream.
             if let Some(leases) = &state.leases {
                 let key = crate::leases::stream_key(&target.name);
-                if !leases.holds(state.catalog.as_ref(), &key).await {
+                if !leases.holds(&key) {
                     tracing::warn!(stream = %target.name, "ownership lost; the session ends");
                     return None;
                 }
