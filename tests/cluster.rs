@@ -287,7 +287,8 @@ fn persisted(acks: &[oxbow_client::Ack]) -> Vec<String> {
 
 /// Media in an S3-compatible bucket: every fragment acknowledged PERSISTED is an object, and
 /// after the node that wrote it is killed (`kill -9`), a node with an empty disk lists and
-/// serves every one of them byte for byte; deleting the stream deletes its objects; with the
+/// serves every one of them byte for byte; a node that read the stream earlier also sees
+/// what the owner wrote since; deleting the stream deletes its objects; with the
 /// bucket unreachable, nothing is acknowledged PERSISTED.
 #[tokio::test]
 async fn media_in_a_bucket_outlives_its_node_and_reads_on_another() {
@@ -331,7 +332,11 @@ async fn media_in_a_bucket_outlives_its_node_and_reads_on_another() {
         .unwrap();
     assert_eq!(String::from_utf8_lossy(&probe.stdout).trim(), "100");
 
-    // New fragments on B continue the numbering in the same bucket.
+    // A third node reads the stream now (and so holds its view of it) ...
+    let c = media_node(&catalog, &s3, "media");
+    assert_eq!(listed_numbers(&c, "yard").await, sorted(&numbers));
+
+    // ... new fragments on B continue the numbering in the same bucket ...
     let (more, _) = common::put_file(&b, "yard", &common::fixture(2), false).await;
     let more = persisted(&more);
     assert_eq!(more.len(), 2);
@@ -340,6 +345,15 @@ async fn media_in_a_bucket_outlives_its_node_and_reads_on_another() {
         "{more:?} after {numbers:?}"
     );
     assert_eq!(fragment_objects(&s3), 6);
+
+    // ... and the third node, asked directly, lists and serves them too, as B does.
+    let all = sorted(&[numbers.clone(), more.clone()].concat());
+    assert_eq!(listed_numbers(&c, "yard").await, all);
+    assert_eq!(
+        common::media_for_fragments(&c, "yard", more.clone()).await,
+        common::media_for_fragments(&b, "yard", more.clone()).await,
+        "the newest fragments, byte-identical on a node that does not own the stream"
+    );
 
     // Deleting the stream deletes its objects.
     let arn = common::stream_arn(&b.client(), "yard").await;

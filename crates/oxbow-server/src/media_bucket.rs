@@ -138,6 +138,7 @@ impl S3Bucket {
         &self,
         prefix: &str,
         delimiter: Option<&str>,
+        start_after: Option<&str>,
     ) -> std::io::Result<Vec<aws_sdk_s3::operation::list_objects_v2::ListObjectsV2Output>> {
         let mut pages = Vec::new();
         let mut token: Option<String> = None;
@@ -148,6 +149,7 @@ impl S3Bucket {
                 .bucket(&self.bucket)
                 .prefix(prefix)
                 .set_delimiter(delimiter.map(str::to_string))
+                .set_start_after(start_after.map(str::to_string))
                 .set_continuation_token(token.take())
                 .send()
                 .await
@@ -223,12 +225,14 @@ impl Bucket for S3Bucket {
         })
     }
 
-    fn list(&self, prefix: &str) -> std::io::Result<Vec<ListedObject>> {
+    fn list(&self, prefix: &str, start_after: Option<&str>) -> std::io::Result<Vec<ListedObject>> {
         self.runtime()?.block_on(async {
-            let pages = self.list_pages(prefix, None).await?;
+            let pages = self.list_pages(prefix, None, start_after).await?;
             Ok(pages
                 .iter()
                 .flat_map(|p| p.contents())
+                // Not every S3-compatible server honours StartAfter.
+                .filter(|o| start_after.is_none_or(|s| o.key().is_some_and(|k| k > s)))
                 .filter_map(|o| {
                     Some(ListedObject {
                         key: o.key()?.to_string(),
@@ -241,7 +245,7 @@ impl Bucket for S3Bucket {
 
     fn list_dirs(&self, prefix: &str) -> std::io::Result<Vec<String>> {
         self.runtime()?.block_on(async {
-            let pages = self.list_pages(prefix, Some("/")).await?;
+            let pages = self.list_pages(prefix, Some("/"), None).await?;
             Ok(pages
                 .iter()
                 .flat_map(|p| p.common_prefixes())

@@ -4,6 +4,7 @@
 //! traits with objects instead of segments. The in-memory half — index, live buffer, live
 //! events — is [`crate::StreamLog`] and is the same for every backend.
 
+use std::collections::HashSet;
 use std::sync::Arc;
 
 use bytes::Bytes;
@@ -67,12 +68,25 @@ pub trait DurableLog: Send + 'static {
         None
     }
 
+    /// What reads the fragments other processes append to this log, if any can (cluster
+    /// mode: every node's backend sees one bucket, but only the stream's owner writes).
+    fn follower(&self) -> Option<Arc<dyn Follower>> {
+        None
+    }
+
     /// Deletes durable data all of whose fragments arrived before `cutoff_ms` (server time).
     fn expire(&mut self, cutoff_ms: i64);
 
     /// Makes durable that numbers below `upto` may have been handed out, so a restart starts
     /// at `upto` or later (see [`Recovered::next_seq_floor`]).
     fn lease_seqs(&mut self, upto: u64) -> Result<(), StoreError>;
+}
+
+/// Reads, without the log's lock, what another process appended to a durable log.
+pub trait Follower: Send + Sync + 'static {
+    /// The fragments numbered above `after_seq`, oldest first, with the headers they use that
+    /// are not in `known_headers` (`next_seq_floor` is unused). Blocking.
+    fn newer(&self, after_seq: u64, known_headers: &HashSet<u32>) -> Result<Recovered, StoreError>;
 }
 
 /// Where streams' durable logs live. Object-safe, so the server holds whichever backend the

@@ -27,7 +27,9 @@ use std::collections::HashMap;
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 
-pub use backend::{Backend, Done, DurableLog, Location, Recovered, Stored, Ticket, WriteGate};
+pub use backend::{
+    Backend, Done, DurableLog, Follower, Location, Recovered, Stored, Ticket, WriteGate,
+};
 pub use disk::{Disk, RealDisk};
 pub use fanout::{InProcessBus, LiveBus, LiveFeed, Missed, Subscription};
 pub use fragment::{FragmentHead, FragmentMeta, LiveEvent, StoredFragment, StreamHeader};

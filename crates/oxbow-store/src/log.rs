@@ -2,14 +2,15 @@
 //! timestamps), the live buffer, the fragment in progress, and the broadcast that live
 //! readers follow. Durability is the backend's ([`DurableLog`]).
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use tokio::sync::oneshot;
 
-use crate::backend::{DurableLog, Location, Recovered, Ticket, WriteGate};
+use crate::backend::{DurableLog, Follower, Location, Recovered, Ticket, WriteGate};
 use crate::fanout::{LiveFeed, Subscription};
 use crate::fragment::{FragmentHead, FragmentMeta, LiveEvent, StoredFragment, StreamHeader};
 use crate::record;
@@ -18,6 +19,10 @@ use crate::{StoreConfig, StoreError};
 /// How many fragment numbers one durable lease covers: one small fsynced write per this many
 /// fragments.
 const SEQ_LEASE_BLOCK: u64 = 1024;
+
+/// How often [`StreamLog::catch_up`] asks the backend at most: a reader may miss the newest
+/// fragment for this long, and many readers of one stream cost one listing per period.
+const CATCH_UP_EVERY: Duration = Duration::from_millis(250);
 
 struct Entry {
     meta: FragmentMeta,
@@ -60,6 +65,9 @@ pub struct StreamLog {
     live: Box<dyn LiveFeed>,
     writer_epoch: AtomicU64,
     closed: AtomicBool,
+    /// Reads what other processes appended (cluster mode), and when it last did.
+    follower: Option<Arc<dyn Follower>>,
+    caught_up: Mutex<Option<Instant>>,
 }
 
 impl StreamLog {
@@ -71,6 +79,7 @@ impl StreamLog {
         live: Box<dyn LiveFeed>,
     ) -> Self {
         let gate = durable.write_gate();
+        let follower = durable.follower();
         let mut inner = Inner {
             entries: VecDeque::new(),
             headers: HashMap::new(),
@@ -101,6 +110,8 @@ impl StreamLog {
             live,
             writer_epoch: AtomicU64::new(0),
             closed: AtomicBool::new(false),
+            follower,
+            caught_up: Mutex::new(None),
         }
     }
 
@@ -359,6 +370,51 @@ impl StreamLog {
         if let Some(e) = find_mut(&mut inner.entries, seq) {
             e.meta.persisted = true;
         }
+    }
+
+    /// Adds to the index the fragments another process appended to the durable log since
+    /// this log was opened (cluster mode: a node that does not own the stream reads what the
+    /// owner writes into the shared bucket); returns how many. Only fragments numbered above
+    /// the newest one indexed are taken, so the owner's own view never changes. Asks the
+    /// backend at most every [`CATCH_UP_EVERY`]; the listing runs without the index locked.
+    /// Blocking.
+    pub fn catch_up(&self) -> Result<usize, StoreError> {
+        let Some(follower) = &self.follower else {
+            return Ok(0);
+        };
+        {
+            let mut at = self.caught_up.lock().unwrap_or_else(|p| p.into_inner());
+            if at.is_some_and(|t| t.elapsed() < CATCH_UP_EVERY) {
+                return Ok(0);
+            }
+            *at = Some(Instant::now());
+        }
+        let (after, known) = {
+            let inner = self.lock();
+            let newest = inner.entries.back().map_or(0, |e| e.meta.seq);
+            let known: HashSet<u32> = inner.headers.keys().copied().collect();
+            (newest, known)
+        };
+        let newer = follower.newer(after, &known)?;
+        let mut inner = self.lock();
+        for (id, header) in newer.headers {
+            inner.next_header_id = inner.next_header_id.max(id + 1);
+            inner.headers.entry(id).or_insert(header);
+        }
+        let mut added = 0;
+        for (meta, location) in newer.fragments {
+            if inner.entries.back().is_some_and(|e| e.meta.seq >= meta.seq) {
+                continue;
+            }
+            inner.next_seq = inner.next_seq.max(meta.seq + 1);
+            inner.entries.push_back(Entry {
+                meta,
+                durable: Some(location),
+                memory: None,
+            });
+            added += 1;
+        }
+        Ok(added)
     }
 
     /// Index entries, oldest first.

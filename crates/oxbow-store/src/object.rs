@@ -17,7 +17,9 @@ use std::sync::{Arc, Condvar, Mutex};
 
 use bytes::Bytes;
 
-use crate::backend::{Backend, Done, DurableLog, Location, Recovered, Stored, Ticket, WriteGate};
+use crate::backend::{
+    Backend, Done, DurableLog, Follower, Location, Recovered, Stored, Ticket, WriteGate,
+};
 use crate::fragment::{FragmentMeta, StoredFragment, StreamHeader};
 use crate::record;
 use crate::StoreError;
@@ -42,8 +44,9 @@ pub trait Bucket: Send + Sync + 'static {
     /// The object's bytes `start..end` (clamped to its size), or all of it.
     fn get(&self, key: &str, range: Option<(u64, u64)>) -> std::io::Result<Option<Bytes>>;
 
-    /// Every object whose key starts with `prefix`, in key order.
-    fn list(&self, prefix: &str) -> std::io::Result<Vec<ListedObject>>;
+    /// Every object whose key starts with `prefix` (and sorts after `start_after`, if given),
+    /// in key order.
+    fn list(&self, prefix: &str, start_after: Option<&str>) -> std::io::Result<Vec<ListedObject>>;
 
     /// The distinct next path segments below `prefix` (`prefix` ends with `/`).
     fn list_dirs(&self, prefix: &str) -> std::io::Result<Vec<String>>;
@@ -125,7 +128,7 @@ impl Backend for ObjectBackend {
             next_seq_floor: 0,
         };
         let mut objects = Vec::new();
-        for o in self.bucket.list(&base).map_err(io)? {
+        for o in self.bucket.list(&base, None).map_err(io)? {
             let Some(rest) = o.key.strip_prefix(&base) else {
                 continue;
             };
@@ -182,7 +185,7 @@ impl Backend for ObjectBackend {
     fn delete(&self, key: &str) -> Result<(), StoreError> {
         let keys: Vec<String> = self
             .bucket
-            .list(&self.stream_prefix(key))
+            .list(&self.stream_prefix(key), None)
             .map_err(io)?
             .into_iter()
             .map(|o| o.key)
@@ -236,6 +239,13 @@ impl DurableLog for ObjectLog {
         Some(Arc::new(Arc::clone(&self.gate)))
     }
 
+    fn follower(&self) -> Option<Arc<dyn Follower>> {
+        Some(Arc::new(ObjectFollower {
+            bucket: Arc::clone(&self.bucket),
+            base: self.base.clone(),
+        }))
+    }
+
     fn expire(&mut self, cutoff_ms: i64) {
         let old: Vec<String> = self
             .objects
@@ -266,6 +276,60 @@ impl DurableLog for ObjectLog {
                 Bytes::copy_from_slice(&upto.to_le_bytes()),
             )
             .map_err(io)
+    }
+}
+
+/// Lists one stream's newer fragment objects: one LIST that starts after the newest fragment
+/// known, so its cost does not grow with the stream's archive.
+struct ObjectFollower {
+    bucket: Arc<dyn Bucket>,
+    base: String,
+}
+
+impl Follower for ObjectFollower {
+    fn newer(&self, after_seq: u64, known_headers: &HashSet<u32>) -> Result<Recovered, StoreError> {
+        let dir = format!("{}f/", self.base);
+        // '`' sorts after every character of a name's tail ('_', '-' and digits), so the
+        // listing starts at the first fragment numbered above `after_seq`.
+        let start = format!("{dir}{after_seq:020}`");
+        let mut newer = Recovered {
+            headers: Vec::new(),
+            fragments: Vec::new(),
+            next_seq_floor: 0,
+        };
+        let mut wanted = HashSet::new();
+        for o in self.bucket.list(&dir, Some(&start)).map_err(io)? {
+            let Some(meta) = o
+                .key
+                .strip_prefix(&dir)
+                .and_then(|name| parse_fragment_name(name, o.size))
+            else {
+                continue;
+            };
+            if meta.seq <= after_seq {
+                continue;
+            }
+            if !known_headers.contains(&meta.header_id) {
+                wanted.insert(meta.header_id);
+            }
+            let location = ObjectLocation {
+                bucket: Arc::clone(&self.bucket),
+                key: o.key,
+                len: o.size,
+            };
+            newer.fragments.push((meta, Arc::new(location) as Location));
+        }
+        for id in wanted {
+            let key = format!("{}h/{id}", self.base);
+            if let Some(header) = self.bucket.get(&key, None).map_err(io)? {
+                match record::decode_header(header) {
+                    Some(h) => newer.headers.push(h),
+                    None => tracing::warn!(object = %key, "unreadable stream header; skipped"),
+                }
+            }
+        }
+        newer.fragments.sort_by_key(|(m, _)| m.seq);
+        Ok(newer)
     }
 }
 
@@ -374,13 +438,18 @@ mod tests {
                 None => b.clone(),
             }))
         }
-        fn list(&self, prefix: &str) -> std::io::Result<Vec<ListedObject>> {
+        fn list(
+            &self,
+            prefix: &str,
+            start_after: Option<&str>,
+        ) -> std::io::Result<Vec<ListedObject>> {
             Ok(self
                 .objects
                 .lock()
                 .unwrap()
                 .iter()
                 .filter(|(k, _)| k.starts_with(prefix))
+                .filter(|(k, _)| start_after.is_none_or(|s| k.as_str() > s))
                 .map(|(k, v)| ListedObject {
                     key: k.clone(),
                     size: v.len() as u64,
@@ -445,6 +514,57 @@ mod tests {
         location
     }
 
+    /// A node that does not own a stream (a plain log over the bucket) adds what the owner
+    /// appends since, headers included, and asks the bucket at most every quarter second.
+    #[test]
+    fn a_reader_catches_up_with_what_the_owner_appends() {
+        let bucket = Arc::new(MemoryBucket::default());
+        let (mut owner, _) = ObjectBackend::new(bucket.clone(), "media")
+            .open("cam-1700")
+            .unwrap();
+        for seq in [1, 2] {
+            append(&mut owner, &fragment(seq, 10_000 + seq as i64));
+        }
+        let reader = crate::Store::with_backend(
+            Box::new(ObjectBackend::new(bucket.clone(), "media")),
+            crate::StoreConfig::default(),
+        );
+        let log = reader.stream("cam-1700").unwrap();
+        let seqs = |log: &crate::StreamLog| -> Vec<u64> {
+            log.fragments().iter().map(|m| m.seq).collect()
+        };
+        assert_eq!(seqs(&log), [1, 2]);
+
+        // The owner goes on, the last fragment under a new header.
+        let changed = StreamHeader {
+            ebml: header().ebml,
+            segment_head: Bytes::from_static(b"info+other tracks"),
+        };
+        append(&mut owner, &fragment(3, 10_003));
+        let mut f4 = fragment(4, 10_004);
+        f4.header_id = 2;
+        let (tx, rx) = std::sync::mpsc::channel();
+        let done = Box::new(move |r: std::io::Result<()>| tx.send(r.is_ok()).unwrap());
+        owner.append((2, &changed), &f4, done).unwrap();
+        assert!(rx.recv().unwrap());
+
+        assert_eq!(log.catch_up().unwrap(), 2);
+        assert_eq!(seqs(&log), [1, 2, 3, 4]);
+        assert_eq!(log.header(2), Some(changed));
+        assert_eq!(log.meta(4).unwrap().size, record::fragment_size(&f4));
+        assert_eq!(log.next_seq(), 5);
+
+        append(&mut owner, &fragment(5, 10_005));
+        assert_eq!(log.catch_up().unwrap(), 0, "asked again within the period");
+        std::thread::sleep(CATCH_UP_PERIOD_FOR_TESTS);
+        assert_eq!(log.catch_up().unwrap(), 1);
+        std::thread::sleep(CATCH_UP_PERIOD_FOR_TESTS);
+        assert_eq!(log.catch_up().unwrap(), 0, "nothing taken twice");
+        assert_eq!(seqs(&log), [1, 2, 3, 4, 5]);
+    }
+
+    const CATCH_UP_PERIOD_FOR_TESTS: std::time::Duration = std::time::Duration::from_millis(260);
+
     #[test]
     fn fragments_come_back_from_a_listing_alone() {
         let bucket = Arc::new(MemoryBucket::default());
@@ -460,7 +580,7 @@ mod tests {
             assert_eq!(at.payload_len(), record::fragment_size(f));
         }
         // One header object, three fragments, the lease.
-        assert_eq!(bucket.list("media/cam-1700/").unwrap().len(), 5);
+        assert_eq!(bucket.list("media/cam-1700/", None).unwrap().len(), 5);
 
         // Another node (or a restart with an empty disk) opens the stream.
         let other = ObjectBackend::new(bucket.clone(), "media");
@@ -508,7 +628,7 @@ mod tests {
         }
         log.expire(2000);
         let names: Vec<String> = bucket
-            .list("s/f/")
+            .list("s/f/", None)
             .unwrap()
             .into_iter()
             .map(|o| o.key)
@@ -519,7 +639,7 @@ mod tests {
             "{names:?}"
         );
         backend.delete("s").unwrap();
-        assert!(bucket.list("s/").unwrap().is_empty());
+        assert!(bucket.list("s/", None).unwrap().is_empty());
         assert!(backend.keys().unwrap().is_empty());
     }
 

@@ -146,7 +146,7 @@ pub async fn get_media(state: &Arc<AppState>, req: GetMediaRequest) -> Result<Re
     let start = start_of(req.start_selector.as_ref().expect("checked"), &stream)?;
     let key = media_key(&stream);
     super::check_rate(state, &key, "GetMedia")?;
-    let log = super::open_log(&state.store, &key).await?;
+    let log = super::open_log_for_reading(state, &key, &stream.name).await?;
     let guard = state
         .get_media_connections
         .acquire(&key, state.config.limits.get_media_max_connections)
@@ -422,7 +422,7 @@ pub async fn get_for_list(state: &Arc<AppState>, req: ForListRequest) -> Result<
     }
     let target = req.stream.resolve(state, &mut checks)?;
     let stream: StreamRecord = lookup::get(state, &target, Need::Live).await?;
-    let log = super::open_log(&state.store, &media_key(&stream)).await?;
+    let log = super::open_log_for_reading(state, &media_key(&stream), &stream.name).await?;
     let (tx, body) = ChannelBody::new(64);
     let numbers = req.fragments.unwrap_or_default();
     let creation = stream.creation_ms;

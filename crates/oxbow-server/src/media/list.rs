@@ -156,7 +156,7 @@ pub async fn list_fragments(
     let target = req.stream.resolve(state, &mut checks)?;
     let mut q = query_of(&req)?;
     let stream: StreamRecord = lookup::get(state, &target, Need::Live).await?;
-    let log = super::open_log(&state.store, &media_key(&stream)).await?;
+    let log = super::open_log_for_reading(state, &media_key(&stream), &stream.name).await?;
     let max = req.max_results.unwrap_or(100) as usize;
     // A stream without retention has no archive: what its live buffer holds is for GetMedia
     // only, so the archive APIs list nothing.

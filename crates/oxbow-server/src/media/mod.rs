@@ -161,6 +161,36 @@ async fn open_log(
         .map_err(|e| ApiError::dependency("open the stream's media log", e))
 }
 
+/// The media log of a stream for a reader. In a cluster a node that does not own the stream
+/// first adds what the owner stored since this node last looked, so an archived read
+/// (ListFragments, GetMedia from a past fragment, GetMediaForFragmentList, HLS/DASH/clips)
+/// that reached it directly sees what the owner sees, give or take a quarter of a second.
+pub(crate) async fn open_log_for_reading(
+    state: &AppState,
+    key: &str,
+    stream_name: &str,
+) -> Result<Arc<oxbow_store::StreamLog>, ApiError> {
+    let log = open_log(&state.store, key).await?;
+    let Some(leases) = &state.leases else {
+        return Ok(log);
+    };
+    if leases.holds(&crate::leases::stream_key(stream_name)) {
+        return Ok(log);
+    }
+    let following = Arc::clone(&log);
+    match tokio::task::spawn_blocking(move || following.catch_up()).await {
+        Ok(Ok(0)) | Err(_) => {}
+        Ok(Ok(n)) => {
+            tracing::debug!(stream = %stream_name, fragments = n, "caught up with the owner")
+        }
+        // The view as it was is still right, only older: serve it.
+        Ok(Err(e)) => {
+            tracing::warn!(stream = %stream_name, error = %e, "cannot read what the owner stored since; serving the older view")
+        }
+    }
+    Ok(log)
+}
+
 /// Holds a transfer to `max_bytes_per_sec` (0: unlimited): sleeps while `bytes` moved since
 /// `started` are ahead of the rate. KVS reads PutMedia at most at 12.5 MB/s and sends GetMedia
 /// at most at 25 MB/s per stream.

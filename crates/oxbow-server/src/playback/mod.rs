@@ -119,11 +119,10 @@ async fn open(
     let query = Query::of(call);
     let token = query.required("SessionToken")?;
     let session = session::Session::open(token, &state.playback_key, protocol, now_ms())?;
-    let log = state
-        .store
-        .open_stream(&session.stream_key)
-        .await
-        .map_err(|e| ApiError::dependency("open the stream's media log", e))?;
+    // The media key is `<name>-<creation ms>`.
+    let suffix = format!("-{}", session.creation_ms);
+    let name = session.stream_key.strip_suffix(&suffix).unwrap_or_default();
+    let log = crate::media::open_log_for_reading(state, &session.stream_key, name).await?;
     Ok((query, session, log))
 }
 
@@ -250,11 +249,8 @@ async fn archive(
             format!("The stream does not retain data: {api} needs a data retention period greater than 0."),
         ));
     }
-    let log = state
-        .store
-        .open_stream(&crate::resource::media_key(&stream))
-        .await
-        .map_err(|e| ApiError::dependency("open the stream's media log", e))?;
+    let key = crate::resource::media_key(&stream);
+    let log = crate::media::open_log_for_reading(state, &key, &stream.name).await?;
     Ok((stream, log))
 }
 
