@@ -8,7 +8,9 @@
 #
 # Defaults: 45 streams, 20 s; each of the three nodes runs `--worker-threads` = its share of
 # this machine's cores (at least 1), as one would size nodes sharing a host; the embedded node
-# runs with its default (all cores) unless --one-threads is given.
+# runs with its default (all cores) unless --one-threads is given. Between the two, an embedded
+# node sized and loaded like one cluster node runs alone, to tell the cost of PostgreSQL and S3
+# to a node from the cost of splitting the load over three processes.
 #
 # Needs PostgreSQL's server binaries (Debian: postgresql) and s3s-fs (.ci/run installs both).
 set -euo pipefail
@@ -80,7 +82,16 @@ wait_http "http://127.0.0.1:$port"
 bench "$port" "$one" "$streams" | tee "$work/one.txt"
 kill "$one"
 
+# Where the difference comes from: an embedded node sized and loaded as one cluster node is.
 per=$((streams / 3))
+echo "## one embedded node with one node's share: $per streams, worker threads: $node_threads"
+port=$(free_port)
+share=$(serve "$work/share" "$port" --worker-threads "$node_threads")
+pids+=("$share")
+wait_http "http://127.0.0.1:$port"
+bench "$port" "$share" "$per" | tee "$work/share.txt"
+kill "$share"
+
 echo "## three nodes on PostgreSQL + S3 (s3s-fs), $per streams each, at once, worker threads: $node_threads"
 ports=() nodes=()
 for n in a b c; do
@@ -99,11 +110,17 @@ for i in 0 1 2; do
 done
 for r in "${runs[@]}"; do wait "$r"; done
 for i in 0 1 2; do echo "### node $i"; cat "$work/node-$i.txt"; done
-# Efficiency: the three nodes' ingest per core-% spent against the one node's.
+# Efficiency: the three nodes' ingest per core-% spent against the one node's; and a cluster
+# node's against an embedded node's at the same load (what PostgreSQL and S3 cost a node).
 awk '
   /^ingest:/ { mb[FILENAME] = $2 }
   /^server:/ { cpu[FILENAME] = $2 + 0 }
   END {
-    for (f in mb) if (f ~ /one.txt$/) { one = mb[f] / cpu[f] } else { sum_mb += mb[f]; sum_cpu += cpu[f] }
+    for (f in mb) {
+      if (f ~ /one.txt$/) one = mb[f] / cpu[f]
+      else if (f ~ /share.txt$/) share = mb[f] / cpu[f]
+      else { sum_mb += mb[f]; sum_cpu += cpu[f] }
+    }
     printf "efficiency: %.2f (three nodes %.2f MB/s on %.1f%% of a core; one node %.2f MB/s per core-%%)\n", (sum_mb / sum_cpu) / one, sum_mb, sum_cpu, one
-  }' "$work/one.txt" "$work"/node-?.txt
+    printf "cluster node against an embedded node at the same load: %.2f\n", (sum_mb / sum_cpu) / share
+  }' "$work/one.txt" "$work/share.txt" "$work"/node-?.txt
