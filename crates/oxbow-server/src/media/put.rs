@@ -199,6 +199,7 @@ where
         ack_timeout: Duration::from_millis(limits.write_stall_timeout_ms),
         max_bytes_per_sec: limits.put_max_bytes_per_sec,
         draining: state.draining.subscribe(),
+        owns: ownership(Arc::clone(state), &stream.name),
         check: stream_check(Arc::clone(state), stream),
     };
     tokio::spawn(tracing::Instrument::instrument(
@@ -233,6 +234,12 @@ impl Now {
             wall_ms: now_ms(),
         }
     }
+}
+
+/// Whether this node owns the stream now (always, outside a cluster).
+fn ownership(state: Arc<AppState>, name: &str) -> Box<dyn Fn() -> bool + Send + Sync> {
+    let key = crate::leases::stream_key(name);
+    Box::new(move || state.leases.as_ref().is_none_or(|l| l.holds(&key)))
 }
 
 /// Re-reads the stream from the catalog at each fragment: it must still exist, be the same
@@ -276,6 +283,10 @@ pub(crate) struct Driver<C> {
     pub max_bytes_per_sec: u64,
     pub draining: watch::Receiver<bool>,
     pub check: C,
+    /// Whether this node may still acknowledge PERSISTED: in a cluster, only while it owns
+    /// the stream, so no fragment is acknowledged after another node took the stream over
+    /// (a write that lands later gets an error ack; the producer resends it to the owner).
+    pub owns: Box<dyn Fn() -> bool + Send + Sync>,
 }
 
 type DurableWait = (u64, oneshot::Receiver<Result<(), StoreError>>);
@@ -325,9 +336,13 @@ where
                 biased;
                 result = async { (&mut durable.front_mut().expect("checked").1).await }, if !durable.is_empty() => {
                     let (seq, _) = durable.pop_front().expect("checked");
-                    let ok = matches!(result, Ok(Ok(())));
+                    let mut ok = matches!(result, Ok(Ok(())));
                     if let Ok(Err(e)) = &result {
                         tracing::error!(seq, error = %e, "fragment not persisted");
+                    }
+                    if ok && !(self.owns)() {
+                        tracing::warn!(seq, "ownership lost before the fragment was stored; not acknowledged PERSISTED");
+                        ok = false;
                     }
                     ingest.handle_input(Now::current(), Input::Durable { seq, ok });
                 }
@@ -488,7 +503,10 @@ mod tests {
     /// Runs the real driver over a real store on a slow disk, with a producer that sends
     /// 30 fragments of ~100 KB as fast as it is let; returns the acks and the most bytes of
     /// completed fragments that were ever waiting for the disk.
-    async fn slow_disk_session(max_pending_bytes: usize) -> (Vec<String>, usize) {
+    async fn slow_disk_session(
+        max_pending_bytes: usize,
+        owns: Box<dyn Fn() -> bool + Send + Sync>,
+    ) -> (Vec<String>, usize) {
         use oxbow_mkv::{ids, write};
         let dir = std::env::temp_dir().join(format!(
             "oxbow-put-{}-{}",
@@ -520,6 +538,7 @@ mod tests {
             max_bytes_per_sec: 0,
             draining,
             check: || async { Some(StreamFacts { persist: true }) },
+            owns,
         };
         let (body_tx, body) = ChannelBody::new(1);
         let session = tokio::spawn(driver.run(ingest, body));
@@ -594,7 +613,7 @@ mod tests {
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_slow_disk_slows_the_producer_and_loses_no_ack() {
         let limit = 250_000;
-        let (lines, most) = slow_disk_session(limit).await;
+        let (lines, most) = slow_disk_session(limit, Box::new(|| true)).await;
         assert_every_ack_in_order(&lines, 30);
         // At most the limit plus the fragment that crossed it (~100 KB) waits for the disk.
         assert!(most <= limit + 110_000, "{most} bytes waited for the disk");
@@ -604,11 +623,30 @@ mod tests {
     async fn without_the_limit_the_same_producer_runs_ahead_of_the_disk() {
         // The control for the test above: the watcher does see memory grow when nothing
         // holds the producer back, so a bound it reports there is the limit's doing.
-        let (lines, most) = slow_disk_session(usize::MAX / 2).await;
+        let (lines, most) = slow_disk_session(usize::MAX / 2, Box::new(|| true)).await;
         assert_every_ack_in_order(&lines, 30);
         assert!(
             most > 1_000_000,
             "only {most} bytes ever waited for the disk"
         );
+    }
+
+    /// In a cluster a node that lost the stream (its lease ran out while a fragment was being
+    /// stored) must not acknowledge that fragment PERSISTED: another node may own the stream
+    /// by then. Here ownership ends after five fragments were stored.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn no_fragment_is_acknowledged_persisted_once_ownership_is_lost() {
+        let asked = std::sync::atomic::AtomicUsize::new(0);
+        let owns = move || asked.fetch_add(1, std::sync::atomic::Ordering::Relaxed) < 5;
+        let (lines, _) = slow_disk_session(usize::MAX / 2, Box::new(owns)).await;
+        let seen = |kind: &str| -> Vec<u64> {
+            lines
+                .iter()
+                .filter_map(|l| l.strip_prefix(kind))
+                .map(|t| t.trim().parse().unwrap())
+                .collect()
+        };
+        assert_eq!(seen("PERSISTED "), (0..5).collect::<Vec<_>>(), "{lines:?}");
+        assert_eq!(seen("ERROR "), (5..30).collect::<Vec<_>>(), "{lines:?}");
     }
 }
