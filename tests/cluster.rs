@@ -799,3 +799,52 @@ async fn a_device_certificate_made_on_one_node_gets_credentials_from_another() {
         .unwrap();
     assert_eq!(info.stream_name.as_deref(), Some("gate"));
 }
+
+/// A node reaches a PostgreSQL that takes TCP only over TLS with `?sslmode=require` and the
+/// CA that signed the server's certificate (`--catalog-ca`), and works; without the CA it
+/// refuses to start and says why.
+#[tokio::test]
+async fn a_node_reaches_its_catalog_over_verified_tls() {
+    let (ca, cert, key) = pg::tls_identity("Catalog CA");
+    let pg = pg::PgServer::start_tls(&cert, &key);
+    let url = format!("{}?sslmode=require", pg.database("oxbow"));
+    let dir = common::temp_dir("tls-catalog");
+    let ca_file = dir.join("ca.pem");
+    std::fs::write(&ca_file, ca.pem()).unwrap();
+
+    let refused = std::process::Command::new(env!("CARGO_BIN_EXE_oxbow"))
+        .args([
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--no-turn",
+            "--catalog",
+            &url,
+        ])
+        .arg("--data-dir")
+        .arg(dir.join("untrusting"))
+        .env("RUST_LOG", "warn")
+        .output()
+        .unwrap();
+    assert!(!refused.status.success());
+    let said = String::from_utf8_lossy(&refused.stderr);
+    assert!(said.contains("UnknownIssuer"), "{said}");
+
+    let node = TestServer::start_in(
+        &dir.join("trusting"),
+        &["--catalog", &url, "--catalog-ca", ca_file.to_str().unwrap()],
+        true,
+    );
+    assert!(node.banner.contains("?sslmode=require"), "{}", node.banner);
+    common::create_stream_with(&node, "over-tls", 1).await;
+    // A second node over TLS sees the same stream.
+    let other = TestServer::start_in(
+        &dir.join("trusting-too"),
+        &["--catalog", &url, "--catalog-ca", ca_file.to_str().unwrap()],
+        true,
+    );
+    assert_eq!(
+        common::stream_arn(&other.client(), "over-tls").await,
+        common::stream_arn(&node.client(), "over-tls").await
+    );
+}

@@ -65,6 +65,16 @@ fn free_port() -> u16 {
 
 impl PgServer {
     pub fn start() -> Self {
+        Self::start_with(None)
+    }
+
+    /// A server that takes TCP connections only over TLS, with this certificate and key
+    /// (PEM).
+    pub fn start_tls(cert_pem: &str, key_pem: &str) -> Self {
+        Self::start_with(Some((cert_pem, key_pem)))
+    }
+
+    fn start_with(tls: Option<(&str, &str)>) -> Self {
         let dir = std::env::temp_dir().join(format!(
             "oxbow-pg-{}-{}",
             std::process::id(),
@@ -101,20 +111,48 @@ impl PgServer {
             "initdb: {}",
             String::from_utf8_lossy(&out.stderr)
         );
+        let mut settings = vec![
+            "listen_addresses=127.0.0.1".to_string(),
+            "fsync=off".to_string(),
+            "max_connections=200".to_string(),
+        ];
+        if let Some((cert, key)) = tls {
+            let (cert_path, key_path) = (dir.join("server.crt"), dir.join("server.key"));
+            std::fs::write(&cert_path, cert).unwrap();
+            std::fs::write(&key_path, key).unwrap();
+            // TCP only over TLS; the socket in `dir` stays open for local tools.
+            let hba = "local all all trust\nhostssl all all 127.0.0.1/32 trust\n";
+            std::fs::write(data.join("pg_hba.conf"), hba).unwrap();
+            // PostgreSQL wants its key private to the user it runs as.
+            let mut chmod = Command::new("chmod");
+            let ok = chmod.arg("600").arg(&key_path).status().unwrap().success();
+            assert!(ok, "chmod the key");
+            if is_root() {
+                for p in [&cert_path, &key_path, &data.join("pg_hba.conf")] {
+                    let ok = Command::new("chown")
+                        .arg("postgres:")
+                        .arg(p)
+                        .status()
+                        .unwrap()
+                        .success();
+                    assert!(ok, "chown {}", p.display());
+                }
+            }
+            settings.push("ssl=on".to_string());
+            settings.push(format!("ssl_cert_file={}", cert_path.display()));
+            settings.push(format!("ssl_key_file={}", key_path.display()));
+        }
         let port = free_port();
-        let child = pg_command("postgres")
+        let mut postgres = pg_command("postgres");
+        postgres
             .arg("-D")
             .arg(&data)
             .args(["-p", &port.to_string(), "-k"])
-            .arg(&dir)
-            .args([
-                "-c",
-                "listen_addresses=127.0.0.1",
-                "-c",
-                "fsync=off",
-                "-c",
-                "max_connections=200",
-            ])
+            .arg(&dir);
+        for setting in &settings {
+            postgres.args(["-c", setting]);
+        }
+        let child = postgres
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
@@ -161,6 +199,23 @@ impl PgServer {
         );
         format!("postgres://oxbow@127.0.0.1:{}/{name}", self.port)
     }
+}
+
+/// A CA named `ca_name` and a certificate for 127.0.0.1 it signed, for [`PgServer::start_tls`]:
+/// (the CA, the certificate's PEM, its key's PEM).
+pub fn tls_identity(ca_name: &str) -> (rcgen::Certificate, String, String) {
+    let ca_key = rcgen::KeyPair::generate().unwrap();
+    let mut ca = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca.distinguished_name
+        .push(rcgen::DnType::CommonName, ca_name);
+    ca.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+    let ca = ca.self_signed(&ca_key).unwrap();
+    let key = rcgen::KeyPair::generate().unwrap();
+    let cert = rcgen::CertificateParams::new(vec!["127.0.0.1".to_string()])
+        .unwrap()
+        .signed_by(&key, &ca, &ca_key)
+        .unwrap();
+    (ca, cert.pem(), key.serialize_pem())
 }
 
 impl Drop for PgServer {

@@ -14,6 +14,7 @@ pub mod conformance;
 pub mod iam;
 pub mod model;
 mod postgres;
+mod postgres_tls;
 mod sqlite;
 
 use async_trait::async_trait;

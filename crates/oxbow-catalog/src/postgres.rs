@@ -10,13 +10,17 @@
 //! async mutex and is reconnected when found closed.
 
 use std::collections::HashMap;
+use std::future::Future;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use async_trait::async_trait;
 use tokio::sync::broadcast;
-use tokio_postgres::{AsyncMessage, Client, Config, NoTls};
+use tokio_postgres::config::SslMode;
+use tokio_postgres::{AsyncMessage, Client, Config, Connection, NoTls};
+
+use crate::postgres_tls::PgTls;
 
 use crate::{Catalog, CatalogChange, CatalogError, Resource, Table, Update};
 
@@ -51,6 +55,8 @@ fn payload(table: &str, key: &str) -> String {
 
 struct Pool {
     config: Config,
+    /// Set when the URL says `sslmode=require`.
+    tls: Option<PgTls>,
     conns: Vec<tokio::sync::Mutex<Option<Client>>>,
     next: AtomicUsize,
 }
@@ -65,21 +71,33 @@ impl Pool {
             None => self.conns[start % n].lock().await,
         };
         if guard.as_ref().is_none_or(Client::is_closed) {
-            *guard = Some(connect(&self.config).await?);
+            *guard = Some(connect(&self.config, self.tls.as_ref()).await?);
         }
         tokio::sync::MutexGuard::try_map(guard, Option::as_mut)
             .map_err(|_| CatalogError::Storage("no catalog connection".into()))
     }
 }
 
-async fn connect(config: &Config) -> Result<Client, CatalogError> {
-    let (client, connection) = config.connect(NoTls).await.map_err(storage)?;
-    tokio::spawn(async move {
-        if let Err(e) = connection.await {
-            tracing::warn!(error = %e, "catalog connection to PostgreSQL ended");
+async fn connect(config: &Config, tls: Option<&PgTls>) -> Result<Client, CatalogError> {
+    fn drive(connection: impl Future<Output = Result<(), tokio_postgres::Error>> + Send + 'static) {
+        tokio::spawn(async move {
+            if let Err(e) = connection.await {
+                tracing::warn!(error = %e, "catalog connection to PostgreSQL ended");
+            }
+        });
+    }
+    Ok(match tls {
+        Some(tls) => {
+            let (client, connection) = config.connect(tls.clone()).await.map_err(storage)?;
+            drive(connection);
+            client
         }
-    });
-    Ok(client)
+        None => {
+            let (client, connection) = config.connect(NoTls).await.map_err(storage)?;
+            drive(connection);
+            client
+        }
+    })
 }
 
 /// What a table's cache offers the listener.
@@ -157,49 +175,27 @@ impl Shared {
 }
 
 /// Keeps a LISTEN connection up for as long as the catalog lives.
-async fn listen(shared: std::sync::Weak<Shared>, config: Config) {
+async fn listen(shared: std::sync::Weak<Shared>, config: Config, tls: Option<PgTls>) {
     loop {
         let Some(s) = shared.upgrade() else { return };
-        match config.connect(NoTls).await {
-            Ok((client, mut connection)) => {
-                let (done_tx, mut done_rx) = tokio::sync::oneshot::channel::<()>();
-                let weak = Arc::downgrade(&s);
-                let driver = tokio::spawn(async move {
-                    let mut messages =
-                        futures_util::stream::poll_fn(move |cx| connection.poll_message(cx));
-                    use futures_util::StreamExt;
-                    while let Some(message) = messages.next().await {
-                        match message {
-                            Ok(AsyncMessage::Notification(n)) => match weak.upgrade() {
-                                Some(s) => s.announced(n.payload()),
-                                None => break,
-                            },
-                            Ok(_) => {}
-                            Err(e) => {
-                                tracing::warn!(error = %e, "catalog listener connection failed");
-                                break;
-                            }
-                        }
-                    }
-                    let _ = done_tx.send(());
-                });
-                match client.batch_execute(&format!("LISTEN {CHANNEL}")).await {
-                    Ok(()) => {
-                        // Anything cached before may have missed a change.
-                        s.clear_all();
-                        s.listening.store(true, Ordering::SeqCst);
-                        tracing::debug!("listening for catalog changes");
-                        drop(s);
-                        let _ = (&mut done_rx).await;
-                    }
-                    Err(e) => {
-                        tracing::warn!(error = %e, "LISTEN failed");
-                        driver.abort();
-                    }
+        let connected = match &tls {
+            Some(tls) => match config.connect(tls.clone()).await {
+                Ok((client, connection)) => {
+                    follow(s, client, connection).await;
+                    None
                 }
-                drop(client);
-            }
-            Err(e) => tracing::warn!(error = %e, "cannot connect the catalog listener"),
+                Err(e) => Some(e),
+            },
+            None => match config.connect(NoTls).await {
+                Ok((client, connection)) => {
+                    follow(s, client, connection).await;
+                    None
+                }
+                Err(e) => Some(e),
+            },
+        };
+        if let Some(e) = connected {
+            tracing::warn!(error = %e, "cannot connect the catalog listener");
         }
         let Some(s) = shared.upgrade() else { return };
         if s.listening.swap(false, Ordering::SeqCst) {
@@ -209,6 +205,49 @@ async fn listen(shared: std::sync::Weak<Shared>, config: Config) {
         drop(s);
         tokio::time::sleep(RECONNECT).await;
     }
+}
+
+/// LISTENs on one connection and evicts what other nodes announce, until it fails.
+async fn follow<S, T>(s: Arc<Shared>, client: Client, mut connection: Connection<S, T>)
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+    T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    let (done_tx, mut done_rx) = tokio::sync::oneshot::channel::<()>();
+    let weak = Arc::downgrade(&s);
+    let driver = tokio::spawn(async move {
+        let mut messages = futures_util::stream::poll_fn(move |cx| connection.poll_message(cx));
+        use futures_util::StreamExt;
+        while let Some(message) = messages.next().await {
+            match message {
+                Ok(AsyncMessage::Notification(n)) => match weak.upgrade() {
+                    Some(s) => s.announced(n.payload()),
+                    None => break,
+                },
+                Ok(_) => {}
+                Err(e) => {
+                    tracing::warn!(error = %e, "catalog listener connection failed");
+                    break;
+                }
+            }
+        }
+        let _ = done_tx.send(());
+    });
+    match client.batch_execute(&format!("LISTEN {CHANNEL}")).await {
+        Ok(()) => {
+            // Anything cached before may have missed a change.
+            s.clear_all();
+            s.listening.store(true, Ordering::SeqCst);
+            tracing::debug!("listening for catalog changes");
+            drop(s);
+            let _ = (&mut done_rx).await;
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, "LISTEN failed");
+            driver.abort();
+        }
+    }
+    drop(client);
 }
 
 macro_rules! postgres_catalog {
@@ -307,10 +346,33 @@ async fn migrate(client: &mut Client) -> Result<(), CatalogError> {
 
 impl PostgresCatalog {
     /// Connects to `url` (`postgres://user:password@host:port/database`), applies the
-    /// schema migrations and starts listening for other nodes' changes.
+    /// schema migrations and starts listening for other nodes' changes. Without TLS: a URL
+    /// with `sslmode=require` is refused (see [`PostgresCatalog::connect_with_tls`]).
     pub async fn connect(url: &str) -> Result<Self, CatalogError> {
-        let config: Config = url.parse().map_err(storage)?;
-        let mut first = connect(&config).await?;
+        Self::connect_with_tls(url, None).await
+    }
+
+    /// [`PostgresCatalog::connect`], over TLS when the URL says `sslmode=require`, with the
+    /// server's certificate verified by `tls`. Any other `sslmode` (or none) connects without
+    /// TLS, as before TLS was offered: `prefer` would otherwise fail against the self-signed
+    /// certificate many installations enable by default.
+    pub async fn connect_with_tls(
+        url: &str,
+        tls: Option<tokio_rustls::TlsConnector>,
+    ) -> Result<Self, CatalogError> {
+        let mut config: Config = url.parse().map_err(storage)?;
+        let tls = if config.get_ssl_mode() == SslMode::Require {
+            let Some(tls) = tls else {
+                return Err(CatalogError::Storage(
+                    "sslmode=require: no TLS roots to verify PostgreSQL's certificate with".into(),
+                ));
+            };
+            Some(PgTls(tls))
+        } else {
+            config.ssl_mode(SslMode::Disable);
+            None
+        };
+        let mut first = connect(&config, tls.as_ref()).await?;
         migrate(&mut first).await?;
         let mut conns = Vec::with_capacity(POOL_SIZE);
         conns.push(tokio::sync::Mutex::new(Some(first)));
@@ -323,6 +385,7 @@ impl PostgresCatalog {
         let shared = Arc::new(Shared {
             pool: Pool {
                 config: config.clone(),
+                tls: tls.clone(),
                 conns,
                 next: AtomicUsize::new(0),
             },
@@ -330,7 +393,7 @@ impl PostgresCatalog {
             caches: registry,
             changes,
         });
-        tokio::spawn(listen(Arc::downgrade(&shared), config));
+        tokio::spawn(listen(Arc::downgrade(&shared), config, tls));
         Ok(Self::with_tables(shared, caches))
     }
 

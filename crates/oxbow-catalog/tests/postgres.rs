@@ -129,3 +129,76 @@ async fn a_table_limit_holds_across_nodes_inserting_at_once() {
         25
     );
 }
+
+/// An error with its causes, as a log would show it.
+fn chain(e: &CatalogError) -> String {
+    let mut out = e.to_string();
+    let mut cause = std::error::Error::source(e);
+    while let Some(c) = cause {
+        out.push_str(&format!(": {c}"));
+        cause = c.source();
+    }
+    out
+}
+
+fn trusting(cas: &[&rcgen::Certificate]) -> tokio_rustls::TlsConnector {
+    use tokio_rustls::rustls;
+    let mut roots = rustls::RootCertStore::empty();
+    for ca in cas {
+        roots.add(ca.der().clone()).unwrap();
+    }
+    let provider = std::sync::Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+    let config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    tokio_rustls::TlsConnector::from(std::sync::Arc::new(config))
+}
+
+/// `sslmode=require` connects over TLS (the only way this server takes TCP connections), both
+/// the pool and the change listener, and verifies the server's certificate: a CA it was not
+/// signed by is refused, as are a plain connection and a TLS URL given no roots.
+#[tokio::test]
+async fn sslmode_require_connects_over_verified_tls() {
+    let (ca, cert_pem, key_pem) = pg::tls_identity("Catalog CA");
+    let server = pg::PgServer::start_tls(&cert_pem, &key_pem);
+    let url = server.database("tls");
+    let tls_url = format!("{url}?sslmode=require");
+
+    let cat = PostgresCatalog::connect_with_tls(&tls_url, Some(trusting(&[&ca])))
+        .await
+        .unwrap();
+    listening(&cat).await;
+    cat.access_keys()
+        .insert(key("AKIATLS"), u64::MAX)
+        .await
+        .unwrap();
+    let other = PostgresCatalog::connect_with_tls(&tls_url, Some(trusting(&[&ca])))
+        .await
+        .unwrap();
+    assert!(other.access_keys().get("AKIATLS").await.unwrap().is_some());
+
+    let (stranger, _, _) = pg::tls_identity("Another CA");
+    let refused = PostgresCatalog::connect_with_tls(&tls_url, Some(trusting(&[&stranger])))
+        .await
+        .err()
+        .expect("a certificate from another CA is refused");
+    assert!(
+        chain(&refused).contains("UnknownIssuer"),
+        "{}",
+        chain(&refused)
+    );
+
+    let plain = PostgresCatalog::connect(&url)
+        .await
+        .err()
+        .expect("TCP needs TLS here");
+    assert!(chain(&plain).contains("no encryption"), "{}", chain(&plain));
+    let unrooted = PostgresCatalog::connect(&tls_url).await.err().unwrap();
+    assert!(
+        chain(&unrooted).contains("sslmode=require"),
+        "{}",
+        chain(&unrooted)
+    );
+}

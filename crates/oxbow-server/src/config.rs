@@ -15,6 +15,9 @@ pub struct ServerConfig {
     /// A cluster's shared catalog (`postgres://…`); `None` for the embedded SQLite catalog in
     /// `data_dir`.
     pub catalog_url: Option<String>,
+    /// PEM CA files trusted, besides the system's roots, for the catalog's TLS
+    /// (`sslmode=require`).
+    pub catalog_cas: Vec<PathBuf>,
     /// A cluster's shared media bucket; `None` for the embedded segment store in `data_dir`.
     pub media_bucket: Option<MediaBucket>,
     /// How long a node's ownership of a stream lasts unrenewed (cluster mode): how soon
@@ -187,6 +190,7 @@ impl ServerConfig {
             http_listen: None,
             data_dir,
             catalog_url: None,
+            catalog_cas: Vec::new(),
             media_bucket: None,
             lease_ttl_ms: 6_000,
             region: "us-east-1".into(),

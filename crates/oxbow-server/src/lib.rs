@@ -183,7 +183,10 @@ impl Server {
             source,
         })?;
         let catalog: Arc<dyn Catalog> = match &config.catalog_url {
-            Some(url) => Arc::new(PostgresCatalog::connect(url).await?),
+            Some(url) => {
+                let roots = tls::client_connector(&config.catalog_cas)?;
+                Arc::new(PostgresCatalog::connect_with_tls(url, Some(roots)).await?)
+            }
             None => Arc::new(SqliteCatalog::open(
                 &config.data_dir.join("catalog.sqlite"),
             )?),

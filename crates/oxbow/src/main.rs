@@ -92,8 +92,24 @@ fn main() -> std::process::ExitCode {
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("oxbow: {e}");
+            eprintln!("oxbow: {}", with_causes(e.as_ref()));
             std::process::ExitCode::FAILURE
         }
     }
+}
+
+/// An error and the causes under it (a TLS handshake under a catalog connection, say), each
+/// once: wrappers that already print their cause are not repeated.
+fn with_causes(e: &dyn std::error::Error) -> String {
+    let mut out = e.to_string();
+    let mut cause = e.source();
+    while let Some(c) = cause {
+        let said = c.to_string();
+        if !out.ends_with(&said) {
+            out.push_str(": ");
+            out.push_str(&said);
+        }
+        cause = c.source();
+    }
+    out
 }

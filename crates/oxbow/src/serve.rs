@@ -42,6 +42,11 @@ pub struct ServeArgs {
     /// nodes share in cluster mode [default: the embedded SQLite catalog in --data-dir].
     #[arg(long, env = "OXBOW_CATALOG")]
     catalog: Option<String>,
+    /// A PEM CA file trusted, besides the system's roots, for the catalog's TLS: add
+    /// `?sslmode=require` to --catalog to connect over TLS, always verifying the server's
+    /// certificate (repeatable).
+    #[arg(long = "catalog-ca", requires = "catalog")]
+    catalog_cas: Vec<PathBuf>,
     /// Cluster mode: how long a node's ownership of a stream lasts unrenewed, i.e. how soon
     /// another node takes a dead node's streams over.
     #[arg(long, default_value_t = 6000, env = "OXBOW_LEASE_TTL_MS")]
@@ -267,6 +272,7 @@ impl ServeArgs {
         let mut config = ServerConfig::new(self.listen, data_dir);
         config.http_listen = self.http_listen;
         config.catalog_url = self.catalog;
+        config.catalog_cas = self.catalog_cas;
         config.lease_ttl_ms = self.lease_ttl_ms;
         config.region = self.region;
         config.account_id = self.account_id;
