@@ -574,26 +574,7 @@ async fn a_producer_follows_its_stream_to_a_surviving_node() {
 
 /// The WSS (here ws://) endpoint node `via` hands out for a channel, in `role`.
 async fn signaling_endpoint(via: &TestServer, arn: &str, role: &str) -> String {
-    use aws_sdk_kinesisvideo::types::{
-        ChannelProtocol, ChannelRole, SingleMasterChannelEndpointConfiguration,
-    };
-    let out = via
-        .client()
-        .get_signaling_channel_endpoint()
-        .channel_arn(arn)
-        .single_master_channel_endpoint_configuration(
-            SingleMasterChannelEndpointConfiguration::builder()
-                .protocols(ChannelProtocol::Wss)
-                .role(ChannelRole::from(role))
-                .build(),
-        )
-        .send()
-        .await
-        .unwrap();
-    out.resource_endpoint_list()[0]
-        .resource_endpoint()
-        .unwrap()
-        .to_string()
+    common::wss_endpoint(&via.client(), arn, role).await
 }
 
 type Ws =

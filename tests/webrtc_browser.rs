@@ -6,6 +6,8 @@
 //! all three).
 
 mod common;
+#[path = "support/postgres.rs"]
+mod pg;
 
 use std::path::Path;
 use std::time::Duration;
@@ -36,31 +38,23 @@ async fn the_kvs_js_sdk_streams_video_between_two_browsers_through_oxbow() {
         .channel_arn
         .unwrap();
     // Where the SDKs are told to connect: the WSS endpoint of GetSignalingChannelEndpoint.
-    let endpoints = kv
-        .get_signaling_channel_endpoint()
-        .channel_arn(&arn)
-        .single_master_channel_endpoint_configuration(
-            aws_sdk_kinesisvideo::types::SingleMasterChannelEndpointConfiguration::builder()
-                .protocols(aws_sdk_kinesisvideo::types::ChannelProtocol::Wss)
-                .role(aws_sdk_kinesisvideo::types::ChannelRole::Viewer)
-                .build(),
-        )
-        .send()
-        .await
-        .unwrap();
-    let wss = endpoints.resource_endpoint_list()[0]
-        .resource_endpoint()
-        .unwrap()
-        .to_string();
+    let wss = common::wss_endpoint(&kv, &arn, "VIEWER").await;
     assert!(wss.starts_with("wss://"), "{wss}");
+    two_browsers(&wss, &plain, &arn).await;
+}
+
+/// Master and viewer pages with the KVS JS SDK on signaling endpoint `wss`, ICE servers from
+/// `plain` (the same node's plain-HTTP listener): video and data-channel messages must flow
+/// through Oxbow's TURN server.
+async fn two_browsers(wss: &str, plain: &str, arn: &str) {
     let cfg = json!({
         "wss": wss,
         "region": "us-east-1",
         "channelArn": arn,
         "accessKeyId": common::ACCESS_KEY,
         "secretAccessKey": common::SECRET_KEY,
-        "iceMaster": common::ice_servers(&plain, &arn, Some("master")).await,
-        "iceViewer": common::ice_servers(&plain, &arn, Some("viewer-1")).await,
+        "iceMaster": common::ice_servers(plain, arn, Some("master")).await,
+        "iceViewer": common::ice_servers(plain, arn, Some("viewer-1")).await,
     });
     let result =
         common::run_browser_script("webrtc.mjs", "OXBOW_WEBRTC", &cfg, Duration::from_secs(120))
@@ -86,4 +80,53 @@ async fn the_kvs_js_sdk_streams_video_between_two_browsers_through_oxbow() {
         (json!("relay"), json!("relay")),
         "{result}"
     );
+}
+
+/// The same pair on a three-node cluster (one PostgreSQL catalog): the master's endpoint comes
+/// from one node, the viewer's from another, and both name the node that relays the channel,
+/// where the SDKs meet.
+#[tokio::test]
+async fn the_kvs_js_sdk_meets_through_a_cluster() {
+    let dir = common::browser_dir();
+    assert!(
+        dir.join("kvs-webrtc.min.js").exists(),
+        "run tests/browser/setup.sh first"
+    );
+    let pg = pg::PgServer::start();
+    let catalog = pg.database("oxbow");
+    let args = [
+        "--tls-self-signed",
+        "--http-listen",
+        "127.0.0.1:0",
+        "--catalog",
+        catalog.as_str(),
+    ];
+    let nodes: Vec<TestServer> = ["js-a", "js-b", "js-c"]
+        .into_iter()
+        .map(|n| TestServer::start_in(&common::temp_dir(n), &args, true))
+        .collect();
+    let plain: Vec<String> = nodes
+        .iter()
+        .map(|n| n.banner_value("plain HTTP also on "))
+        .collect();
+    let client = |i: usize| client_for(&plain[i], common::ACCESS_KEY, common::SECRET_KEY);
+    let arn = client(0)
+        .create_signaling_channel()
+        .channel_name("cluster-door")
+        .send()
+        .await
+        .unwrap()
+        .channel_arn
+        .unwrap();
+    // The master asks node B first, so B relays the channel; the viewer asks node C.
+    let for_master = common::wss_endpoint(&client(1), &arn, "MASTER").await;
+    let for_viewer = common::wss_endpoint(&client(2), &arn, "VIEWER").await;
+    assert!(for_master.starts_with("wss://"), "{for_master}");
+    assert_eq!(for_viewer, for_master, "both are sent to the relaying node");
+    assert_eq!(
+        for_master.trim_start_matches("wss://"),
+        nodes[1].url.trim_start_matches("https://"),
+        "node B relays the channel"
+    );
+    two_browsers(&for_master, &plain[1], &arn).await;
 }

@@ -569,6 +569,30 @@ pub async fn run_browser_script(
 
 /// The IceServer list GetIceServerConfig gives a peer (`client`, or the master), as
 /// RTCPeerConnection takes it.
+/// The WSS endpoint GetSignalingChannelEndpoint answers `kv`'s node for `arn` and `role`
+/// (`MASTER` or `VIEWER`).
+pub async fn wss_endpoint(kv: &aws_sdk_kinesisvideo::Client, arn: &str, role: &str) -> String {
+    use aws_sdk_kinesisvideo::types::{
+        ChannelProtocol, ChannelRole, SingleMasterChannelEndpointConfiguration,
+    };
+    let out = kv
+        .get_signaling_channel_endpoint()
+        .channel_arn(arn)
+        .single_master_channel_endpoint_configuration(
+            SingleMasterChannelEndpointConfiguration::builder()
+                .protocols(ChannelProtocol::Wss)
+                .role(ChannelRole::from(role))
+                .build(),
+        )
+        .send()
+        .await
+        .unwrap();
+    out.resource_endpoint_list()[0]
+        .resource_endpoint()
+        .unwrap()
+        .to_string()
+}
+
 pub async fn ice_servers(url: &str, arn: &str, client: Option<&str>) -> serde_json::Value {
     let out = signaling_client_for(url)
         .get_ice_server_config()

@@ -3,6 +3,9 @@
 //! `OXBOW_TEST_PG_BIN`). PostgreSQL refuses to run as root, so as root it runs as the
 //! `postgres` user the package creates. Killed and removed on drop.
 
+// Each test crate that includes this uses part of it.
+#![allow(dead_code)]
+
 use std::net::TcpListener;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
