@@ -336,6 +336,16 @@ async fn media_in_a_bucket_outlives_its_node_and_reads_on_another() {
     let c = media_node(&catalog, &s3, "media");
     assert_eq!(listed_numbers(&c, "yard").await, sorted(&numbers));
 
+    // ... a live GetMedia on it waits for what comes next ...
+    let live_on_c = tokio::spawn({
+        let url = c.url.clone();
+        async move {
+            let now = common::selector(aws_sdk_kinesisvideomedia::types::StartSelectorType::Now);
+            common::get_media_at(&url, "yard", now).await
+        }
+    });
+    tokio::time::sleep(Duration::from_millis(300)).await;
+
     // ... new fragments on B continue the numbering in the same bucket ...
     let (more, _) = common::put_file(&b, "yard", &common::fixture(2), false).await;
     let more = persisted(&more);
@@ -353,6 +363,17 @@ async fn media_in_a_bucket_outlives_its_node_and_reads_on_another() {
         common::media_for_fragments(&c, "yard", more.clone()).await,
         common::media_for_fragments(&b, "yard", more.clone()).await,
         "the newest fragments, byte-identical on a node that does not own the stream"
+    );
+    // The live reader on C got them too, from the bucket (no live events reach C).
+    let live = live_on_c.await.unwrap();
+    let numbers_read: Vec<String> = common::all_tags(&live)
+        .into_iter()
+        .filter(|(k, _)| k == "AWS_KINESISVIDEO_FRAGMENT_NUMBER")
+        .map(|(_, v)| v)
+        .collect();
+    assert_eq!(
+        numbers_read, more,
+        "live GetMedia on a node that does not own the stream"
     );
 
     // Deleting the stream deletes its objects.

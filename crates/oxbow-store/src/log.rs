@@ -5,7 +5,6 @@
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use tokio::sync::oneshot;
@@ -19,10 +18,6 @@ use crate::{StoreConfig, StoreError};
 /// How many fragment numbers one durable lease covers: one small fsynced write per this many
 /// fragments.
 const SEQ_LEASE_BLOCK: u64 = 1024;
-
-/// How often [`StreamLog::catch_up`] asks the backend at most: a reader may miss the newest
-/// fragment for this long, and many readers of one stream cost one listing per period.
-const CATCH_UP_EVERY: Duration = Duration::from_millis(250);
 
 struct Entry {
     meta: FragmentMeta,
@@ -65,9 +60,8 @@ pub struct StreamLog {
     live: Box<dyn LiveFeed>,
     writer_epoch: AtomicU64,
     closed: AtomicBool,
-    /// Reads what other processes appended (cluster mode), and when it last did.
+    /// Reads what other processes appended (cluster mode).
     follower: Option<Arc<dyn Follower>>,
-    caught_up: Mutex<Option<Instant>>,
 }
 
 impl StreamLog {
@@ -111,7 +105,6 @@ impl StreamLog {
             writer_epoch: AtomicU64::new(0),
             closed: AtomicBool::new(false),
             follower,
-            caught_up: Mutex::new(None),
         }
     }
 
@@ -375,20 +368,13 @@ impl StreamLog {
     /// Adds to the index the fragments another process appended to the durable log since
     /// this log was opened (cluster mode: a node that does not own the stream reads what the
     /// owner writes into the shared bucket); returns how many. Only fragments numbered above
-    /// the newest one indexed are taken, so the owner's own view never changes. Asks the
-    /// backend at most every [`CATCH_UP_EVERY`]; the listing runs without the index locked.
-    /// Blocking.
+    /// the newest one indexed are taken, so the owner's own view never changes. One listing
+    /// per call, so a read that follows an acknowledgement sees the acknowledged fragment;
+    /// the listing runs without the index locked. Blocking.
     pub fn catch_up(&self) -> Result<usize, StoreError> {
         let Some(follower) = &self.follower else {
             return Ok(0);
         };
-        {
-            let mut at = self.caught_up.lock().unwrap_or_else(|p| p.into_inner());
-            if at.is_some_and(|t| t.elapsed() < CATCH_UP_EVERY) {
-                return Ok(0);
-            }
-            *at = Some(Instant::now());
-        }
         let (after, known) = {
             let inner = self.lock();
             let newest = inner.entries.back().map_or(0, |e| e.meta.seq);

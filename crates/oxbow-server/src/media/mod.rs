@@ -164,7 +164,7 @@ async fn open_log(
 /// The media log of a stream for a reader. In a cluster a node that does not own the stream
 /// first adds what the owner stored since this node last looked, so an archived read
 /// (ListFragments, GetMedia from a past fragment, GetMediaForFragmentList, HLS/DASH/clips)
-/// that reached it directly sees what the owner sees, give or take a quarter of a second.
+/// that reached it directly sees what the owner had stored when it was asked (one LIST).
 pub(crate) async fn open_log_for_reading(
     state: &AppState,
     key: &str,
