@@ -240,6 +240,16 @@ mod s3;
 
 /// A node of a cluster with its media in `bucket` of `s3`.
 fn media_node(catalog: &str, s3: &s3::S3Server, bucket: &str) -> TestServer {
+    media_node_leasing(catalog, s3, bucket, "2000")
+}
+
+/// [`media_node`] with leases of `lease_ms`.
+fn media_node_leasing(
+    catalog: &str,
+    s3: &s3::S3Server,
+    bucket: &str,
+    lease_ms: &str,
+) -> TestServer {
     TestServer::start_in(
         &common::temp_dir("media-node"),
         &[
@@ -254,7 +264,7 @@ fn media_node(catalog: &str, s3: &s3::S3Server, bucket: &str) -> TestServer {
             "--media-s3-secret-access-key",
             s3::SECRET_KEY,
             "--lease-ttl-ms",
-            "2000",
+            lease_ms,
         ],
         true,
     )
@@ -414,6 +424,46 @@ async fn media_in_a_bucket_outlives_its_node_and_reads_on_another() {
                 .any(|a| a.event == oxbow_client::AckEvent::Error),
         "{outcome:?} {acks:?}"
     );
+}
+
+/// A graceful stop (SIGTERM) hands the node's leases back: another node takes its stream at
+/// once, long before the lease would have run out (30 s here), and continues it.
+#[tokio::test]
+async fn a_graceful_stop_hands_the_stream_to_another_node_at_once() {
+    let pg = pg::PgServer::start();
+    let catalog = pg.database("oxbow");
+    let s3 = s3::S3Server::start(&["media"]);
+    let a = media_node_leasing(&catalog, &s3, "media", "30000");
+    let b = media_node_leasing(&catalog, &s3, "media", "30000");
+    common::create_stream_with(&a, "gate", 24).await;
+    let (acks, _) = common::put_file(&a, "gate", &common::fixture(2), false).await;
+    let first = persisted(&acks);
+    assert_eq!(first.len(), 2, "{acks:?}");
+    let put_endpoint = |node: &TestServer| {
+        let client = common::media_client(node);
+        async move {
+            let told = client.data_endpoint("gate", "PUT_MEDIA").await.unwrap();
+            told.endpoint().to_string()
+        }
+    };
+    assert_eq!(put_endpoint(&b).await, a.url, "A owns the stream");
+
+    let a_url = a.url.clone();
+    let stopped = Instant::now();
+    assert!(a.stop().success());
+    assert_eq!(put_endpoint(&b).await, b.url, "B takes it at once");
+    assert!(
+        stopped.elapsed() < Duration::from_secs(10),
+        "{:?}",
+        stopped.elapsed()
+    );
+    assert_ne!(b.url, a_url);
+
+    let (acks, _) = common::put_file(&b, "gate", &common::fixture(2), false).await;
+    let second = persisted(&acks);
+    assert_eq!(second.len(), 2, "{acks:?}");
+    let all = sorted(&[first, second].concat());
+    assert_eq!(listed_numbers(&b, "gate").await, all);
 }
 
 /// A node with shared catalog and media, and short leases.
