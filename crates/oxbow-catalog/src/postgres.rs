@@ -10,7 +10,6 @@
 //! async mutex and is reconnected when found closed.
 
 use std::collections::HashMap;
-use std::future::Future;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
@@ -18,9 +17,9 @@ use std::time::Duration;
 use async_trait::async_trait;
 use tokio::sync::broadcast;
 use tokio_postgres::config::SslMode;
-use tokio_postgres::{AsyncMessage, Client, Config, Connection, NoTls};
+use tokio_postgres::{AsyncMessage, Client, Config, Connection, Socket};
 
-use crate::postgres_tls::PgTls;
+use crate::postgres_tls::{PgTls, PgTlsStream};
 
 use crate::{Catalog, CatalogChange, CatalogError, Resource, Table, Update};
 
@@ -55,8 +54,8 @@ fn payload(table: &str, key: &str) -> String {
 
 struct Pool {
     config: Config,
-    /// Set when the URL says `sslmode=require`.
-    tls: Option<PgTls>,
+    /// A connector when the URL says `sslmode=require`.
+    tls: PgTls,
     conns: Vec<tokio::sync::Mutex<Option<Client>>>,
     next: AtomicUsize,
 }
@@ -71,33 +70,21 @@ impl Pool {
             None => self.conns[start % n].lock().await,
         };
         if guard.as_ref().is_none_or(Client::is_closed) {
-            *guard = Some(connect(&self.config, self.tls.as_ref()).await?);
+            *guard = Some(connect(&self.config, &self.tls).await?);
         }
         tokio::sync::MutexGuard::try_map(guard, Option::as_mut)
             .map_err(|_| CatalogError::Storage("no catalog connection".into()))
     }
 }
 
-async fn connect(config: &Config, tls: Option<&PgTls>) -> Result<Client, CatalogError> {
-    fn drive(connection: impl Future<Output = Result<(), tokio_postgres::Error>> + Send + 'static) {
-        tokio::spawn(async move {
-            if let Err(e) = connection.await {
-                tracing::warn!(error = %e, "catalog connection to PostgreSQL ended");
-            }
-        });
-    }
-    Ok(match tls {
-        Some(tls) => {
-            let (client, connection) = config.connect(tls.clone()).await.map_err(storage)?;
-            drive(connection);
-            client
+async fn connect(config: &Config, tls: &PgTls) -> Result<Client, CatalogError> {
+    let (client, connection) = config.connect(tls.clone()).await.map_err(storage)?;
+    tokio::spawn(async move {
+        if let Err(e) = connection.await {
+            tracing::warn!(error = %e, "catalog connection to PostgreSQL ended");
         }
-        None => {
-            let (client, connection) = config.connect(NoTls).await.map_err(storage)?;
-            drive(connection);
-            client
-        }
-    })
+    });
+    Ok(client)
 }
 
 /// What a table's cache offers the listener.
@@ -175,27 +162,12 @@ impl Shared {
 }
 
 /// Keeps a LISTEN connection up for as long as the catalog lives.
-async fn listen(shared: std::sync::Weak<Shared>, config: Config, tls: Option<PgTls>) {
+async fn listen(shared: std::sync::Weak<Shared>, config: Config, tls: PgTls) {
     loop {
         let Some(s) = shared.upgrade() else { return };
-        let connected = match &tls {
-            Some(tls) => match config.connect(tls.clone()).await {
-                Ok((client, connection)) => {
-                    follow(s, client, connection).await;
-                    None
-                }
-                Err(e) => Some(e),
-            },
-            None => match config.connect(NoTls).await {
-                Ok((client, connection)) => {
-                    follow(s, client, connection).await;
-                    None
-                }
-                Err(e) => Some(e),
-            },
-        };
-        if let Some(e) = connected {
-            tracing::warn!(error = %e, "cannot connect the catalog listener");
+        match config.connect(tls.clone()).await {
+            Ok((client, connection)) => follow(s, client, connection).await,
+            Err(e) => tracing::warn!(error = %e, "cannot connect the catalog listener"),
         }
         let Some(s) = shared.upgrade() else { return };
         if s.listening.swap(false, Ordering::SeqCst) {
@@ -208,11 +180,7 @@ async fn listen(shared: std::sync::Weak<Shared>, config: Config, tls: Option<PgT
 }
 
 /// LISTENs on one connection and evicts what other nodes announce, until it fails.
-async fn follow<S, T>(s: Arc<Shared>, client: Client, mut connection: Connection<S, T>)
-where
-    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
-    T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
-{
+async fn follow(s: Arc<Shared>, client: Client, mut connection: Connection<Socket, PgTlsStream>) {
     let (done_tx, mut done_rx) = tokio::sync::oneshot::channel::<()>();
     let weak = Arc::downgrade(&s);
     let driver = tokio::spawn(async move {
@@ -367,12 +335,12 @@ impl PostgresCatalog {
                     "sslmode=require: no TLS roots to verify PostgreSQL's certificate with".into(),
                 ));
             };
-            Some(PgTls(tls))
+            PgTls(Some(tls))
         } else {
             config.ssl_mode(SslMode::Disable);
-            None
+            PgTls(None)
         };
-        let mut first = connect(&config, tls.as_ref()).await?;
+        let mut first = connect(&config, &tls).await?;
         migrate(&mut first).await?;
         let mut conns = Vec::with_capacity(POOL_SIZE);
         conns.push(tokio::sync::Mutex::new(Some(first)));

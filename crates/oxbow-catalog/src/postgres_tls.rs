@@ -15,9 +15,11 @@ use tokio_postgres::Socket;
 use tokio_rustls::rustls::pki_types::ServerName;
 use tokio_rustls::TlsConnector;
 
-/// Makes a TLS handshake per catalog connection.
+/// Makes a TLS handshake per catalog connection, or none: without a connector the URL did not
+/// say `sslmode=require`, tokio-postgres is told not to use TLS, and so never asks for a
+/// handshake. One type for both keeps one connection path.
 #[derive(Clone)]
-pub struct PgTls(pub TlsConnector);
+pub struct PgTls(pub Option<TlsConnector>);
 
 impl MakeTlsConnect<Socket> for PgTls {
     type Stream = PgTlsStream;
@@ -25,20 +27,17 @@ impl MakeTlsConnect<Socket> for PgTls {
     type Error = io::Error;
 
     fn make_tls_connect(&mut self, domain: &str) -> Result<PgHandshake, io::Error> {
+        let Some(connector) = &self.0 else {
+            return Ok(PgHandshake(None));
+        };
         let name = ServerName::try_from(domain.to_string())
             .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
-        Ok(PgHandshake {
-            connector: self.0.clone(),
-            name,
-        })
+        Ok(PgHandshake(Some((connector.clone(), name))))
     }
 }
 
-/// One connection's handshake, to the host it was made for.
-pub struct PgHandshake {
-    connector: TlsConnector,
-    name: ServerName<'static>,
-}
+/// One connection's handshake, to the host it was made for (none without a connector).
+pub struct PgHandshake(Option<(TlsConnector, ServerName<'static>)>);
 
 impl TlsConnect<Socket> for PgHandshake {
     type Stream = PgTlsStream;
@@ -47,7 +46,10 @@ impl TlsConnect<Socket> for PgHandshake {
 
     fn connect(self, socket: Socket) -> Self::Future {
         Box::pin(async move {
-            let stream = self.connector.connect(self.name, socket).await?;
+            let Some((connector, name)) = self.0 else {
+                return Err(io::Error::other("TLS to PostgreSQL is not configured"));
+            };
+            let stream = connector.connect(name, socket).await?;
             Ok(PgTlsStream(Box::new(stream)))
         })
     }
