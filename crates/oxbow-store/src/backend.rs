@@ -43,6 +43,7 @@ pub trait Stored: Send + Sync + std::fmt::Debug + 'static {
 pub type Location = Arc<dyn Stored>;
 
 /// What a stream's durable log already holds when it is opened, oldest first.
+#[derive(Default)]
 pub struct Recovered {
     pub headers: Vec<(u32, StreamHeader)>,
     pub fragments: Vec<(FragmentMeta, Location)>,

@@ -111,6 +111,33 @@ fn parse_fragment_name(name: &str, size: u64) -> Option<FragmentMeta> {
     parts.next().is_none().then_some(meta)
 }
 
+/// A listed fragment object (`name` below `f/`) as its index entry and where to read it.
+fn fragment_object(
+    bucket: &Arc<dyn Bucket>,
+    name: &str,
+    o: &ListedObject,
+) -> Option<(FragmentMeta, Location)> {
+    let meta = parse_fragment_name(name, o.size)?;
+    let at = ObjectLocation {
+        bucket: Arc::clone(bucket),
+        key: o.key.clone(),
+        len: o.size,
+    };
+    Some((meta, Arc::new(at) as Location))
+}
+
+/// A stream header object's id and header, if it exists and decodes.
+fn read_header(bucket: &dyn Bucket, key: &str) -> Result<Option<(u32, StreamHeader)>, StoreError> {
+    let Some(payload) = bucket.get(key, None).map_err(io)? else {
+        return Ok(None);
+    };
+    let header = record::decode_header(payload);
+    if header.is_none() {
+        tracing::warn!(object = %key, "unreadable stream header; skipped");
+    }
+    Ok(header)
+}
+
 fn concat(parts: Vec<Bytes>) -> Bytes {
     let mut out = Vec::with_capacity(parts.iter().map(Bytes::len).sum());
     for p in parts {
@@ -122,39 +149,24 @@ fn concat(parts: Vec<Bytes>) -> Bytes {
 impl Backend for ObjectBackend {
     fn open(&self, key: &str) -> Result<(Box<dyn DurableLog>, Recovered), StoreError> {
         let base = self.stream_prefix(key);
-        let mut recovered = Recovered {
-            headers: Vec::new(),
-            fragments: Vec::new(),
-            next_seq_floor: 0,
-        };
+        let mut recovered = Recovered::default();
         let mut objects = Vec::new();
         for o in self.bucket.list(&base, None).map_err(io)? {
             let Some(rest) = o.key.strip_prefix(&base) else {
                 continue;
             };
             if let Some(name) = rest.strip_prefix("f/") {
-                match parse_fragment_name(name, o.size) {
-                    Some(meta) => {
+                match fragment_object(&self.bucket, name, &o) {
+                    Some((meta, at)) => {
                         objects.push((meta.seq, meta.server_ts_ms, o.key.clone()));
-                        recovered.fragments.push((
-                            meta,
-                            Arc::new(ObjectLocation {
-                                bucket: Arc::clone(&self.bucket),
-                                key: o.key,
-                                len: o.size,
-                            }) as Location,
-                        ));
+                        recovered.fragments.push((meta, at));
                     }
                     None => tracing::warn!(object = %o.key, "not a fragment object; skipped"),
                 }
             } else if rest.starts_with("h/") {
-                let Some(payload) = self.bucket.get(&o.key, None).map_err(io)? else {
-                    continue;
-                };
-                match record::decode_header(payload) {
-                    Some(h) => recovered.headers.push(h),
-                    None => tracing::warn!(object = %o.key, "unreadable stream header; skipped"),
-                }
+                recovered
+                    .headers
+                    .extend(read_header(self.bucket.as_ref(), &o.key)?);
             } else if rest == "lease" {
                 if let Some(b) = self.bucket.get(&o.key, None).map_err(io)? {
                     if let Ok(bytes) = <[u8; 8]>::try_from(&b[..]) {
@@ -292,17 +304,13 @@ impl Follower for ObjectFollower {
         // '`' sorts after every character of a name's tail ('_', '-' and digits), so the
         // listing starts at the first fragment numbered above `after_seq`.
         let start = format!("{dir}{after_seq:020}`");
-        let mut newer = Recovered {
-            headers: Vec::new(),
-            fragments: Vec::new(),
-            next_seq_floor: 0,
-        };
+        let mut newer = Recovered::default();
         let mut wanted = HashSet::new();
         for o in self.bucket.list(&dir, Some(&start)).map_err(io)? {
-            let Some(meta) = o
+            let Some((meta, at)) = o
                 .key
                 .strip_prefix(&dir)
-                .and_then(|name| parse_fragment_name(name, o.size))
+                .and_then(|name| fragment_object(&self.bucket, name, &o))
             else {
                 continue;
             };
@@ -312,21 +320,13 @@ impl Follower for ObjectFollower {
             if !known_headers.contains(&meta.header_id) {
                 wanted.insert(meta.header_id);
             }
-            let location = ObjectLocation {
-                bucket: Arc::clone(&self.bucket),
-                key: o.key,
-                len: o.size,
-            };
-            newer.fragments.push((meta, Arc::new(location) as Location));
+            newer.fragments.push((meta, at));
         }
         for id in wanted {
             let key = format!("{}h/{id}", self.base);
-            if let Some(header) = self.bucket.get(&key, None).map_err(io)? {
-                match record::decode_header(header) {
-                    Some(h) => newer.headers.push(h),
-                    None => tracing::warn!(object = %key, "unreadable stream header; skipped"),
-                }
-            }
+            newer
+                .headers
+                .extend(read_header(self.bucket.as_ref(), &key)?);
         }
         newer.fragments.sort_by_key(|(m, _)| m.seq);
         Ok(newer)
