@@ -61,6 +61,16 @@ pub enum Claim {
     },
 }
 
+impl Claim {
+    /// The owner's URL if another node owns it.
+    pub fn elsewhere(self) -> Option<String> {
+        match self {
+            Claim::Theirs { url } => Some(url),
+            Claim::Mine { .. } => None,
+        }
+    }
+}
+
 /// This node's leases.
 pub struct Leases {
     node: String,
@@ -133,13 +143,9 @@ impl Leases {
                 Judgement::Theirs { url } => return Ok(Claim::Theirs { url }),
                 Judgement::Mine { epoch, expires_ms } => {
                     self.hold(key, epoch, expires_ms, now);
-                    if expires_ms - now > self.ttl_ms / RENEW_WHEN_LEFT {
-                        return Ok(Claim::Mine {
-                            epoch,
-                            fresh: false,
-                        });
+                    if expires_ms - now <= self.ttl_ms / RENEW_WHEN_LEFT {
+                        self.renew(catalog, key, epoch).await?;
                     }
-                    self.renew(catalog, key, epoch).await?;
                     return Ok(Claim::Mine {
                         epoch,
                         fresh: false,

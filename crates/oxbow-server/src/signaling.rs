@@ -91,8 +91,10 @@ async fn accept(state: &Arc<AppState>, mut call: Call) -> Result<Reply, ApiError
     // (retryable), so the SDK asks GetSignalingChannelEndpoint again.
     let lease = crate::leases::channel_key(&joining.channel.name);
     if let Some(leases) = &state.leases {
-        if let crate::leases::Claim::Theirs { url } =
-            leases.claim(state.catalog.as_ref(), &lease).await?
+        if let Some(url) = leases
+            .claim(state.catalog.as_ref(), &lease)
+            .await?
+            .elsewhere()
         {
             return Err(crate::leases::not_here(&url));
         }

@@ -143,6 +143,14 @@ pub struct ServerKeys {
 }
 
 impl AppState {
+    /// Whether this node owns stream `name` now: always outside a cluster; in one, while it
+    /// holds the stream's lease.
+    pub fn owns_stream(&self, name: &str) -> bool {
+        self.leases
+            .as_ref()
+            .is_none_or(|l| l.holds(&crate::leases::stream_key(name)))
+    }
+
     pub fn new(
         catalog: Arc<dyn Catalog>,
         store: Arc<Store>,

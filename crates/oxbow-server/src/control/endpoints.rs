@@ -48,10 +48,10 @@ pub async fn data(state: &AppState, req: GetDataEndpoint, endpoint: &str) -> Rep
         Some(leases) => {
             let key = crate::leases::stream_key(&stream.name);
             if req.api_name.as_deref() == Some("PUT_MEDIA") {
-                match leases.claim(state.catalog.as_ref(), &key).await? {
-                    crate::leases::Claim::Theirs { url } => Some(url),
-                    crate::leases::Claim::Mine { .. } => None,
-                }
+                leases
+                    .claim(state.catalog.as_ref(), &key)
+                    .await?
+                    .elsewhere()
             } else {
                 leases.other_owner(state.catalog.as_ref(), &key).await
             }
@@ -107,16 +107,13 @@ pub async fn signaling(state: &AppState, req: GetSignalingChannelEndpoint) -> Re
     // In a cluster one node relays a channel: master and viewers that asked different nodes
     // are all sent to it (the node asked takes the channel if nobody has it).
     let owner = match &state.leases {
-        Some(leases) => match leases
-            .claim(
-                state.catalog.as_ref(),
-                &crate::leases::channel_key(&channel.name),
-            )
-            .await?
-        {
-            crate::leases::Claim::Theirs { url } => Some(url),
-            crate::leases::Claim::Mine { .. } => None,
-        },
+        Some(leases) => {
+            let key = crate::leases::channel_key(&channel.name);
+            leases
+                .claim(state.catalog.as_ref(), &key)
+                .await?
+                .elsewhere()
+        }
         None => None,
     };
     let (https, wss) = match &owner {

@@ -160,14 +160,9 @@ pub async fn get_media(state: &Arc<AppState>, req: GetMediaRequest) -> Result<Re
     // reading holds this much, then waits on its socket until the write timeout.
     let (tx, body) = ChannelBody::new(READER_WINDOW);
     let idle = Duration::from_millis(state.config.limits.get_media_idle_ms);
-    // No live events reach a node that does not own the stream: it follows the bucket.
-    let follow_bucket = state
-        .leases
-        .as_ref()
-        .filter(|l| !l.holds(&crate::leases::stream_key(&stream.name)))
-        .map(|_| FOLLOW_BUCKET_EVERY);
     let reader = Reader {
-        follow_bucket,
+        // No live events reach a node that does not own the stream: it follows the bucket.
+        follow_bucket: !state.owns_stream(&stream.name),
         max_bytes_per_sec: state.config.limits.get_media_max_bytes_per_sec,
         sent: std::sync::atomic::AtomicU64::new(0),
         started: std::time::Instant::now(),
@@ -207,8 +202,9 @@ const FOLLOW_BUCKET_EVERY: Duration = Duration::from_millis(500);
 
 /// One GetMedia response being written.
 struct Reader {
-    /// Set at a node that does not own the stream: how often to look in the bucket.
-    follow_bucket: Option<Duration>,
+    /// At a node that does not own the stream: look in the bucket every
+    /// [`FOLLOW_BUCKET_EVERY`].
+    follow_bucket: bool,
     max_bytes_per_sec: u64,
     sent: std::sync::atomic::AtomicU64,
     started: std::time::Instant,
@@ -400,14 +396,13 @@ impl Reader {
                 }
             }
             // The reader leaving frees its connection slot at once, not at the live edge.
-            let look = self.follow_bucket.unwrap_or(Duration::MAX);
             steps = tokio::select! {
                 _ = self.tx.closed() => return Err(Gone),
                 _ = tokio::time::sleep_until(follower.deadline().into()) => {
                     follower.timeout(Instant::now()).into_iter().collect()
                 }
                 e = rx.recv() => follower.event(Instant::now(), e),
-                _ = tokio::time::sleep(look), if self.follow_bucket.is_some() => {
+                _ = tokio::time::sleep(FOLLOW_BUCKET_EVERY), if self.follow_bucket => {
                     let log = Arc::clone(&self.log);
                     let _ = tokio::task::spawn_blocking(move || log.catch_up()).await;
                     // The owner stored more (found now, or by another reader of this node):

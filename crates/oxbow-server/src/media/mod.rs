@@ -171,10 +171,7 @@ pub(crate) async fn open_log_for_reading(
     stream_name: &str,
 ) -> Result<Arc<oxbow_store::StreamLog>, ApiError> {
     let log = open_log(&state.store, key).await?;
-    let Some(leases) = &state.leases else {
-        return Ok(log);
-    };
-    if leases.holds(&crate::leases::stream_key(stream_name)) {
+    if state.owns_stream(stream_name) {
         return Ok(log);
     }
     let following = Arc::clone(&log);

@@ -238,8 +238,8 @@ impl Now {
 
 /// Whether this node owns the stream now (always, outside a cluster).
 fn ownership(state: Arc<AppState>, name: &str) -> Box<dyn Fn() -> bool + Send + Sync> {
-    let key = crate::leases::stream_key(name);
-    Box::new(move || state.leases.as_ref().is_none_or(|l| l.holds(&key)))
+    let name = name.to_string();
+    Box::new(move || state.owns_stream(&name))
 }
 
 /// Re-reads the stream from the catalog at each fragment: it must still exist, be the same
