@@ -4,13 +4,14 @@
 # PostgreSQL catalog and an s3s-fs bucket (media as objects), all on this machine. Prints each
 # run's report; per node it gives ingest, PERSISTED latency and the node's CPU.
 #
-#   bench/cluster.sh [--streams N] [--seconds S] [--node-threads T] [--one-threads T]
+#   bench/cluster.sh [--streams N] [--seconds S] [--node-threads T] [--one-threads T] [--perf FILE]
 #
 # Defaults: 45 streams, 20 s; each of the three nodes runs `--worker-threads` = its share of
 # this machine's cores (at least 1), as one would size nodes sharing a host; the embedded node
 # runs with its default (all cores) unless --one-threads is given. Between the two, an embedded
 # node sized and loaded like one cluster node runs alone, to tell the cost of PostgreSQL and S3
-# to a node from the cost of splitting the load over three processes.
+# to a node from the cost of splitting the load over three processes. --perf FILE records a
+# 12 s CPU profile of the first cluster node (`perf record -g`) for `perf report -i FILE`.
 #
 # Needs PostgreSQL's server binaries (Debian: postgresql) and s3s-fs (.ci/run installs both).
 set -euo pipefail
@@ -19,12 +20,14 @@ streams=45
 seconds=20
 node_threads=$(( $(nproc) / 3 > 0 ? $(nproc) / 3 : 1 ))
 one_threads=
+perf_out=
 while [ $# -gt 0 ]; do
   case "$1" in
     --streams) streams=$2; shift 2 ;;
     --seconds) seconds=$2; shift 2 ;;
     --node-threads) node_threads=$2; shift 2 ;;
     --one-threads) one_threads=$2; shift 2 ;;
+    --perf) perf_out=$2; shift 2 ;;
     *) echo "unknown argument $1" >&2; exit 2 ;;
   esac
 done
@@ -108,6 +111,10 @@ for i in 0 1 2; do
   bench "${ports[$i]}" "${nodes[$i]}" "$per" > "$work/node-$i.txt" &
   runs+=($!)
 done
+if [ -n "$perf_out" ]; then
+  sleep 3
+  perf record -F 999 -g -o "$perf_out" -p "${nodes[0]}" -- sleep 12 >/dev/null 2>&1
+fi
 for r in "${runs[@]}"; do wait "$r"; done
 for i in 0 1 2; do echo "### node $i"; cat "$work/node-$i.txt"; done
 # Efficiency: the three nodes' ingest per core-% spent against the one node's; and a cluster
