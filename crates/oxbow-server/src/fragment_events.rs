@@ -210,7 +210,8 @@ impl FragmentEvents {
 /// they outlive a restart.
 pub struct DeadLetters {
     list: Mutex<VecDeque<DeadLetter>>,
-    path: PathBuf,
+    /// The file, held while a letter is appended and listed, so both keep one order.
+    path: Mutex<PathBuf>,
 }
 
 impl DeadLetters {
@@ -227,7 +228,7 @@ impl DeadLetters {
         }
         Self {
             list: Mutex::new(list),
-            path,
+            path: Mutex::new(path),
         }
     }
 
@@ -241,29 +242,29 @@ impl DeadLetters {
     }
 }
 
-fn bury(dead: &DeadLetters, letter: DeadLetter) {
+fn bury(dead: &Arc<DeadLetters>, letter: DeadLetter) {
     tracing::warn!(stream = %letter.stream_arn, fragment = %letter.fragment_number, kind = %letter.kind,
         destination = %letter.destination, error = %letter.error, "fragment event not delivered");
     let line = serde_json::to_string(&letter).unwrap_or_default() + "\n";
-    {
+    // Appended off the async threads, and listed only once appended: a letter anyone was
+    // shown is one a restart finds (a lost line costs the record, not the letter in memory).
+    let dead = Arc::clone(dead);
+    tokio::task::spawn_blocking(move || {
+        use std::io::Write;
+        let path = dead.path.lock().unwrap_or_else(|e| e.into_inner());
+        let appended = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&*path)
+            .and_then(|mut f| f.write_all(line.as_bytes()));
+        if let Err(e) = appended {
+            tracing::warn!(path = %path.display(), error = %e, "cannot record a dead letter");
+        }
         let mut list = dead.list.lock().unwrap_or_else(|e| e.into_inner());
         if list.len() == DEAD_LETTERS {
             list.pop_front();
         }
         list.push_back(letter);
-    }
-    // Appended off the async threads; a lost line costs the record, not the letter in memory.
-    let path = dead.path.clone();
-    tokio::task::spawn_blocking(move || {
-        use std::io::Write;
-        let appended = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&path)
-            .and_then(|mut f| f.write_all(line.as_bytes()));
-        if let Err(e) = appended {
-            tracing::warn!(path = %path.display(), error = %e, "cannot record a dead letter");
-        }
     });
 }
 
@@ -332,7 +333,7 @@ fn enabled(config: &Option<Value>) -> Option<&Value> {
     config.as_ref().filter(|c| c["Status"] == "ENABLED")
 }
 
-async fn handle(ctx: &Context, dead: &DeadLetters, t: Tagged, log: Arc<StreamLog>) {
+async fn handle(ctx: &Context, dead: &Arc<DeadLetters>, t: Tagged, log: Arc<StreamLog>) {
     // The configuration as it is now (it may have changed since the session began).
     let Ok(Some(stream)) = ctx.catalog.streams().get(&t.stream_name).await else {
         return;
