@@ -175,7 +175,19 @@ impl Recorder {
         }
         let nals = annexb::nal_units(annex_b);
         let key = nals.iter().any(|n| n[0] & 0x1F == 5);
-        let ts = anchor.ms(ticks);
+        let mut ts = anchor.ms(ticks);
+        if let Some(last) = self.last_cluster.filter(|last| key && ts <= *last) {
+            // The sender's RTP clock went back (it restarted its timestamps): a fragment
+            // that starts there would start before the last one, so the clock is anchored
+            // again at this key frame, after what is recorded.
+            let wall_ms = arrival_ms.max(last + 1);
+            self.video = Some(Anchor {
+                ticks,
+                wall_ms,
+                ..anchor
+            });
+            ts = wall_ms;
+        }
         if key {
             self.start_fragment(arrival_ms, ts, &nals);
         }
@@ -504,10 +516,15 @@ mod tests {
         r.restart();
         // A new ingest must see a header first; and an RTP clock that went back (a sender
         // restarting its timestamps) never makes a Cluster start before the previous one.
+        // The clock is anchored again at the key frame, which is recorded with what follows.
         r.video(10_080, 0, 90_000, &key_frame(), true);
-        let (heads, clusters, _) = parse(r.take());
+        r.video(10_120, 3_600, 90_000, &DELTA, true);
+        let (heads, clusters, frames) = parse(r.take());
         assert_eq!(heads.len(), 1);
-        assert_eq!(clusters, vec![10_041]);
+        assert_eq!(clusters, vec![10_080]);
+        let times: Vec<_> = frames.iter().map(|f| (f.0, f.1)).collect();
+        assert_eq!(times, vec![(VIDEO_TRACK, 0), (VIDEO_TRACK, 40)]);
+        assert_eq!(r.counts().dropped_video, 0);
     }
 
     #[test]
