@@ -97,14 +97,14 @@ pub struct ServeArgs {
     /// (repeatable).
     #[arg(long = "webhook-ca")]
     webhook_cas: Vec<PathBuf>,
-    /// The access key for --image-s3-endpoint.
+    /// The access key for --image-s3-endpoint [default: AWS_ACCESS_KEY_ID].
     #[arg(
         long,
         env = "OXBOW_IMAGE_S3_ACCESS_KEY_ID",
         requires = "image_s3_endpoint"
     )]
     image_s3_access_key_id: Option<String>,
-    /// The secret key for --image-s3-endpoint.
+    /// The secret key for --image-s3-endpoint [default: AWS_SECRET_ACCESS_KEY].
     #[arg(
         long,
         env = "OXBOW_IMAGE_S3_SECRET_ACCESS_KEY",
@@ -284,32 +284,24 @@ impl ServeArgs {
         config.turn_listen = (!self.no_turn).then_some(self.turn_listen);
         config.turn_tls_listen = Some(self.turn_tls_listen);
         config.webhook_cas = self.webhook_cas.clone();
-        config.image_s3 =
-            self.image_s3_endpoint
-                .clone()
-                .map(|endpoint| oxbow_server::config::S3Target {
-                    endpoint,
-                    region: config.region.clone(),
-                    access_key_id: self.image_s3_access_key_id.clone().unwrap_or_default(),
-                    secret_access_key: self.image_s3_secret_access_key.clone().unwrap_or_default(),
-                });
+        config.image_s3 = self.image_s3_endpoint.clone().map(|endpoint| {
+            s3_target(
+                endpoint,
+                &config.region,
+                &self.image_s3_access_key_id,
+                &self.image_s3_secret_access_key,
+                process_env,
+            )
+        });
         config.turn_external_ip = self.turn_external_ip;
         if let (Some(uri), Some(endpoint)) = (&self.media, &self.media_s3_endpoint) {
-            let env = |k: &str| std::env::var(k).ok();
-            let server = oxbow_server::config::S3Target {
-                endpoint: endpoint.clone(),
-                region: config.region.clone(),
-                access_key_id: self
-                    .media_s3_access_key_id
-                    .clone()
-                    .or_else(|| env("AWS_ACCESS_KEY_ID"))
-                    .unwrap_or_default(),
-                secret_access_key: self
-                    .media_s3_secret_access_key
-                    .clone()
-                    .or_else(|| env("AWS_SECRET_ACCESS_KEY"))
-                    .unwrap_or_default(),
-            };
+            let server = s3_target(
+                endpoint.clone(),
+                &config.region,
+                &self.media_s3_access_key_id,
+                &self.media_s3_secret_access_key,
+                process_env,
+            );
             config.media_bucket = Some(
                 oxbow_server::config::MediaBucket::parse(uri, server).map_err(ServeError::Media)?,
             );
@@ -402,4 +394,74 @@ fn shutdown_signal() -> std::io::Result<impl std::future::Future<Output = ()>> {
             _ = terminate.recv() => {},
         }
     })
+}
+
+/// An S3-compatible server's address and keys; keys not given come from the AWS SDK's
+/// variables, as every S3 client reads them.
+fn s3_target(
+    endpoint: String,
+    region: &str,
+    access_key_id: &Option<String>,
+    secret_access_key: &Option<String>,
+    env: impl Fn(&str) -> Option<String>,
+) -> oxbow_server::config::S3Target {
+    oxbow_server::config::S3Target {
+        endpoint,
+        region: region.to_string(),
+        access_key_id: access_key_id
+            .clone()
+            .or_else(|| env("AWS_ACCESS_KEY_ID"))
+            .unwrap_or_default(),
+        secret_access_key: secret_access_key
+            .clone()
+            .or_else(|| env("AWS_SECRET_ACCESS_KEY"))
+            .unwrap_or_default(),
+    }
+}
+
+fn process_env(name: &str) -> Option<String> {
+    std::env::var(name).ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn aws_env(name: &str) -> Option<String> {
+        match name {
+            "AWS_ACCESS_KEY_ID" => Some("env-key".into()),
+            "AWS_SECRET_ACCESS_KEY" => Some("env-secret".into()),
+            _ => None,
+        }
+    }
+
+    #[test]
+    fn s3_keys_come_from_the_flags_or_else_from_the_aws_variables() {
+        let given = s3_target(
+            "http://s3".into(),
+            "eu-west-1",
+            &Some("flag-key".into()),
+            &Some("flag-secret".into()),
+            aws_env,
+        );
+        assert_eq!(
+            (
+                given.endpoint.as_str(),
+                given.region.as_str(),
+                given.access_key_id.as_str(),
+                given.secret_access_key.as_str()
+            ),
+            ("http://s3", "eu-west-1", "flag-key", "flag-secret")
+        );
+        let from_env = s3_target("http://s3".into(), "eu-west-1", &None, &None, aws_env);
+        assert_eq!(
+            (
+                from_env.access_key_id.as_str(),
+                from_env.secret_access_key.as_str()
+            ),
+            ("env-key", "env-secret")
+        );
+        let neither = s3_target("http://s3".into(), "eu-west-1", &None, &None, |_| None);
+        assert_eq!(neither.access_key_id, "");
+    }
 }
