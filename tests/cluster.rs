@@ -900,3 +900,51 @@ async fn a_node_reaches_its_catalog_over_verified_tls() {
         common::stream_arn(&node.client(), "over-tls").await
     );
 }
+
+/// A catalog URL written as libpq takes it, `sslmode=verify-full` with `sslrootcert`, `sslcert`
+/// and `sslkey`, connects a node to a PostgreSQL that wants a client certificate signed by its
+/// CA; without `sslcert`/`sslkey` the node refuses to start and says why.
+#[tokio::test]
+async fn a_node_presents_the_client_certificate_its_catalog_url_names() {
+    let server_ca = pg::TestCa::new("Catalog CA");
+    let (cert, key) = server_ca.issue(&["127.0.0.1"]);
+    let client_ca = pg::TestCa::new("Node CA");
+    let pg = pg::PgServer::start_mutual_tls(&cert, &key, &client_ca.cert.pem());
+    let dir = common::temp_dir("mtls-catalog");
+    let file = |name: &str, contents: &str| {
+        let path = dir.join(name);
+        std::fs::write(&path, contents).unwrap();
+        path.to_str().unwrap().to_string()
+    };
+    let root = file("ca.pem", &server_ca.cert.pem());
+    let (node_cert, node_key) = client_ca.issue(&["oxbow-node"]);
+    let (node_cert, node_key) = (file("node.pem", &node_cert), file("node.key", &node_key));
+    let base = format!(
+        "{}?sslmode=verify-full&sslrootcert={root}",
+        pg.database("oxbow")
+    );
+
+    let refused = std::process::Command::new(env!("CARGO_BIN_EXE_oxbow"))
+        .args(["serve", "--listen", "127.0.0.1:0", "--no-turn"])
+        .args(["--catalog", &base])
+        .arg("--data-dir")
+        .arg(dir.join("no-certificate"))
+        .env("RUST_LOG", "warn")
+        .output()
+        .unwrap();
+    assert!(!refused.status.success());
+    let said = String::from_utf8_lossy(&refused.stderr);
+    assert!(
+        said.contains("connection requires a valid client certificate"),
+        "{said}"
+    );
+
+    let url = format!("{base}&sslcert={node_cert}&sslkey={node_key}");
+    let node = TestServer::start_in(&dir.join("node"), &["--catalog", &url], true);
+    common::create_stream_with(&node, "mutual", 1).await;
+    let other = TestServer::start_in(&dir.join("other"), &["--catalog", &url], true);
+    assert_eq!(
+        common::stream_arn(&other.client(), "mutual").await,
+        common::stream_arn(&node.client(), "mutual").await
+    );
+}

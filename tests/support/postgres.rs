@@ -68,16 +68,22 @@ fn free_port() -> u16 {
 
 impl PgServer {
     pub fn start() -> Self {
-        Self::start_with(None)
+        Self::start_with(None, None)
     }
 
     /// A server that takes TCP connections only over TLS, with this certificate and key
     /// (PEM).
     pub fn start_tls(cert_pem: &str, key_pem: &str) -> Self {
-        Self::start_with(Some((cert_pem, key_pem)))
+        Self::start_with(Some((cert_pem, key_pem)), None)
     }
 
-    fn start_with(tls: Option<(&str, &str)>) -> Self {
+    /// [`PgServer::start_tls`], and every TCP client must also present a certificate signed
+    /// by `client_ca_pem`.
+    pub fn start_mutual_tls(cert_pem: &str, key_pem: &str, client_ca_pem: &str) -> Self {
+        Self::start_with(Some((cert_pem, key_pem)), Some(client_ca_pem))
+    }
+
+    fn start_with(tls: Option<(&str, &str)>, client_ca: Option<&str>) -> Self {
         let dir = std::env::temp_dir().join(format!(
             "oxbow-pg-{}-{}",
             std::process::id(),
@@ -124,8 +130,18 @@ impl PgServer {
             std::fs::write(&cert_path, cert).unwrap();
             std::fs::write(&key_path, key).unwrap();
             // TCP only over TLS; the socket in `dir` stays open for local tools.
-            let hba = "local all all trust\nhostssl all all 127.0.0.1/32 trust\n";
+            let hba = match client_ca {
+                None => "local all all trust\nhostssl all all 127.0.0.1/32 trust\n",
+                Some(_) => {
+                    "local all all trust\nhostssl all all 127.0.0.1/32 trust clientcert=verify-ca\n"
+                }
+            };
             std::fs::write(data.join("pg_hba.conf"), hba).unwrap();
+            if let Some(client_ca) = client_ca {
+                let ca_path = dir.join("client-ca.crt");
+                std::fs::write(&ca_path, client_ca).unwrap();
+                settings.push(format!("ssl_ca_file={}", ca_path.display()));
+            }
             // PostgreSQL wants its key private to the user it runs as.
             let mut chmod = Command::new("chmod");
             let ok = chmod.arg("600").arg(&key_path).status().unwrap().success();
@@ -168,8 +184,10 @@ impl PgServer {
     fn wait_ready(&self) {
         let deadline = Instant::now() + Duration::from_secs(30);
         while Instant::now() < deadline {
+            // Over the socket: TCP may want a client certificate.
             let ready = Command::new(bin_dir().join("pg_isready"))
-                .args(["-q", "-h", "127.0.0.1", "-p", &self.port.to_string()])
+                .args(["-q", "-p", &self.port.to_string(), "-h"])
+                .arg(&self.dir)
                 .status()
                 .is_ok_and(|s| s.success());
             if ready {
@@ -183,15 +201,8 @@ impl PgServer {
     /// The URL of a fresh database `name` on this server.
     pub fn database(&self, name: &str) -> String {
         let out = Command::new(bin_dir().join("psql"))
-            .args([
-                "-q",
-                "-h",
-                "127.0.0.1",
-                "-p",
-                &self.port.to_string(),
-                "-U",
-                "oxbow",
-            ])
+            .args(["-q", "-p", &self.port.to_string(), "-U", "oxbow", "-h"])
+            .arg(&self.dir)
             .args(["-d", "postgres", "-c", &format!("CREATE DATABASE {name}")])
             .output()
             .expect("psql");
@@ -207,18 +218,40 @@ impl PgServer {
 /// A CA named `ca_name` and a certificate for 127.0.0.1 it signed, for [`PgServer::start_tls`]:
 /// (the CA, the certificate's PEM, its key's PEM).
 pub fn tls_identity(ca_name: &str) -> (rcgen::Certificate, String, String) {
-    let ca_key = rcgen::KeyPair::generate().unwrap();
-    let mut ca = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
-    ca.distinguished_name
-        .push(rcgen::DnType::CommonName, ca_name);
-    ca.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
-    let ca = ca.self_signed(&ca_key).unwrap();
-    let key = rcgen::KeyPair::generate().unwrap();
-    let cert = rcgen::CertificateParams::new(vec!["127.0.0.1".to_string()])
-        .unwrap()
-        .signed_by(&key, &ca, &ca_key)
-        .unwrap();
-    (ca, cert.pem(), key.serialize_pem())
+    let ca = TestCa::new(ca_name);
+    let (cert, key) = ca.issue(&["127.0.0.1"]);
+    (ca.cert, cert, key)
+}
+
+/// A certificate authority that issues certificates for tests.
+pub struct TestCa {
+    pub cert: rcgen::Certificate,
+    key: rcgen::KeyPair,
+}
+
+impl TestCa {
+    pub fn new(name: &str) -> Self {
+        let key = rcgen::KeyPair::generate().unwrap();
+        let mut params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+        params
+            .distinguished_name
+            .push(rcgen::DnType::CommonName, name);
+        params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+        let cert = params.self_signed(&key).unwrap();
+        Self { cert, key }
+    }
+
+    /// A certificate for `names` (the server's host, or any name for a client) and its key,
+    /// as PEM.
+    pub fn issue(&self, names: &[&str]) -> (String, String) {
+        let key = rcgen::KeyPair::generate().unwrap();
+        let names: Vec<String> = names.iter().map(|n| n.to_string()).collect();
+        let cert = rcgen::CertificateParams::new(names)
+            .unwrap()
+            .signed_by(&key, &self.cert, &self.key)
+            .unwrap();
+        (cert.pem(), key.serialize_pem())
+    }
 }
 
 impl Drop for PgServer {

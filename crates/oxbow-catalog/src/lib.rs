@@ -15,6 +15,7 @@ pub mod iam;
 pub mod model;
 mod postgres;
 mod postgres_tls;
+mod postgres_url;
 mod sqlite;
 
 use async_trait::async_trait;
@@ -26,6 +27,7 @@ pub use iam::{
 };
 pub use model::{AccessKey, ChannelRecord, EdgeRecord, Lifecycle, Status, StreamRecord};
 pub use postgres::PostgresCatalog;
+pub use postgres_url::{CatalogTlsFiles, CatalogUrl};
 pub use sqlite::SqliteCatalog;
 
 /// A record kind the catalog can store.

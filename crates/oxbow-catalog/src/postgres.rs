@@ -16,10 +16,10 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use tokio::sync::broadcast;
-use tokio_postgres::config::SslMode;
 use tokio_postgres::{AsyncMessage, Client, Config, Connection, Socket};
 
 use crate::postgres_tls::{PgTls, PgTlsStream};
+use crate::postgres_url::CatalogUrl;
 
 use crate::{Catalog, CatalogChange, CatalogError, Resource, Table, Update};
 
@@ -320,26 +320,25 @@ impl PostgresCatalog {
         Self::connect_with_tls(url, None).await
     }
 
-    /// [`PostgresCatalog::connect`], over TLS when the URL says `sslmode=require`, with the
-    /// server's certificate verified by `tls`. Any other `sslmode` (or none) connects without
-    /// TLS, as before TLS was offered: `prefer` would otherwise fail against the self-signed
-    /// certificate many installations enable by default.
+    /// [`PostgresCatalog::connect`], over TLS when the URL says `sslmode=require`,
+    /// `verify-ca` or `verify-full`, with the server's certificate verified by `tls` (built
+    /// from [`CatalogUrl::tls`]'s files by the caller, which knows the system's roots). Other
+    /// modes connect without TLS; see [`CatalogUrl::parse`].
     pub async fn connect_with_tls(
         url: &str,
         tls: Option<tokio_rustls::TlsConnector>,
     ) -> Result<Self, CatalogError> {
-        let mut config: Config = url.parse().map_err(storage)?;
-        let tls = if config.get_ssl_mode() == SslMode::Require {
-            let Some(tls) = tls else {
+        let parsed = CatalogUrl::parse(url)?;
+        let tls = match (parsed.tls(), tls) {
+            (None, _) => PgTls(None),
+            (Some(_), Some(tls)) => PgTls(Some(tls)),
+            (Some(_), None) => {
                 return Err(CatalogError::Storage(
                     "sslmode=require: no TLS roots to verify PostgreSQL's certificate with".into(),
-                ));
-            };
-            PgTls(Some(tls))
-        } else {
-            config.ssl_mode(SslMode::Disable);
-            PgTls(None)
+                ))
+            }
         };
+        let config = parsed.config;
         let mut first = connect(&config, &tls).await?;
         migrate(&mut first).await?;
         let mut conns = Vec::with_capacity(POOL_SIZE);

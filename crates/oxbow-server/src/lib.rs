@@ -184,8 +184,11 @@ impl Server {
         })?;
         let catalog: Arc<dyn Catalog> = match &config.catalog_url {
             Some(url) => {
-                let roots = tls::client_connector(&config.catalog_cas)?;
-                Arc::new(PostgresCatalog::connect_with_tls(url, Some(roots)).await?)
+                let tls = match oxbow_catalog::CatalogUrl::parse(url)?.tls() {
+                    Some(files) => Some(tls::catalog_connector(&config.catalog_cas, files)?),
+                    None => None,
+                };
+                Arc::new(PostgresCatalog::connect_with_tls(url, tls).await?)
             }
             None => Arc::new(SqliteCatalog::open(
                 &config.data_dir.join("catalog.sqlite"),

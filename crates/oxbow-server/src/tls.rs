@@ -65,6 +65,27 @@ pub fn acceptor(id: &Identity) -> Result<TlsAcceptor, ServerError> {
 /// The connector Oxbow's own outgoing HTTPS (notification webhooks) uses: the system's root
 /// certificates and any CA files given.
 pub fn client_connector(extra_cas: &[PathBuf]) -> Result<tokio_rustls::TlsConnector, ServerError> {
+    connector(extra_cas.iter(), None)
+}
+
+/// The connector for the PostgreSQL catalog: the system's roots, `--catalog-ca` and the URL's
+/// `sslrootcert`; the URL's `sslcert`/`sslkey` as the node's client certificate.
+pub fn catalog_connector(
+    extra_cas: &[PathBuf],
+    files: &oxbow_catalog::CatalogTlsFiles,
+) -> Result<tokio_rustls::TlsConnector, ServerError> {
+    let identity = files
+        .client_identity
+        .as_ref()
+        .map(|(cert, key)| Ok::<_, ServerError>((load_certs(cert)?, load_key(key)?)))
+        .transpose()?;
+    connector(extra_cas.iter().chain(&files.root_cert), identity)
+}
+
+fn connector<'a>(
+    extra_cas: impl Iterator<Item = &'a PathBuf>,
+    identity: Option<(Vec<CertificateDer<'static>>, PrivateKeyDer<'static>)>,
+) -> Result<tokio_rustls::TlsConnector, ServerError> {
     let mut roots = rustls::RootCertStore::empty();
     for cert in rustls_native_certs::load_native_certs().certs {
         let _ = roots.add(cert);
@@ -74,11 +95,14 @@ pub fn client_connector(extra_cas: &[PathBuf]) -> Result<tokio_rustls::TlsConnec
             roots.add(cert).map_err(tls_err)?;
         }
     }
-    let config = rustls::ClientConfig::builder_with_provider(provider())
+    let builder = rustls::ClientConfig::builder_with_provider(provider())
         .with_safe_default_protocol_versions()
         .map_err(tls_err)?
-        .with_root_certificates(roots)
-        .with_no_client_auth();
+        .with_root_certificates(roots);
+    let config = match identity {
+        Some((certs, key)) => builder.with_client_auth_cert(certs, key).map_err(tls_err)?,
+        None => builder.with_no_client_auth(),
+    };
     Ok(tokio_rustls::TlsConnector::from(Arc::new(config)))
 }
 
