@@ -198,19 +198,25 @@ impl PgServer {
         panic!("PostgreSQL did not become ready on port {}", self.port);
     }
 
-    /// The URL of a fresh database `name` on this server.
-    pub fn database(&self, name: &str) -> String {
+    /// What psql prints for `sql` run in the `postgres` database (unaligned, no headers).
+    pub fn sql(&self, sql: &str) -> String {
         let out = Command::new(bin_dir().join("psql"))
-            .args(["-q", "-p", &self.port.to_string(), "-U", "oxbow", "-h"])
+            .args(["-qtA", "-p", &self.port.to_string(), "-U", "oxbow", "-h"])
             .arg(&self.dir)
-            .args(["-d", "postgres", "-c", &format!("CREATE DATABASE {name}")])
+            .args(["-d", "postgres", "-c", sql])
             .output()
             .expect("psql");
         assert!(
             out.status.success(),
-            "create database: {}",
+            "{sql}: {}",
             String::from_utf8_lossy(&out.stderr)
         );
+        String::from_utf8_lossy(&out.stdout).trim().to_string()
+    }
+
+    /// The URL of a fresh database `name` on this server.
+    pub fn database(&self, name: &str) -> String {
+        self.sql(&format!("CREATE DATABASE {name}"));
         format!("postgres://oxbow@127.0.0.1:{}/{name}", self.port)
     }
 }

@@ -26,7 +26,7 @@ pub use iam::{
     ThingTypeRecord, UserRecord, SESSION_ISSUED_TO, SESSION_ROLE_ID,
 };
 pub use model::{AccessKey, ChannelRecord, EdgeRecord, Lifecycle, Status, StreamRecord};
-pub use postgres::PostgresCatalog;
+pub use postgres::{PostgresCatalog, PostgresOptions};
 pub use postgres_url::{CatalogTlsFiles, CatalogUrl};
 pub use sqlite::SqliteCatalog;
 

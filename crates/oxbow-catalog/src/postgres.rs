@@ -26,8 +26,28 @@ use crate::{Catalog, CatalogChange, CatalogError, Resource, Table, Update};
 /// The channel every node's writes are announced on.
 const CHANNEL: &str = "oxbow_catalog";
 
-/// Connections per node: enough for the catalog's short statements.
-const POOL_SIZE: usize = 8;
+/// Connections per node unless told otherwise: enough for the catalog's short statements.
+const DEFAULT_CONNECTIONS: usize = 8;
+
+/// How a node connects to the PostgreSQL catalog, besides its URL.
+#[derive(Clone)]
+pub struct PostgresOptions {
+    /// Verifies the server's certificate when the URL asks for TLS (built from
+    /// [`CatalogUrl::tls`]'s files by the caller, which knows the system's roots).
+    pub tls: Option<tokio_rustls::TlsConnector>,
+    /// Statements a node runs at once, each on its own connection (the change listener
+    /// holds one more): every node's share of the server's `max_connections`.
+    pub connections: usize,
+}
+
+impl Default for PostgresOptions {
+    fn default() -> Self {
+        Self {
+            tls: None,
+            connections: DEFAULT_CONNECTIONS,
+        }
+    }
+}
 
 /// Records a table keeps in memory at most; past it the cache starts over.
 const CACHE_MAX: usize = 100_000;
@@ -315,21 +335,18 @@ async fn migrate(client: &mut Client) -> Result<(), CatalogError> {
 impl PostgresCatalog {
     /// Connects to `url` (`postgres://user:password@host:port/database`), applies the
     /// schema migrations and starts listening for other nodes' changes. Without TLS: a URL
-    /// with `sslmode=require` is refused (see [`PostgresCatalog::connect_with_tls`]).
+    /// with `sslmode=require` is refused (see [`PostgresCatalog::connect_with`]).
     pub async fn connect(url: &str) -> Result<Self, CatalogError> {
-        Self::connect_with_tls(url, None).await
+        Self::connect_with(url, PostgresOptions::default()).await
     }
 
     /// [`PostgresCatalog::connect`], over TLS when the URL says `sslmode=require`,
-    /// `verify-ca` or `verify-full`, with the server's certificate verified by `tls` (built
-    /// from [`CatalogUrl::tls`]'s files by the caller, which knows the system's roots). Other
-    /// modes connect without TLS; see [`CatalogUrl::parse`].
-    pub async fn connect_with_tls(
-        url: &str,
-        tls: Option<tokio_rustls::TlsConnector>,
-    ) -> Result<Self, CatalogError> {
+    /// `verify-ca` or `verify-full` (other modes connect without TLS; see
+    /// [`CatalogUrl::parse`]), with at most `options.connections` connections at once.
+    pub async fn connect_with(url: &str, options: PostgresOptions) -> Result<Self, CatalogError> {
         let parsed = CatalogUrl::parse(url)?;
-        let tls = match (parsed.tls(), tls) {
+        let pool_size = options.connections.max(1);
+        let tls = match (parsed.tls(), options.tls) {
             (None, _) => PgTls(None),
             (Some(_), Some(tls)) => PgTls(Some(tls)),
             (Some(_), None) => {
@@ -341,9 +358,9 @@ impl PostgresCatalog {
         let config = parsed.config;
         let mut first = connect(&config, &tls).await?;
         migrate(&mut first).await?;
-        let mut conns = Vec::with_capacity(POOL_SIZE);
+        let mut conns = Vec::with_capacity(pool_size);
         conns.push(tokio::sync::Mutex::new(Some(first)));
-        for _ in 1..POOL_SIZE {
+        for _ in 1..pool_size {
             conns.push(tokio::sync::Mutex::new(None));
         }
         let mut registry: HashMap<&'static str, Arc<dyn Evict>> = HashMap::new();

@@ -8,7 +8,9 @@ mod pg;
 
 use std::time::{Duration, Instant};
 
-use oxbow_catalog::{AccessKey, Catalog, CatalogChange, CatalogError, PostgresCatalog};
+use oxbow_catalog::{
+    AccessKey, Catalog, CatalogChange, CatalogError, PostgresCatalog, PostgresOptions,
+};
 
 fn key(id: &str) -> AccessKey {
     AccessKey::long_term(id, "s", "root", 0)
@@ -141,12 +143,17 @@ fn chain(e: &CatalogError) -> String {
     out
 }
 
-fn trusting(cas: &[&rcgen::Certificate]) -> tokio_rustls::TlsConnector {
+fn over_tls(ca: &rcgen::Certificate) -> PostgresOptions {
+    PostgresOptions {
+        tls: Some(trusting(ca)),
+        ..Default::default()
+    }
+}
+
+fn trusting(ca: &rcgen::Certificate) -> tokio_rustls::TlsConnector {
     use tokio_rustls::rustls;
     let mut roots = rustls::RootCertStore::empty();
-    for ca in cas {
-        roots.add(ca.der().clone()).unwrap();
-    }
+    roots.add(ca.der().clone()).unwrap();
     let provider = std::sync::Arc::new(rustls::crypto::aws_lc_rs::default_provider());
     let config = rustls::ClientConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
@@ -166,7 +173,7 @@ async fn sslmode_require_connects_over_verified_tls() {
     let url = server.database("tls");
     let tls_url = format!("{url}?sslmode=require");
 
-    let cat = PostgresCatalog::connect_with_tls(&tls_url, Some(trusting(&[&ca])))
+    let cat = PostgresCatalog::connect_with(&tls_url, over_tls(&ca))
         .await
         .unwrap();
     listening(&cat).await;
@@ -174,13 +181,13 @@ async fn sslmode_require_connects_over_verified_tls() {
         .insert(key("AKIATLS"), u64::MAX)
         .await
         .unwrap();
-    let other = PostgresCatalog::connect_with_tls(&tls_url, Some(trusting(&[&ca])))
+    let other = PostgresCatalog::connect_with(&tls_url, over_tls(&ca))
         .await
         .unwrap();
     assert!(other.access_keys().get("AKIATLS").await.unwrap().is_some());
 
     let (stranger, _, _) = pg::tls_identity("Another CA");
-    let refused = PostgresCatalog::connect_with_tls(&tls_url, Some(trusting(&[&stranger])))
+    let refused = PostgresCatalog::connect_with(&tls_url, over_tls(&stranger))
         .await
         .err()
         .expect("a certificate from another CA is refused");
@@ -200,5 +207,40 @@ async fn sslmode_require_connects_over_verified_tls() {
         chain(&unrooted).contains("sslmode=require"),
         "{}",
         chain(&unrooted)
+    );
+}
+
+/// A node holds at most `connections` connections for its statements (plus its change
+/// listener's), however many requests run at once: its share of the server's
+/// `max_connections` when many nodes share one PostgreSQL.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_holds_no_more_connections_than_it_was_given() {
+    let server = pg::PgServer::start();
+    let url = server.database("bounded");
+    let options = PostgresOptions {
+        connections: 2,
+        ..Default::default()
+    };
+    let cat = std::sync::Arc::new(PostgresCatalog::connect_with(&url, options).await.unwrap());
+    listening(&cat).await;
+    let tasks: Vec<_> = (0..64)
+        .map(|i| {
+            let cat = cat.clone();
+            tokio::spawn(async move {
+                cat.access_keys()
+                    .insert(key(&format!("AKIA{i}")), u64::MAX)
+                    .await
+                    .unwrap();
+            })
+        })
+        .collect();
+    for t in tasks {
+        t.await.unwrap();
+    }
+    let held = server.sql("SELECT count(*) FROM pg_stat_activity WHERE datname = 'bounded'");
+    assert_eq!(held, "3", "two for statements, one listening");
+    assert_eq!(
+        cat.access_keys().list(None, None, 100).await.unwrap().len(),
+        64
     );
 }

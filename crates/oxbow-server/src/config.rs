@@ -18,6 +18,8 @@ pub struct ServerConfig {
     /// PEM CA files trusted, besides the system's roots, for the catalog's TLS
     /// (`sslmode=require`).
     pub catalog_cas: Vec<PathBuf>,
+    /// Connections to the PostgreSQL catalog for statements (one more listens).
+    pub catalog_connections: usize,
     /// A cluster's shared media bucket; `None` for the embedded segment store in `data_dir`.
     pub media_bucket: Option<MediaBucket>,
     /// How long a node's ownership of a stream lasts unrenewed (cluster mode): how soon
@@ -191,6 +193,7 @@ impl ServerConfig {
             data_dir,
             catalog_url: None,
             catalog_cas: Vec::new(),
+            catalog_connections: oxbow_catalog::PostgresOptions::default().connections,
             media_bucket: None,
             lease_ttl_ms: 6_000,
             region: "us-east-1".into(),

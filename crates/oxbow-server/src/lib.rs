@@ -188,7 +188,11 @@ impl Server {
                     Some(files) => Some(tls::catalog_connector(&config.catalog_cas, files)?),
                     None => None,
                 };
-                Arc::new(PostgresCatalog::connect_with_tls(url, tls).await?)
+                let options = oxbow_catalog::PostgresOptions {
+                    tls,
+                    connections: config.catalog_connections,
+                };
+                Arc::new(PostgresCatalog::connect_with(url, options).await?)
             }
             None => Arc::new(SqliteCatalog::open(
                 &config.data_dir.join("catalog.sqlite"),

@@ -48,6 +48,16 @@ pub struct ServeArgs {
     /// psql (repeatable).
     #[arg(long = "catalog-ca", requires = "catalog")]
     catalog_cas: Vec<PathBuf>,
+    /// Connections this node opens to the catalog for its statements, one more listening for
+    /// other nodes' changes: keep nodes × (this + 1) under PostgreSQL's max_connections
+    /// [default: 8].
+    #[arg(
+        long,
+        env = "OXBOW_CATALOG_CONNECTIONS",
+        value_parser = clap::value_parser!(u16).range(1..=1000),
+        requires = "catalog"
+    )]
+    catalog_connections: Option<u16>,
     /// Cluster mode: how long a node's ownership of a stream lasts unrenewed, i.e. how soon
     /// another node takes a dead node's streams over.
     #[arg(long, default_value_t = 6000, env = "OXBOW_LEASE_TTL_MS")]
@@ -274,6 +284,9 @@ impl ServeArgs {
         config.http_listen = self.http_listen;
         config.catalog_url = self.catalog;
         config.catalog_cas = self.catalog_cas;
+        if let Some(n) = self.catalog_connections {
+            config.catalog_connections = usize::from(n);
+        }
         config.lease_ttl_ms = self.lease_ttl_ms;
         config.region = self.region;
         config.account_id = self.account_id;
