@@ -901,13 +901,16 @@ async fn a_node_reaches_its_catalog_over_verified_tls() {
     );
 }
 
-/// A catalog URL written as libpq takes it, `sslmode=verify-full` with `sslrootcert`, `sslcert`
-/// and `sslkey`, connects a node to a PostgreSQL that wants a client certificate signed by its
-/// CA; without `sslcert`/`sslkey` the node refuses to start and says why.
+/// A catalog URL written as libpq takes it connects a node to a PostgreSQL that wants a client
+/// certificate signed by its CA and whose own certificate names another host than the URL's:
+/// `sslmode=verify-ca` with `sslrootcert`, `sslcert` and `sslkey` works; `verify-full` refuses
+/// the name, `verify-ca` a root that did not sign the server's certificate, and without
+/// `sslcert`/`sslkey` the server refuses the node. A refused node stops
+/// at start and says why.
 #[tokio::test]
-async fn a_node_presents_the_client_certificate_its_catalog_url_names() {
+async fn a_node_reaches_a_catalog_that_wants_client_certificates_as_psql_would() {
     let server_ca = pg::TestCa::new("Catalog CA");
-    let (cert, key) = server_ca.issue(&["127.0.0.1"]);
+    let (cert, key) = server_ca.issue(&["db.internal"]);
     let client_ca = pg::TestCa::new("Node CA");
     let pg = pg::PgServer::start_mutual_tls(&cert, &key, &client_ca.cert.pem());
     let dir = common::temp_dir("mtls-catalog");
@@ -919,27 +922,44 @@ async fn a_node_presents_the_client_certificate_its_catalog_url_names() {
     let root = file("ca.pem", &server_ca.cert.pem());
     let (node_cert, node_key) = client_ca.issue(&["oxbow-node"]);
     let (node_cert, node_key) = (file("node.pem", &node_cert), file("node.key", &node_key));
-    let base = format!(
-        "{}?sslmode=verify-full&sslrootcert={root}",
-        pg.database("oxbow")
-    );
+    let database = pg.database("oxbow");
+    let identity = format!("&sslrootcert={root}&sslcert={node_cert}&sslkey={node_key}");
+    let refusal = |url: String, data: &str| {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_oxbow"))
+            .args(["serve", "--listen", "127.0.0.1:0", "--no-turn"])
+            .args(["--catalog", &url])
+            .arg("--data-dir")
+            .arg(dir.join(data))
+            .env("RUST_LOG", "warn")
+            .output()
+            .unwrap();
+        assert!(!out.status.success(), "{url} was taken");
+        String::from_utf8_lossy(&out.stderr).to_string()
+    };
 
-    let refused = std::process::Command::new(env!("CARGO_BIN_EXE_oxbow"))
-        .args(["serve", "--listen", "127.0.0.1:0", "--no-turn"])
-        .args(["--catalog", &base])
-        .arg("--data-dir")
-        .arg(dir.join("no-certificate"))
-        .env("RUST_LOG", "warn")
-        .output()
-        .unwrap();
-    assert!(!refused.status.success());
-    let said = String::from_utf8_lossy(&refused.stderr);
+    let said = refusal(format!("{database}?sslmode=verify-full{identity}"), "full");
+    assert!(
+        said.contains("certificate not valid for name \"127.0.0.1\""),
+        "{said}"
+    );
+    let said = refusal(
+        format!("{database}?sslmode=verify-ca&sslrootcert={root}"),
+        "no-certificate",
+    );
     assert!(
         said.contains("connection requires a valid client certificate"),
         "{said}"
     );
 
-    let url = format!("{base}&sslcert={node_cert}&sslkey={node_key}");
+    // verify-ca still checks the chain.
+    let stranger = file("stranger.pem", &pg::TestCa::new("Another CA").cert.pem());
+    let said = refusal(
+        format!("{database}?sslmode=verify-ca&sslrootcert={stranger}&sslcert={node_cert}&sslkey={node_key}"),
+        "stranger",
+    );
+    assert!(said.contains("UnknownIssuer"), "{said}");
+
+    let url = format!("{database}?sslmode=verify-ca{identity}");
     let node = TestServer::start_in(&dir.join("node"), &["--catalog", &url], true);
     common::create_stream_with(&node, "mutual", 1).await;
     let other = TestServer::start_in(&dir.join("other"), &["--catalog", &url], true);

@@ -27,7 +27,7 @@ pub use iam::{
 };
 pub use model::{AccessKey, ChannelRecord, EdgeRecord, Lifecycle, Status, StreamRecord};
 pub use postgres::{PostgresCatalog, PostgresOptions};
-pub use postgres_url::{CatalogTlsFiles, CatalogUrl};
+pub use postgres_url::{CatalogTls, CatalogUrl};
 pub use sqlite::SqliteCatalog;
 
 /// A record kind the catalog can store.

@@ -11,13 +11,30 @@ use tokio_postgres::Config;
 
 use crate::CatalogError;
 
-/// The certificate files a catalog URL names for TLS.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct CatalogTlsFiles {
+/// What a catalog URL asks of TLS: the certificate files it names, and how much of the
+/// server's certificate to check.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CatalogTls {
     /// `sslrootcert`: trusted besides the system's roots and `--catalog-ca`.
     pub root_cert: Option<PathBuf>,
     /// `sslcert` and `sslkey`: the client certificate the node presents.
     pub client_identity: Option<(PathBuf, PathBuf)>,
+    /// Whether the certificate must name the URL's host (`require`, `verify-full`), or only
+    /// chain to a trusted root (`verify-ca`: a server reached by an address its certificate
+    /// does not name).
+    pub check_host_name: bool,
+}
+
+impl CatalogTls {
+    /// TLS with the host name checked, and no files besides the system's roots and
+    /// `--catalog-ca`.
+    pub fn checked() -> Self {
+        Self {
+            root_cert: None,
+            client_identity: None,
+            check_host_name: true,
+        }
+    }
 }
 
 /// A parsed catalog URL: the connection settings, and whether (and with which files) to
@@ -25,13 +42,15 @@ pub struct CatalogTlsFiles {
 #[derive(Debug, Clone)]
 pub struct CatalogUrl {
     pub(crate) config: Config,
-    tls: Option<CatalogTlsFiles>,
+    tls: Option<CatalogTls>,
 }
 
 impl CatalogUrl {
     /// `sslmode=require`, `verify-ca` and `verify-full` connect over TLS and always verify
-    /// the server's certificate and name (`verify-ca` is checked as `verify-full`: a catalog
-    /// holds every credential of the deployment). `disable`, `allow`, `prefer` or none
+    /// that the server's certificate chains to a trusted root, and but for `verify-ca` that it
+    /// names the host (`require` is checked as `verify-full`, not left unchecked as libpq
+    /// leaves it: a catalog holds every credential of the deployment). `disable`, `allow`,
+    /// `prefer` or none
     /// connect without TLS (`prefer` would otherwise fail against the self-signed
     /// certificate many installations enable by default). A URL in libpq's key=value form
     /// goes to tokio-postgres unchanged.
@@ -44,8 +63,7 @@ impl CatalogUrl {
                 let mut config: Config = url
                     .parse()
                     .map_err(|e| CatalogError::Storage(Box::new(e)))?;
-                let tls =
-                    (config.get_ssl_mode() == SslMode::Require).then(CatalogTlsFiles::default);
+                let tls = (config.get_ssl_mode() == SslMode::Require).then(CatalogTls::checked);
                 if tls.is_none() {
                     config.ssl_mode(SslMode::Disable);
                 }
@@ -66,9 +84,10 @@ impl CatalogUrl {
                 _ => rest.push(pair),
             }
         }
-        let tls = match mode.as_deref() {
-            None | Some("disable" | "allow" | "prefer") => false,
-            Some("require" | "verify-ca" | "verify-full") => true,
+        let (tls, check_host_name) = match mode.as_deref() {
+            None | Some("disable" | "allow" | "prefer") => (false, true),
+            Some("require" | "verify-full") => (true, true),
+            Some("verify-ca") => (true, false),
             Some(other) => return Err(invalid(format!("unknown sslmode {other:?}"))),
         };
         if !tls && (root_cert.is_some() || cert.is_some() || key.is_some()) {
@@ -95,15 +114,16 @@ impl CatalogUrl {
         } else {
             SslMode::Disable
         });
-        let tls = tls.then_some(CatalogTlsFiles {
+        let tls = tls.then_some(CatalogTls {
             root_cert,
             client_identity,
+            check_host_name,
         });
         Ok(Self { config, tls })
     }
 
-    /// The files to build the TLS connector from, when the URL asks for TLS.
-    pub fn tls(&self) -> Option<&CatalogTlsFiles> {
+    /// What to build the TLS connector from, when the URL asks for TLS.
+    pub fn tls(&self) -> Option<&CatalogTls> {
         self.tls.as_ref()
     }
 }
@@ -130,7 +150,7 @@ fn percent_decode(value: &str) -> Option<String> {
 mod tests {
     use super::*;
 
-    fn files(url: &str) -> Option<CatalogTlsFiles> {
+    fn files(url: &str) -> Option<CatalogTls> {
         CatalogUrl::parse(url).unwrap().tls().cloned()
     }
 
@@ -140,17 +160,26 @@ mod tests {
         let parsed = CatalogUrl::parse(url).unwrap();
         assert_eq!(
             parsed.tls(),
-            Some(&CatalogTlsFiles {
+            Some(&CatalogTls {
                 root_cert: Some("/etc/ca dir/ca.pem".into()),
                 client_identity: Some(("/c.pem".into(), "/c.key".into())),
+                check_host_name: true,
             })
         );
         assert_eq!(parsed.config.get_ssl_mode(), SslMode::Require);
         assert_eq!(parsed.config.get_dbname(), Some("kvs"));
         assert_eq!(parsed.config.get_application_name(), Some("node1"));
-        for mode in ["require", "verify-ca", "verify-full"] {
+        for (mode, check_host_name) in [
+            ("require", true),
+            ("verify-ca", false),
+            ("verify-full", true),
+        ] {
             let url = format!("postgres://db/kvs?sslmode={mode}");
-            assert_eq!(files(&url), Some(CatalogTlsFiles::default()), "{mode}");
+            let expected = CatalogTls {
+                check_host_name,
+                ..CatalogTls::checked()
+            };
+            assert_eq!(files(&url), Some(expected), "{mode}");
         }
     }
 
@@ -169,7 +198,7 @@ mod tests {
         }
         assert_eq!(
             files("host=db dbname=kvs sslmode=require"),
-            Some(CatalogTlsFiles::default())
+            Some(CatalogTls::checked())
         );
         for (url, why) in [
             ("postgres://db/kvs?sslrootcert=/ca.pem", "need sslmode"),

@@ -65,26 +65,32 @@ pub fn acceptor(id: &Identity) -> Result<TlsAcceptor, ServerError> {
 /// The connector Oxbow's own outgoing HTTPS (notification webhooks) uses: the system's root
 /// certificates and any CA files given.
 pub fn client_connector(extra_cas: &[PathBuf]) -> Result<tokio_rustls::TlsConnector, ServerError> {
-    connector(extra_cas.iter(), None)
+    connector(extra_cas.iter(), None, true)
 }
 
 /// The connector for the PostgreSQL catalog: the system's roots, `--catalog-ca` and the URL's
-/// `sslrootcert`; the URL's `sslcert`/`sslkey` as the node's client certificate.
+/// `sslrootcert`; the URL's `sslcert`/`sslkey` as the node's client certificate; the host name
+/// checked unless the URL says `sslmode=verify-ca`.
 pub fn catalog_connector(
     extra_cas: &[PathBuf],
-    files: &oxbow_catalog::CatalogTlsFiles,
+    tls: &oxbow_catalog::CatalogTls,
 ) -> Result<tokio_rustls::TlsConnector, ServerError> {
-    let identity = files
+    let identity = tls
         .client_identity
         .as_ref()
         .map(|(cert, key)| Ok::<_, ServerError>((load_certs(cert)?, load_key(key)?)))
         .transpose()?;
-    connector(extra_cas.iter().chain(&files.root_cert), identity)
+    connector(
+        extra_cas.iter().chain(&tls.root_cert),
+        identity,
+        tls.check_host_name,
+    )
 }
 
 fn connector<'a>(
     extra_cas: impl Iterator<Item = &'a PathBuf>,
     identity: Option<(Vec<CertificateDer<'static>>, PrivateKeyDer<'static>)>,
+    check_host_name: bool,
 ) -> Result<tokio_rustls::TlsConnector, ServerError> {
     let mut roots = rustls::RootCertStore::empty();
     for cert in rustls_native_certs::load_native_certs().certs {
@@ -97,13 +103,74 @@ fn connector<'a>(
     }
     let builder = rustls::ClientConfig::builder_with_provider(provider())
         .with_safe_default_protocol_versions()
-        .map_err(tls_err)?
-        .with_root_certificates(roots);
+        .map_err(tls_err)?;
+    let builder = if check_host_name {
+        builder.with_root_certificates(roots)
+    } else {
+        let chain = rustls::client::WebPkiServerVerifier::builder_with_provider(
+            Arc::new(roots),
+            provider(),
+        )
+        .build()
+        .map_err(tls_err)?;
+        builder
+            .dangerous()
+            .with_custom_certificate_verifier(Arc::new(ChainOnly(chain)))
+    };
     let config = match identity {
         Some((certs, key)) => builder.with_client_auth_cert(certs, key).map_err(tls_err)?,
         None => builder.with_no_client_auth(),
     };
     Ok(tokio_rustls::TlsConnector::from(Arc::new(config)))
+}
+
+/// libpq's `verify-ca`: the certificate must chain to a trusted root, whatever host it names.
+/// rustls checks the chain before the name, so a name mismatch is the only error let through.
+#[derive(Debug)]
+struct ChainOnly(Arc<rustls::client::WebPkiServerVerifier>);
+
+impl rustls::client::danger::ServerCertVerifier for ChainOnly {
+    fn verify_server_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        intermediates: &[CertificateDer<'_>],
+        server_name: &rustls::pki_types::ServerName<'_>,
+        ocsp_response: &[u8],
+        now: rustls::pki_types::UnixTime,
+    ) -> Result<rustls::client::danger::ServerCertVerified, rustls::Error> {
+        use rustls::CertificateError::{NotValidForName, NotValidForNameContext};
+        match self
+            .0
+            .verify_server_cert(end_entity, intermediates, server_name, ocsp_response, now)
+        {
+            Err(rustls::Error::InvalidCertificate(
+                NotValidForName | NotValidForNameContext { .. },
+            )) => Ok(rustls::client::danger::ServerCertVerified::assertion()),
+            other => other,
+        }
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        self.0.verify_tls12_signature(message, cert, dss)
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        self.0.verify_tls13_signature(message, cert, dss)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
+        self.0.supported_verify_schemes()
+    }
 }
 
 /// The acceptor of the TURN-over-TLS listener: the main certificate, no ALPN (TURN clients

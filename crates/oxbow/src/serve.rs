@@ -43,9 +43,9 @@ pub struct ServeArgs {
     #[arg(long, env = "OXBOW_CATALOG")]
     catalog: Option<String>,
     /// A PEM CA file trusted, besides the system's roots, for the catalog's TLS: add
-    /// `?sslmode=require` (or verify-full) to --catalog to connect over TLS, always verifying
-    /// the server's certificate; the URL's `sslrootcert`, `sslcert` and `sslkey` work as in
-    /// psql (repeatable).
+    /// `?sslmode=require` (or verify-full, verify-ca) to --catalog to connect over TLS, always
+    /// verifying the server's certificate (and its name, but for verify-ca); the URL's
+    /// `sslrootcert`, `sslcert` and `sslkey` work as in psql (repeatable).
     #[arg(long = "catalog-ca", requires = "catalog")]
     catalog_cas: Vec<PathBuf>,
     /// Connections this node opens to the catalog for its statements, one more listening for
