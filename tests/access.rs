@@ -681,6 +681,68 @@ async fn sessions_are_sealed_not_stored() {
         .unwrap();
 }
 
+/// `oxbow admin rotate-session-key`: new sessions are sealed with a new key, the sessions of
+/// the key it replaced keep working (also after a restart), and a second rotation ends them;
+/// only root may rotate.
+#[tokio::test]
+async fn rotating_the_session_key_ends_the_oldest_sessions_at_the_second_rotation() {
+    let dir = common::temp_dir("rotation");
+    let server = TestServer::start_in(&dir, &[], true);
+    let arn = role(&server, "rotated", &allow(&["kinesisvideo:List*"], "*")).await;
+    let key_id = |c: &Creds| {
+        c.token
+            .as_ref()
+            .unwrap()
+            .split('.')
+            .nth(1)
+            .unwrap()
+            .to_string()
+    };
+    let first = assume_role(&server, &root(), &arn, "").unwrap();
+
+    let rotated = admin(&server, "RotateSessionKey", json!({})).await;
+    assert_eq!(rotated["PreviousKeyId"], json!(key_id(&first)), "{rotated}");
+    let second = assume_role(&server, &root(), &arn, "").unwrap();
+    assert_eq!(rotated["KeyId"], json!(key_id(&second)), "{rotated}");
+    assert_ne!(key_id(&first), key_id(&second));
+    lists(&server, &first).await.unwrap();
+    lists(&server, &second).await.unwrap();
+
+    // The rotation is in the data directory: a restart keeps both keys.
+    server.stop();
+    let server = TestServer::start_in(&dir, &[], true);
+    lists(&server, &first).await.unwrap();
+    lists(&server, &second).await.unwrap();
+
+    // Root only.
+    let ops = user(&server, "ops", &[allow(&["*"], "*")]).await;
+    let refused = common::request(
+        &server,
+        "POST",
+        "/admin/RotateSessionKey",
+        Some("application/json"),
+        b"{}",
+        &Signing {
+            key: &ops.key,
+            secret: &ops.secret,
+            ..Signing::default()
+        },
+    );
+    assert_eq!(refused.status, 401, "{}", refused.body);
+    assert!(
+        refused.body.contains("AccessDeniedException"),
+        "{}",
+        refused.body
+    );
+
+    admin(&server, "RotateSessionKey", json!({})).await;
+    assert_eq!(
+        lists(&server, &first).await.unwrap_err(),
+        ("UnrecognizedClientException".to_string(), 403)
+    );
+    lists(&server, &second).await.unwrap();
+}
+
 /// GetCallerIdentity names callers with the ids AWS uses: the account id for root, the user's
 /// `AIDA…` id, `AROA…:session` for a role session.
 #[tokio::test]

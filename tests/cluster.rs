@@ -33,6 +33,17 @@ fn client(
     aws_sdk_kinesisvideo::Client::from_conf(config)
 }
 
+/// A user `ops` who may list streams and assume roles, made on `server`: its key and secret.
+async fn ops_user(server: &TestServer) -> (String, String) {
+    admin(server, "CreateUser", json!({"UserName": "ops"})).await;
+    let doc = json!({"Version": "2012-10-17", "Statement": [{"Effect": "Allow",
+        "Action": ["kinesisvideo:ListStreams", "sts:AssumeRole"], "Resource": "*"}]});
+    attach_new_policy(server, "ops", &doc, "UserName", "ops").await;
+    let k = admin(server, "CreateAccessKey", json!({"UserName": "ops"})).await;
+    let field = |name: &str| k["AccessKey"][name].as_str().unwrap().to_string();
+    (field("AccessKeyId"), field("SecretAccessKey"))
+}
+
 /// Waits until `refused` says the call is refused on the other node; returns how long it took.
 async fn until_refused<F, Fut>(what: &str, mut refused: F) -> Duration
 where
@@ -97,18 +108,7 @@ async fn nodes_on_one_postgresql_catalog_act_as_one_service() {
     );
 
     // A user made on A works on B, judged by the policy attached on A.
-    admin(&a, "CreateUser", json!({"UserName": "ops"})).await;
-    let doc = json!({"Version": "2012-10-17", "Statement": [{"Effect": "Allow",
-        "Action": ["kinesisvideo:ListStreams", "sts:AssumeRole"], "Resource": "*"}]});
-    attach_new_policy(&a, "ops", &doc, "UserName", "ops").await;
-    let k = admin(&a, "CreateAccessKey", json!({"UserName": "ops"})).await;
-    let (id, secret) = (
-        k["AccessKey"]["AccessKeyId"].as_str().unwrap().to_string(),
-        k["AccessKey"]["SecretAccessKey"]
-            .as_str()
-            .unwrap()
-            .to_string(),
-    );
+    let (id, secret) = ops_user(&a).await;
     let ops_on_b = client(&b, &id, &secret, None);
     ops_on_b.list_streams().send().await.unwrap();
 
@@ -967,4 +967,54 @@ async fn a_node_reaches_a_catalog_that_wants_client_certificates_as_psql_would()
         common::stream_arn(&other.client(), "mutual").await,
         common::stream_arn(&node.client(), "mutual").await
     );
+}
+
+/// A session key rotated at one node reaches every node: new sessions sealed at A after B
+/// rotated carry B's new key and open at B; sessions of the replaced key still open at both;
+/// a second rotation (at A) ends them at B within a second.
+#[tokio::test]
+async fn a_session_key_rotated_at_one_node_seals_and_opens_at_every_node() {
+    let pg = pg::PgServer::start();
+    let url = pg.database("oxbow");
+    let (a, b) = (node(&url), node(&url));
+    let (id, secret) = ops_user(&a).await;
+    let role = admin(&a, "CreateRole", json!({"RoleName": "lister"})).await;
+    let role = role["Role"]["Arn"].as_str().unwrap().to_string();
+    let list = json!({"Version": "2012-10-17", "Statement": [{"Effect": "Allow",
+        "Action": "kinesisvideo:ListStreams", "Resource": "*"}]});
+    attach_new_policy(&a, "lister", &list, "RoleName", "lister").await;
+    let at = |server: &TestServer, s: &(String, String, String)| {
+        client(server, &s.0, &s.1, Some(s.2.clone()))
+    };
+    let key_id = |s: &(String, String, String)| s.2.split('.').nth(1).unwrap().to_string();
+
+    let first = aws_sdk_sts_like(&a, &id, &secret, &role);
+    let rotated = admin(&b, "RotateSessionKey", json!({})).await;
+    assert_eq!(rotated["PreviousKeyId"], json!(key_id(&first)), "{rotated}");
+    let new_key = rotated["KeyId"].as_str().unwrap().to_string();
+    // A seals with B's new key once the catalog's announcement reached it.
+    let deadline = Instant::now() + Duration::from_secs(1);
+    let second = loop {
+        let s = aws_sdk_sts_like(&a, &id, &secret, &role);
+        if key_id(&s) == new_key {
+            break s;
+        }
+        assert!(Instant::now() < deadline, "A still seals with the old key");
+        // (AssumeRole takes 20 calls a second per caller)
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    for server in [&a, &b] {
+        at(server, &first).list_streams().send().await.unwrap();
+        at(server, &second).list_streams().send().await.unwrap();
+    }
+
+    admin(&a, "RotateSessionKey", json!({})).await;
+    until_refused("a session of the oldest key", || async {
+        at(&b, &first).list_streams().send().await.is_err()
+    })
+    .await;
+    at(&a, &first).list_streams().send().await.unwrap_err();
+    for server in [&a, &b] {
+        at(server, &second).list_streams().send().await.unwrap();
+    }
 }

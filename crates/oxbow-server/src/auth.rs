@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use crate::sealed_sessions::Keyring;
+use crate::session_keys::SessionKeys;
 use oxbow_auth::{ParsedAuth, Request};
 use oxbow_catalog::{AccessKey, SESSION_ISSUED_TO};
 use oxbow_core::{time::now_ms, ApiError, ErrorKind};
@@ -64,11 +64,11 @@ pub struct KeyCache {
     region: String,
     entries: Mutex<KeyEntries>,
     /// Opens the temporary credentials this server sealed (they are in no table).
-    sealed: Keyring,
+    sealed: Arc<SessionKeys>,
 }
 
 impl KeyCache {
-    pub fn new(catalog: Arc<dyn Catalog>, region: &str, sealed: Keyring) -> Self {
+    pub fn new(catalog: Arc<dyn Catalog>, region: &str, sealed: Arc<SessionKeys>) -> Self {
         Self {
             catalog,
             region: region.to_string(),
@@ -79,7 +79,12 @@ impl KeyCache {
 
     /// Seals a new temporary key (its token and secret filled in): nothing is stored.
     pub fn seal(&self, key: AccessKey) -> AccessKey {
-        self.sealed.seal(key)
+        self.sealed.ring().seal(key)
+    }
+
+    /// The keys temporary credentials are sealed with, to rotate or reload them.
+    pub fn session_keys(&self) -> &SessionKeys {
+        &self.sealed
     }
 
     async fn get(&self, id: &str) -> Result<Option<Arc<AccessKey>>, ApiError> {
@@ -145,10 +150,13 @@ impl KeyCache {
         let parsed = oxbow_auth::parse(req)?;
         // A sealed session carries itself; anything else (long-term keys, sessions issued
         // before sessions were sealed) is in the catalog.
+        if let Some(token) = parsed.security_token.as_deref() {
+            self.sealed.learn_sealer_of(token).await;
+        }
         let sealed = parsed
             .security_token
             .as_deref()
-            .and_then(|t| self.sealed.open(t))
+            .and_then(|t| self.sealed.ring().open(t))
             .filter(|k| k.access_key_id == parsed.access_key_id);
         let key = match sealed {
             Some(k) => Arc::new(k),

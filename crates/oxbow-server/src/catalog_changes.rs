@@ -33,8 +33,12 @@ pub async fn follow(state: Arc<AppState>) {
     }
 }
 
-fn apply(state: &AppState, change: &CatalogChange) {
+fn apply(state: &Arc<AppState>, change: &CatalogChange) {
     match (change.table.as_deref(), change.key.as_deref()) {
+        // The session key was rotated at another node: seal and open with the new keys.
+        (Some("server_secrets"), Some(crate::session_keys::CURRENT_RECORD)) => {
+            reload_session_keys(state)
+        }
         (Some("access_keys"), Some(id)) => {
             state.keys.invalidate(id);
             state.authz.clear();
@@ -47,10 +51,20 @@ fn apply(state: &AppState, change: &CatalogChange) {
         // Users, roles, policies, revocations, IoT records: decisions may differ now.
         (Some(_), Some(_)) => state.authz.clear(),
         _ => {
+            reload_session_keys(state);
             state.keys.clear();
             state.authz.clear();
             state.authz.forget_all_arns();
         }
     }
     tracing::debug!(table = ?change.table, key = ?change.key, "catalog change from the cluster applied");
+}
+
+fn reload_session_keys(state: &Arc<AppState>) {
+    let state = Arc::clone(state);
+    tokio::spawn(async move {
+        if let Err(e) = state.keys.session_keys().reload().await {
+            tracing::warn!(error = %e, "cannot read the session keys again");
+        }
+    });
 }

@@ -27,6 +27,7 @@ mod ice;
 mod input;
 mod iot_control;
 mod iot_credentials;
+mod key_files;
 mod leases;
 mod listener;
 pub mod media;
@@ -37,6 +38,7 @@ mod reaper;
 mod relay;
 mod resource;
 mod sealed_sessions;
+mod session_keys;
 mod sessions;
 mod signaling;
 mod stall;
@@ -282,7 +284,7 @@ impl Server {
         let iot_server_ca = iot.as_ref().and_then(|l| l.server_ca.clone());
         let key = |file: &str| {
             let path = config.data_dir.join(file);
-            playback::load_or_create_key(&path).map_err(|source| ServerError::DataDir {
+            key_files::load_or_create_key(&path).map_err(|source| ServerError::DataDir {
                 path: path.display().to_string(),
                 source,
             })
@@ -301,14 +303,27 @@ impl Server {
         };
         // Temporary credentials: the current key seals, the previous one (if a rotation left
         // one) still verifies.
-        let previous = config.data_dir.join("session-credentials.previous.key");
+        let previous = config.data_dir.join(session_keys::PREVIOUS_FILE);
         let previous = previous
             .exists()
-            .then(|| key("session-credentials.previous.key"))
+            .then(|| key(session_keys::PREVIOUS_FILE))
             .transpose()?;
-        let sessions = shared("session-credentials", key("session-credentials.key")?).await?;
+        let sessions = shared(
+            session_keys::CURRENT_RECORD,
+            key(session_keys::CURRENT_FILE)?,
+        )
+        .await?;
+        let ring = sealed_sessions::Keyring::new(sessions, previous);
+        let sessions = if cluster {
+            let keys = session_keys::SessionKeys::in_catalog(ring, Arc::clone(&catalog));
+            // A rotation in the cluster's past left its previous key in the catalog.
+            keys.reload().await?;
+            keys
+        } else {
+            session_keys::SessionKeys::in_files(ring, config.data_dir.clone())
+        };
         let keys = state::ServerKeys {
-            sessions: sealed_sessions::Keyring::new(sessions, previous),
+            sessions: Arc::new(sessions),
             playback: shared("playback-session", key("playback-session.key")?).await?,
             webhook: shared("notification-webhook", key("notification-webhook.key")?).await?,
             webhook_tls: tls::client_connector(&config.webhook_cas)?,

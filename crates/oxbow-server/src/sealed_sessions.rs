@@ -12,6 +12,7 @@
 //! sessions issued before it (`admin/revocations.rs`), and expiry bounds the rest.
 
 use std::collections::BTreeMap;
+use std::sync::{Arc, RwLock};
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
 use base64::Engine;
@@ -22,9 +23,12 @@ use sha2::{Digest, Sha256};
 
 const PREFIX: &str = "OXS1";
 
-/// The keys sessions are sealed with: the current one seals, both verify.
+/// The keys sessions are sealed with: the current one seals, both verify. Clones share the
+/// keys, so a rotation reaches every holder at once.
 #[derive(Clone)]
-pub struct Keyring {
+pub struct Keyring(Arc<RwLock<Keys>>);
+
+struct Keys {
     current: Vec<u8>,
     previous: Option<Vec<u8>>,
 }
@@ -66,11 +70,41 @@ fn key_id(key: &[u8]) -> String {
 
 impl Keyring {
     pub fn new(current: Vec<u8>, previous: Option<Vec<u8>>) -> Self {
-        Self { current, previous }
+        Self(Arc::new(RwLock::new(Keys { current, previous })))
+    }
+
+    /// Puts other keys in place (a rotation, here or at another node of a cluster).
+    pub fn replace(&self, current: Vec<u8>, previous: Option<Vec<u8>>) {
+        *self.0.write().unwrap_or_else(|p| p.into_inner()) = Keys { current, previous };
+    }
+
+    pub fn previous(&self) -> Option<Vec<u8>> {
+        self.keys().previous.clone()
+    }
+
+    /// The public names of the current key and the previous one.
+    pub fn key_ids(&self) -> (String, Option<String>) {
+        let keys = self.keys();
+        (key_id(&keys.current), keys.previous.as_deref().map(key_id))
+    }
+
+    /// Whether one of the keys has the name `token` says sealed it (a token of a key rotated
+    /// in at another node does not, until this node reads that key).
+    pub fn knows_sealer_of(&self, token: &str) -> bool {
+        let Some(kid) = token.strip_prefix(PREFIX).and_then(|t| t.split('.').nth(1)) else {
+            return true;
+        };
+        let keys = self.keys();
+        key_id(&keys.current) == kid || keys.previous.as_deref().is_some_and(|k| key_id(k) == kid)
+    }
+
+    fn keys(&self) -> std::sync::RwLockReadGuard<'_, Keys> {
+        self.0.read().unwrap_or_else(|p| p.into_inner())
     }
 
     /// Seals a session: fills in its token and its secret access key.
     pub fn seal(&self, mut key: AccessKey) -> AccessKey {
+        let keys = self.keys();
         let payload = Payload {
             access_key_id: key.access_key_id.clone(),
             principal: key.principal.clone(),
@@ -80,12 +114,12 @@ impl Keyring {
             session_policy: key.session_policy.clone(),
         };
         let body = B64.encode(serde_json::to_vec(&payload).unwrap_or_default());
-        let kid = key_id(&self.current);
+        let kid = key_id(&keys.current);
         let seal = B64.encode(mac(
-            &self.current,
+            &keys.current,
             &[b"seal", kid.as_bytes(), body.as_bytes()],
         ));
-        key.secret_access_key = secret(&self.current, &body);
+        key.secret_access_key = secret(&keys.current, &body);
         key.session_token = Some(format!("{PREFIX}.{kid}.{body}.{seal}"));
         key
     }
@@ -103,7 +137,8 @@ impl Keyring {
         ) else {
             return None;
         };
-        let key = [Some(&self.current), self.previous.as_ref()]
+        let keys = self.keys();
+        let key = [Some(&keys.current), keys.previous.as_ref()]
             .into_iter()
             .flatten()
             .find(|k| key_id(k) == kid)?;
@@ -200,5 +235,27 @@ mod tests {
         // Rotated twice, the oldest key is gone.
         let again = Keyring::new(vec![3; 32], Some(vec![2; 32]));
         assert!(again.open(&token).is_none());
+    }
+
+    #[test]
+    fn a_replacement_reaches_every_clone_and_names_the_keys() {
+        let ring = Keyring::new(vec![1; 32], None);
+        let held = ring.clone();
+        let token = ring.seal(session()).session_token.unwrap();
+        assert!(held.knows_sealer_of(&token));
+        held.replace(vec![2; 32], Some(vec![1; 32]));
+        let (current, previous) = ring.key_ids();
+        assert_eq!(previous.as_deref(), Some(key_id(&[1; 32]).as_str()));
+        assert_eq!(current, key_id(&[2; 32]));
+        // Sealed with the new key now, the old token still opens.
+        let newer = ring.seal(session()).session_token.unwrap();
+        assert!(newer.starts_with(&format!("OXS1.{current}.")));
+        assert!(ring.open(&token).is_some());
+        ring.replace(vec![3; 32], Some(vec![2; 32]));
+        assert!(!held.knows_sealer_of(&token));
+        assert!(held.open(&token).is_none());
+        assert!(held.open(&newer).is_some());
+        // Not a sealed token: nothing to look up.
+        assert!(held.knows_sealer_of("FwoGZXIvYXdzEJr"));
     }
 }

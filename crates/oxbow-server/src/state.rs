@@ -135,7 +135,7 @@ pub struct ServerKeys {
     /// Seals streaming session tokens.
     pub playback: Vec<u8>,
     /// Seals temporary credentials (STS, IoT, camera URLs).
-    pub sessions: crate::sealed_sessions::Keyring,
+    pub sessions: Arc<crate::session_keys::SessionKeys>,
     /// Signs notification webhooks.
     pub webhook: Vec<u8>,
     /// Trusts https:// webhooks.

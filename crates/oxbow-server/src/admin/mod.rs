@@ -147,6 +147,7 @@ actions! {
     "AttachThingPrincipal" => |s, a| iot::attach_thing(s, a, true),
     "DetachThingPrincipal" => |s, a| iot::attach_thing(s, a, false),
     "RevokeSessions" => revocations::revoke_sessions,
+    "RotateSessionKey" => |s, _| revocations::rotate_session_key(s),
     "ListRevocations" => |s, _| revocations::list_revocations(s),
     "AddCameraOwner" => owners::add,
     "ListCameraOwners" => owners::list,

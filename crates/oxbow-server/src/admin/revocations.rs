@@ -1,6 +1,8 @@
 //! Revoking temporary credentials: every session issued to a role, to a user (and the role
 //! sessions it obtained), or to anyone before a time is refused from then on. Sessions carry
 //! themselves (sealed tokens), so a revocation is one record per principal, not per session.
+//! Rotating the key they are sealed with ends, at the second rotation, every session the
+//! oldest key sealed.
 
 use oxbow_catalog::{CatalogError, RevocationRecord};
 use oxbow_core::time::{ms_to_json_seconds, now_ms};
@@ -67,4 +69,11 @@ pub async fn revoke_sessions(state: &AppState, a: &Args) -> Result<Value, ApiErr
 pub async fn list_revocations(state: &AppState) -> Result<Value, ApiError> {
     let all = all(state.catalog.revocations()).await?;
     Ok(json!({ "Revocations": all.iter().map(revocation_json).collect::<Vec<_>>() }))
+}
+
+/// A new key seals temporary credentials from now on; the one it replaces still opens its
+/// sessions; the one before that opens nothing more (see `session_keys`).
+pub async fn rotate_session_key(state: &AppState) -> Result<Value, ApiError> {
+    let (current, previous) = state.keys.session_keys().rotate().await?;
+    Ok(json!({ "KeyId": current, "PreviousKeyId": previous }))
 }

@@ -13,8 +13,6 @@ mod segments;
 mod select;
 mod session;
 
-pub use session::load_or_create_key;
-
 use std::sync::Arc;
 
 use http::Method;

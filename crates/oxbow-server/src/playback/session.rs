@@ -137,34 +137,6 @@ impl Session {
     }
 }
 
-/// The key session tokens are sealed with: kept in the data directory, so sessions outlive a
-/// restart, and created on first start.
-pub fn load_or_create_key(path: &std::path::Path) -> std::io::Result<Vec<u8>> {
-    if let Ok(text) = std::fs::read_to_string(path) {
-        if let Ok(key) = hex::decode(text.trim()) {
-            if key.len() >= 32 {
-                return Ok(key);
-            }
-        }
-    }
-    let key: [u8; 32] = rand::random();
-    let tmp = path.with_extension("tmp");
-    {
-        use std::io::Write;
-        #[cfg(unix)]
-        use std::os::unix::fs::OpenOptionsExt;
-        let mut opts = std::fs::OpenOptions::new();
-        opts.write(true).create(true).truncate(true);
-        #[cfg(unix)]
-        opts.mode(0o600);
-        let mut f = opts.open(&tmp)?;
-        f.write_all(hex::encode(key).as_bytes())?;
-        f.sync_all()?;
-    }
-    std::fs::rename(&tmp, path)?;
-    Ok(key.to_vec())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
