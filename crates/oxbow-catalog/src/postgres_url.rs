@@ -50,10 +50,9 @@ impl CatalogUrl {
     /// that the server's certificate chains to a trusted root, and but for `verify-ca` that it
     /// names the host (`require` is checked as `verify-full`, not left unchecked as libpq
     /// leaves it: a catalog holds every credential of the deployment). `disable`, `allow`,
-    /// `prefer` or none
-    /// connect without TLS (`prefer` would otherwise fail against the self-signed
-    /// certificate many installations enable by default). A URL in libpq's key=value form
-    /// goes to tokio-postgres unchanged.
+    /// `prefer` or none connect without TLS (`prefer` would otherwise fail against the
+    /// self-signed certificate many installations enable by default). A URL in libpq's
+    /// key=value form goes to tokio-postgres unchanged.
     pub fn parse(url: &str) -> Result<Self, CatalogError> {
         let invalid = |why: String| CatalogError::Storage(format!("catalog URL: {why}").into());
         let is_url = url.starts_with("postgres://") || url.starts_with("postgresql://");
