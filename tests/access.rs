@@ -864,7 +864,8 @@ async fn a_recreated_role_is_not_the_role_old_sessions_were_issued_for() {
 /// way (a Deny on `aws:TokenIssueTime` in the role's policy) works as it does on AWS.
 #[tokio::test]
 async fn sessions_are_revoked_by_user_by_role_or_by_time() {
-    let server = TestServer::start();
+    // (its own directory: the server restarts on it)
+    let server = TestServer::start_in(&common::temp_dir("revocations"), &[], true);
     let arn = role(&server, "worker", &allow(&["kinesisvideo:List*"], "*")).await;
     let alice = user(&server, "alice", &[allow(&["sts:AssumeRole"], "*")]).await;
     let revoked = Err(("UnrecognizedClientException".to_string(), 403));

@@ -158,7 +158,8 @@ async fn notify_to(server: &TestServer, stream: &str, uri: &str) {
 
 #[tokio::test]
 async fn a_notification_the_webhook_refuses_is_retried_then_kept_as_a_dead_letter() {
-    let server = TestServer::start();
+    // (its own directory: the server restarts on it)
+    let server = TestServer::start_in(&common::temp_dir("dead-letters"), &[], true);
     create_stream_with(&server, "cam", 24).await;
     let (hook, mut received) = webhook(500).await;
     notify_to(&server, "cam", &hook).await;

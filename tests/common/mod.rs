@@ -40,6 +40,9 @@ pub struct TestServer {
     pub data_dir: PathBuf,
     /// Everything the server printed on stdout up to readiness.
     pub banner: String,
+    /// The data directory is this server's own (made by [`TestServer::start_with`]), removed
+    /// when it ends: a test run would otherwise leave hundreds of megabytes behind.
+    owns_data_dir: bool,
 }
 
 impl TestServer {
@@ -49,7 +52,9 @@ impl TestServer {
     }
 
     pub fn start_with(args: &[&str]) -> Self {
-        Self::start_in(&temp_dir("srv"), args, true)
+        let mut server = Self::start_in(&temp_dir("srv"), args, true);
+        server.owns_data_dir = true;
+        server
     }
 
     /// Starts on `data_dir`; `fixed_keys` sets the test root key through the environment.
@@ -117,6 +122,7 @@ impl TestServer {
             url,
             data_dir: data_dir.to_path_buf(),
             banner,
+            owns_data_dir: false,
         }
     }
 
@@ -148,6 +154,7 @@ impl TestServer {
             .arg(self.child.id().to_string())
             .status();
         let status = self.child.wait().unwrap();
+        self.remove_own_data_dir();
         std::mem::forget(self);
         status
     }
@@ -174,6 +181,15 @@ impl Drop for TestServer {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+        self.remove_own_data_dir();
+    }
+}
+
+impl TestServer {
+    fn remove_own_data_dir(&self) {
+        if self.owns_data_dir {
+            let _ = std::fs::remove_dir_all(&self.data_dir);
+        }
     }
 }
 
