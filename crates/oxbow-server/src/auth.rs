@@ -150,14 +150,11 @@ impl KeyCache {
         let parsed = oxbow_auth::parse(req)?;
         // A sealed session carries itself; anything else (long-term keys, sessions issued
         // before sessions were sealed) is in the catalog.
-        if let Some(token) = parsed.security_token.as_deref() {
-            self.sealed.learn_sealer_of(token).await;
+        let sealed = match parsed.security_token.as_deref() {
+            Some(token) => self.sealed.open(token).await,
+            None => None,
         }
-        let sealed = parsed
-            .security_token
-            .as_deref()
-            .and_then(|t| self.sealed.ring().open(t))
-            .filter(|k| k.access_key_id == parsed.access_key_id);
+        .filter(|k| k.access_key_id == parsed.access_key_id);
         let key = match sealed {
             Some(k) => Arc::new(k),
             None => self

@@ -9,7 +9,7 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use oxbow_catalog::{Catalog, CatalogError, SecretRecord};
+use oxbow_catalog::{AccessKey, Catalog, CatalogError, SecretRecord};
 use oxbow_core::time::now_ms;
 use oxbow_core::{ApiError, ErrorKind};
 
@@ -118,10 +118,19 @@ impl SessionKeys {
         Ok(())
     }
 
-    /// Before opening `token`: if a key this node does not know sealed it, and the keys were
-    /// not read in the last second, reads them (a rotation at another node whose announcement
-    /// has not arrived yet).
-    pub async fn learn_sealer_of(&self, token: &str) {
+    /// The session `token` carries, if one of the keys sealed it. A token that does not open
+    /// because a key this node does not know sealed it (a rotation at another node whose
+    /// announcement has not arrived yet) makes the node read the keys, if it did not in the
+    /// last second, and try once more; a token that opens costs one try.
+    pub async fn open(&self, token: &str) -> Option<AccessKey> {
+        if let Some(key) = self.ring.open(token) {
+            return Some(key);
+        }
+        self.learn_sealer_of(token).await;
+        self.ring.open(token)
+    }
+
+    async fn learn_sealer_of(&self, token: &str) {
         if !matches!(self.home, Home::Catalog(_)) || self.ring.knows_sealer_of(token) {
             return;
         }
@@ -190,7 +199,6 @@ async fn rotate_in_catalog(catalog: &dyn Catalog, new: &[u8]) -> Result<(), Cata
 #[cfg(test)]
 mod tests {
     use super::*;
-    use oxbow_catalog::AccessKey;
 
     fn session() -> AccessKey {
         AccessKey {
@@ -237,8 +245,7 @@ mod tests {
         let new = x.ring().seal(session()).session_token.unwrap();
         assert!(new.contains(&current));
         assert!(y.ring().open(&new).is_none(), "y has not read the keys yet");
-        y.learn_sealer_of(&new).await;
-        assert!(y.ring().open(&new).is_some());
+        assert!(y.open(&new).await.is_some());
         assert!(y.ring().open(&old).is_some());
         assert_eq!(y.ring().key_ids(), (current, previous));
 
@@ -246,11 +253,9 @@ mod tests {
         // read the keys yet; after the second it does.
         x.rotate().await.unwrap();
         let newest = x.ring().seal(session()).session_token.unwrap();
-        y.learn_sealer_of(&newest).await;
-        assert!(y.ring().open(&newest).is_none());
+        assert!(y.open(&newest).await.is_none());
         *y.last_reload.lock().unwrap() = Some(Instant::now() - RELOAD_AT_MOST_EVERY);
-        y.learn_sealer_of(&newest).await;
-        assert!(y.ring().open(&newest).is_some());
+        assert!(y.open(&newest).await.is_some());
         assert!(y.ring().open(&old).is_none(), "the oldest key is gone");
         let _ = std::fs::remove_dir_all(&dir);
     }
