@@ -74,7 +74,7 @@ fn payload(table: &str, key: &str) -> String {
 
 struct Pool {
     config: Config,
-    /// A connector when the URL says `sslmode=require`.
+    /// A connector when the URL asks for TLS.
     tls: PgTls,
     conns: Vec<tokio::sync::Mutex<Option<Client>>>,
     next: AtomicUsize,
@@ -337,16 +337,18 @@ impl PostgresCatalog {
     /// schema migrations and starts listening for other nodes' changes. Without TLS: a URL
     /// with `sslmode=require` is refused (see [`PostgresCatalog::connect_with`]).
     pub async fn connect(url: &str) -> Result<Self, CatalogError> {
-        Self::connect_with(url, PostgresOptions::default()).await
+        Self::connect_with(&CatalogUrl::parse(url)?, PostgresOptions::default()).await
     }
 
     /// [`PostgresCatalog::connect`], over TLS when the URL says `sslmode=require`,
     /// `verify-ca` or `verify-full` (other modes connect without TLS; see
     /// [`CatalogUrl::parse`]), with at most `options.connections` connections at once.
-    pub async fn connect_with(url: &str, options: PostgresOptions) -> Result<Self, CatalogError> {
-        let parsed = CatalogUrl::parse(url)?;
+    pub async fn connect_with(
+        url: &CatalogUrl,
+        options: PostgresOptions,
+    ) -> Result<Self, CatalogError> {
         let pool_size = options.connections.max(1);
-        let tls = match (parsed.tls(), options.tls) {
+        let tls = match (url.tls(), options.tls) {
             (None, _) => PgTls(None),
             (Some(_), Some(tls)) => PgTls(Some(tls)),
             (Some(_), None) => {
@@ -355,7 +357,7 @@ impl PostgresCatalog {
                 ))
             }
         };
-        let config = parsed.config;
+        let config = url.config.clone();
         let mut first = connect(&config, &tls).await?;
         migrate(&mut first).await?;
         let mut conns = Vec::with_capacity(pool_size);

@@ -1,5 +1,5 @@
-//! TLS to PostgreSQL (`sslmode=require` in the catalog URL) over the rustls the server already
-//! uses, so no second TLS stack is built. The server's certificate is always verified (against
+//! TLS to PostgreSQL (when the catalog URL asks for it, see `postgres_url`) over the rustls
+//! the server already uses, so no second TLS stack is built. The server's certificate is always verified (against
 //! the roots the connector was given): a catalog holds every credential of the deployment, and
 //! an unverified connection would hand them to whoever sits in between. The connector comes
 //! from the caller, which knows the system's roots and any CA files configured.
@@ -16,7 +16,7 @@ use tokio_rustls::rustls::pki_types::ServerName;
 use tokio_rustls::TlsConnector;
 
 /// Makes a TLS handshake per catalog connection, or none: without a connector the URL did not
-/// say `sslmode=require`, tokio-postgres is told not to use TLS, and so never asks for a
+/// ask for TLS, tokio-postgres is told not to use TLS, and so never asks for a
 /// handshake. One type for both keeps one connection path.
 #[derive(Clone)]
 pub struct PgTls(pub Option<TlsConnector>);

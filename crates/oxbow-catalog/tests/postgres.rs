@@ -9,7 +9,7 @@ mod pg;
 use std::time::{Duration, Instant};
 
 use oxbow_catalog::{
-    AccessKey, Catalog, CatalogChange, CatalogError, PostgresCatalog, PostgresOptions,
+    AccessKey, Catalog, CatalogChange, CatalogError, CatalogUrl, PostgresCatalog, PostgresOptions,
 };
 
 fn key(id: &str) -> AccessKey {
@@ -172,8 +172,9 @@ async fn sslmode_require_connects_over_verified_tls() {
     let server = pg::PgServer::start_tls(&cert_pem, &key_pem);
     let url = server.database("tls");
     let tls_url = format!("{url}?sslmode=require");
+    let tls = CatalogUrl::parse(&tls_url).unwrap();
 
-    let cat = PostgresCatalog::connect_with(&tls_url, over_tls(&ca))
+    let cat = PostgresCatalog::connect_with(&tls, over_tls(&ca))
         .await
         .unwrap();
     listening(&cat).await;
@@ -181,13 +182,13 @@ async fn sslmode_require_connects_over_verified_tls() {
         .insert(key("AKIATLS"), u64::MAX)
         .await
         .unwrap();
-    let other = PostgresCatalog::connect_with(&tls_url, over_tls(&ca))
+    let other = PostgresCatalog::connect_with(&tls, over_tls(&ca))
         .await
         .unwrap();
     assert!(other.access_keys().get("AKIATLS").await.unwrap().is_some());
 
     let (stranger, _, _) = pg::tls_identity("Another CA");
-    let refused = PostgresCatalog::connect_with(&tls_url, over_tls(&stranger))
+    let refused = PostgresCatalog::connect_with(&tls, over_tls(&stranger))
         .await
         .err()
         .expect("a certificate from another CA is refused");
@@ -221,7 +222,11 @@ async fn a_node_holds_no_more_connections_than_it_was_given() {
         connections: 2,
         ..Default::default()
     };
-    let cat = std::sync::Arc::new(PostgresCatalog::connect_with(&url, options).await.unwrap());
+    let cat = std::sync::Arc::new(
+        PostgresCatalog::connect_with(&CatalogUrl::parse(&url).unwrap(), options)
+            .await
+            .unwrap(),
+    );
     listening(&cat).await;
     let tasks: Vec<_> = (0..64)
         .map(|i| {

@@ -15,8 +15,8 @@ pub struct ServerConfig {
     /// A cluster's shared catalog (`postgres://…`); `None` for the embedded SQLite catalog in
     /// `data_dir`.
     pub catalog_url: Option<String>,
-    /// PEM CA files trusted, besides the system's roots, for the catalog's TLS
-    /// (`sslmode=require`).
+    /// PEM CA files trusted, besides the system's roots, for the catalog's TLS (when its URL
+    /// asks for TLS).
     pub catalog_cas: Vec<PathBuf>,
     /// Connections to the PostgreSQL catalog for statements (one more listens).
     pub catalog_connections: usize,

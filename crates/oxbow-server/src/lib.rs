@@ -186,7 +186,8 @@ impl Server {
         })?;
         let catalog: Arc<dyn Catalog> = match &config.catalog_url {
             Some(url) => {
-                let tls = match oxbow_catalog::CatalogUrl::parse(url)?.tls() {
+                let url = oxbow_catalog::CatalogUrl::parse(url)?;
+                let tls = match url.tls() {
                     Some(files) => Some(tls::catalog_connector(&config.catalog_cas, files)?),
                     None => None,
                 };
@@ -194,7 +195,7 @@ impl Server {
                     tls,
                     connections: config.catalog_connections,
                 };
-                Arc::new(PostgresCatalog::connect_with(url, options).await?)
+                Arc::new(PostgresCatalog::connect_with(&url, options).await?)
             }
             None => Arc::new(SqliteCatalog::open(
                 &config.data_dir.join("catalog.sqlite"),
